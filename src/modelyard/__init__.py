@@ -1,0 +1,97 @@
+"""modelyard: reproducible training, registry and serving for tabular supervised models.
+
+The verbs of the command line are functions here::
+
+    import modelyard
+    result = modelyard.train("examples/house-prices")
+    modelyard.promote(result.ref, reason="first model")
+    modelyard.reproduce(result.ref).matches
+
+Imports are lazy: ``import modelyard`` loads neither pandas nor scikit-learn.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from modelyard.api import (
+        diff,
+        evaluate,
+        init,
+        list_models,
+        load_model,
+        open_registry,
+        promote,
+        quickstart,
+        reproduce,
+        rollback,
+        show,
+        train,
+    )
+    from modelyard.errors import (
+        DataError,
+        DataValidationError,
+        GateFailed,
+        IntegrityError,
+        MissingExtraError,
+        ModelNotFoundError,
+        ModelyardError,
+        PromotionRefused,
+        RegistryError,
+        ReproductionMismatch,
+        SpecError,
+    )
+    from modelyard.settings import Settings
+    from modelyard.spec import ProjectSpec, load_spec
+
+__all__ = [
+    "DataError",
+    "DataValidationError",
+    "GateFailed",
+    "IntegrityError",
+    "MissingExtraError",
+    "ModelNotFoundError",
+    "ModelyardError",
+    "ProjectSpec",
+    "PromotionRefused",
+    "RegistryError",
+    "ReproductionMismatch",
+    "Settings",
+    "SpecError",
+    "diff",
+    "evaluate",
+    "init",
+    "list_models",
+    "load_model",
+    "load_spec",
+    "open_registry",
+    "promote",
+    "quickstart",
+    "reproduce",
+    "rollback",
+    "show",
+    "train",
+]
+
+_HOMES = {
+    "modelyard.errors": [
+        n for n in __all__ if n[0].isupper() and n not in ("ProjectSpec", "Settings")
+    ],
+    "modelyard.settings": ["Settings"],
+    "modelyard.spec": ["ProjectSpec", "load_spec"],
+}
+
+
+def __getattr__(name: str) -> Any:
+    for module, names in _HOMES.items():
+        if name in names:
+            return getattr(importlib.import_module(module), name)
+    if name in __all__:
+        return getattr(importlib.import_module("modelyard.api"), name)
+    raise AttributeError(f"module 'modelyard' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,5 @@
+"""``python -m modelyard``: the command line."""
+
+from modelyard.cli import main
+
+main()

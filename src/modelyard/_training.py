@@ -1,0 +1,354 @@
+"""Train: data layer → feature layer → scoring layer → evaluation layer → registry.
+
+``build`` is the deterministic part (read, split, fit, predict on the evaluation rows);
+``train`` adds evaluation, lineage and registration. ``reproduce`` runs ``build`` again
+from a version's lineage and compares.
+"""
+
+from __future__ import annotations
+
+import difflib
+import io
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from modelyard._evaluate import Reference, evaluate_rows
+from modelyard._progress import NullProgress, Progress
+from modelyard.data.schema import DataSchema, infer_schema
+from modelyard.data.snapshot import frame_digest, frame_to_parquet
+from modelyard.data.sources import describe_source, read_source
+from modelyard.data.split import split_rows
+from modelyard.errors import ModelNotFoundError, SpecError
+from modelyard.evaluation.report import EvaluationReport
+from modelyard.features.build import FeaturePlan, feature_definition_hash, plan_features
+from modelyard.models.artifacts import dump_pipeline, load_pipeline
+from modelyard.models.estimators import estimator_structure
+from modelyard.models.fit import Predictions, build_pipeline, fit_pipeline, predict
+from modelyard.registry.lineage import capture_environment, capture_git, predictions_fingerprint
+from modelyard.registry.registry import ArtifactInput, ModelVersion, Registry
+from modelyard.spec import ProjectSpec, spec_digest, spec_to_dict
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
+__all__ = ["Build", "TrainResult", "build", "load_version_pipeline", "train", "evaluation_frame"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Build:
+    """A fitted pipeline and everything needed to evaluate and record it."""
+
+    spec: ProjectSpec
+    project_dir: Path
+    frame: pd.DataFrame
+    snapshot_digest: str
+    train_rows: np.ndarray
+    eval_rows: np.ndarray
+    plan: FeaturePlan
+    feature_hash: str
+    pipeline: Pipeline
+    predictions: Predictions
+    fingerprint: str
+    fit_seconds: float
+
+    @property
+    def eval_frame(self) -> pd.DataFrame:
+        """The evaluation rows, target included."""
+        return self.frame.iloc[self.eval_rows].reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What ``train`` registered: the version, its report and whether its gates passed."""
+
+    version: ModelVersion
+    report: EvaluationReport
+
+    @property
+    def ref(self) -> str:
+        """``NAME:VERSION`` of the registered version."""
+        return self.version.ref
+
+    @property
+    def passed(self) -> bool:
+        """Whether every gate passed (only then is the version promotable)."""
+        return self.report.passed
+
+
+def build(
+    spec: ProjectSpec,
+    project_dir: Path,
+    frame: pd.DataFrame,
+    *,
+    progress: Progress | None = None,
+) -> Build:
+    """Split ``frame``, fit the spec's pipeline on the training rows, predict the rest."""
+    from modelyard.data.schema import check_target
+
+    progress = progress or NullProgress()
+    check_target(frame, spec.target, spec.task)
+    _check_columns_exist(spec, frame)
+    with progress.step("splitting rows"):
+        train_rows, eval_rows = split_rows(
+            frame,
+            spec.split,
+            target=spec.target,
+            task=spec.task,
+            seed=spec.seed,
+            timestamp_column=spec.data.timestamp_column,
+        )
+    plan = plan_features(spec, frame)
+    feature_hash = feature_definition_hash(spec, plan, project_dir=project_dir)
+    pipeline = build_pipeline(spec, plan, project_dir=project_dir)
+    train = frame.iloc[train_rows]
+    with progress.step(f"fitting {spec.model.estimator.rsplit('.', 1)[-1]} on {len(train):,} rows"):
+        started = time.perf_counter()
+        with _project_on_path(project_dir):
+            fit_pipeline(pipeline, train, train[spec.target], spec=spec)
+        fit_seconds = time.perf_counter() - started
+    with progress.step(f"predicting {len(eval_rows):,} evaluation rows"):
+        predictions = predict(pipeline, frame.iloc[eval_rows])
+    return Build(
+        spec=spec,
+        project_dir=project_dir,
+        frame=frame,
+        snapshot_digest="",
+        train_rows=train_rows,
+        eval_rows=eval_rows,
+        plan=plan,
+        feature_hash=feature_hash,
+        pipeline=pipeline,
+        predictions=predictions,
+        fingerprint=predictions_fingerprint(predictions.values, predictions.proba),
+        fit_seconds=fit_seconds,
+    )
+
+
+def train(
+    spec: ProjectSpec,
+    project_dir: Path,
+    registry: Registry,
+    *,
+    actor: str,
+    spec_path: Path | None = None,
+    progress: Progress | None = None,
+) -> TrainResult:
+    """Train, evaluate and register one version of ``spec.name``.
+
+    A version whose gates fail is registered all the same, with its report and
+    ``gates_passed = False``: it can be inspected and diffed, but not promoted
+    without an explicit override.
+    """
+    progress = progress or NullProgress()
+    progress.start(7)
+    started_at = datetime.now(UTC)
+    clock = time.perf_counter()
+    with progress.step(f"reading {spec.data.source.path or 'SQL source'}"):
+        frame = read_source(spec.data, base_dir=project_dir)
+    with progress.step(f"snapshotting {len(frame):,} rows"):
+        digest = frame_digest(frame)
+    result = build(spec, project_dir, frame, progress=progress)
+    with progress.step("evaluating against baseline and production"):
+        reference = _production_reference(registry, spec.name)
+        report = evaluate_rows(
+            spec,
+            model=spec.name,
+            version=None,
+            rows=result.eval_frame,
+            predictions=result.predictions,
+            y_train=frame[spec.target].iloc[result.train_rows],
+            reference=reference,
+            id_columns=_present(spec.data.id_columns, frame),
+        )
+    with progress.step("registering the version"):
+        schema = infer_schema(
+            frame[_schema_columns(spec, result.plan, frame)],
+            categorical=result.plan.categorical,
+        )
+        lineage = _lineage(spec, result, schema, digest, project_dir, spec_path)
+        lineage["training"] = {
+            "started_at": started_at.isoformat(),
+            "fit_seconds": round(result.fit_seconds, 3),
+            "total_seconds": round(time.perf_counter() - clock, 3),
+        }
+        model_bytes, trusted = dump_pipeline(result.pipeline)
+        artifacts = {
+            "model": ArtifactInput(
+                data=model_bytes, media_type="application/x-skops", extra={"trusted": trusted}
+            ),
+            "snapshot": ArtifactInput(
+                data=frame_to_parquet(frame),
+                media_type="application/vnd.apache.parquet",
+                extra={"content_digest": digest, "rows": len(frame)},
+            ),
+            "evaluation": ArtifactInput(
+                data=_evaluation_table(spec, result),
+                media_type="application/vnd.apache.parquet",
+                extra={"rows": len(result.eval_rows)},
+            ),
+        }
+        version = registry.register_version(
+            spec.name,
+            artifacts=artifacts,
+            spec=spec_to_dict(spec),
+            lineage=lineage,
+            metrics=_finite(report.metrics),
+            report=_finite(report.model_dump(mode="json")),
+            gates_passed=report.passed,
+            actor=actor,
+            description=spec.description,
+        )
+    report = report.model_copy(update={"version": version.version})
+    return TrainResult(version=version, report=report)
+
+
+def load_version_pipeline(registry: Registry, version: ModelVersion) -> Pipeline:
+    """Load a version's fitted pipeline, refusing bytes whose checksum does not match."""
+    record = version.artifacts["model"]
+    data = registry.read_artifact(version, "model")
+    project_dir = version.lineage.get("project_dir")
+    with _project_on_path(Path(project_dir) if project_dir else None):
+        return load_pipeline(data, trusted=list(record.extra.get("trusted", [])))
+
+
+def evaluation_frame(registry: Registry, version: ModelVersion) -> pd.DataFrame:
+    """The rows a version was evaluated on, from its frozen snapshot."""
+    from modelyard.data.snapshot import frame_from_parquet
+
+    snapshot = frame_from_parquet(registry.read_artifact(version, "snapshot"))
+    table = frame_from_parquet(registry.read_artifact(version, "evaluation"))
+    rows = table["row"].to_numpy()
+    return snapshot.iloc[rows].reset_index(drop=True)
+
+
+def _production_reference(registry: Registry, name: str) -> Reference | None:
+    try:
+        production = registry.get_version(f"{name}@production")
+    except ModelNotFoundError:
+        return None
+    return Reference(ref=production.ref, pipeline=load_version_pipeline(registry, production))
+
+
+def _lineage(
+    spec: ProjectSpec,
+    result: Build,
+    schema: DataSchema,
+    digest: str,
+    project_dir: Path,
+    spec_path: Path | None,
+) -> dict[str, Any]:
+    return {
+        "project_dir": str(project_dir.absolute()),
+        "spec_path": str(spec_path) if spec_path else None,
+        "spec_digest": spec_digest(spec_to_dict(spec)),
+        "seed": spec.seed,
+        "data": {
+            "source": describe_source(spec.data, base_dir=project_dir),
+            "snapshot_digest": digest,
+            "rows": len(result.frame),
+            "columns": list(result.frame.columns),
+            "train_rows": len(result.train_rows),
+            "eval_rows": len(result.eval_rows),
+        },
+        "features": {
+            "definition_hash": result.feature_hash,
+            "feature_order": list(result.plan.input_columns),
+            "numeric": list(result.plan.numeric),
+            "categorical": list(result.plan.categorical),
+        },
+        "model": {
+            "estimator": spec.model.estimator,
+            "hyperparameters": spec.model.params,
+            "structure": estimator_structure(result.pipeline.named_steps["model"]),
+        },
+        "schema": schema.model_dump(mode="json"),
+        "code": capture_git(project_dir),
+        "environment": capture_environment(),
+        "predictions": {"fingerprint": result.fingerprint, "rows": len(result.eval_rows)},
+    }
+
+
+def _evaluation_table(spec: ProjectSpec, result: Build) -> bytes:
+    """Evaluation rows (positions in the snapshot), their ids, target and predictions."""
+    table = pd.DataFrame({"row": result.eval_rows.astype("int64")})
+    for column in _present(spec.data.id_columns, result.frame):
+        table[column] = result.frame[column].iloc[result.eval_rows].to_numpy()
+    table["target"] = result.frame[spec.target].iloc[result.eval_rows].to_numpy()
+    table["prediction"] = result.predictions.values
+    if result.predictions.proba is not None and result.predictions.classes is not None:
+        for index, label in enumerate(result.predictions.classes):
+            table[f"proba_{label}"] = result.predictions.proba[:, index]
+    buffer = io.BytesIO()
+    table.to_parquet(buffer, index=False)
+    return buffer.getvalue()
+
+
+def _schema_columns(spec: ProjectSpec, plan: FeaturePlan, frame: pd.DataFrame) -> list[str]:
+    wanted = [*plan.input_columns, spec.target, *spec.data.id_columns]
+    if spec.data.timestamp_column:
+        wanted.append(spec.data.timestamp_column)
+    return [c for c in dict.fromkeys(wanted) if c in frame.columns]
+
+
+def _finite(value: Any) -> Any:
+    """JSON data with NaN and infinities as null: undefined metrics (e.g. ROC AUC on one
+    class) are stored as null, since JSON and PostgreSQL have no NaN."""
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _present(columns: list[str], frame: pd.DataFrame) -> list[str]:
+    return [c for c in columns if c in frame.columns]
+
+
+def _check_columns_exist(spec: ProjectSpec, frame: pd.DataFrame) -> None:
+    named: list[tuple[str, str]] = [
+        (f"data.id_columns.{i}", c) for i, c in enumerate(spec.data.id_columns)
+    ]
+    named += [(f"evaluation.slices.{i}", c) for i, c in enumerate(spec.evaluation.slices)]
+    named += [("split.column", spec.split.column)] if spec.split.column else []
+    for index, gate in enumerate(spec.evaluation.gates):
+        if gate.slice:
+            named.append((f"evaluation.gates.{index}.slice", gate.slice))
+    problems = []
+    for key, column in named:
+        if column not in frame.columns:
+            close = difflib.get_close_matches(column, [str(c) for c in frame.columns], n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            problems.append(f"{key}: column '{column}' is not in the data{hint}")
+    if problems:
+        raise SpecError("\n".join(["the spec names columns the data does not have:", *problems]))
+
+
+@contextmanager
+def _project_on_path(project_dir: Path | None) -> Iterator[None]:
+    """Make the project's own modules (custom transformers) importable for a while."""
+    if project_dir is None or not project_dir.is_dir():
+        yield
+        return
+    entry = str(project_dir.absolute())
+    added = entry not in sys.path
+    if added:
+        sys.path.insert(0, entry)
+    try:
+        yield
+    finally:
+        if added and entry in sys.path:
+            sys.path.remove(entry)

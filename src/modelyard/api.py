@@ -1,0 +1,361 @@
+"""The Python API: the CLI's verbs as functions, for notebooks and scripts.
+
+Example:
+    >>> import modelyard
+    >>> result = modelyard.train("examples/house-prices")   # doctest: +SKIP
+    >>> result.ref, result.report.metrics["rmse"]            # doctest: +SKIP
+    ('house-prices:1', 21873.4)
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from modelyard._progress import Progress
+from modelyard.errors import DataError, SpecError
+from modelyard.settings import Settings, default_actor
+from modelyard.spec import SPEC_FILENAME, ProjectSpec, load_spec
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from sklearn.pipeline import Pipeline
+
+    from modelyard._reproduce import ReproduceReport
+    from modelyard._training import TrainResult
+    from modelyard.evaluation.diff import PredictionDiff
+    from modelyard.evaluation.report import EvaluationReport
+    from modelyard.registry.registry import AliasChange, ModelSummary, ModelVersion, Registry
+
+__all__ = [
+    "diff",
+    "evaluate",
+    "init",
+    "list_models",
+    "load_model",
+    "open_registry",
+    "promote",
+    "quickstart",
+    "reproduce",
+    "rollback",
+    "show",
+    "train",
+]
+
+EXAMPLE = "house-prices"
+
+
+@contextmanager
+def open_registry(settings: Settings | None = None) -> Iterator[Registry]:
+    """Open the registry named by ``settings`` (default: ``MODELYARD_*`` variables)."""
+    from modelyard.registry.registry import Registry
+
+    registry = Registry.open(settings or Settings())
+    try:
+        yield registry
+    finally:
+        registry.close()
+
+
+def init(
+    data: str | Path,
+    *,
+    target: str,
+    name: str | None = None,
+    directory: str | Path | None = None,
+    force: bool = False,
+) -> Path:
+    """Create a project folder whose spec is inferred from ``data`` and trains as it is.
+
+    The data file is copied into ``<folder>/data/``; the spec refers to the copy.
+
+    Returns:
+        The path of the written ``modelyard.yaml``.
+    """
+    import yaml
+
+    from modelyard.data.profile import suggest_spec
+    from modelyard.data.sources import read_source
+    from modelyard.spec import DataSpec, SourceSpec
+
+    source = Path(data)
+    if not source.is_file():
+        raise DataError(f"{source}: no such file; give the path of a CSV or Parquet file")
+    project_name = name or _slug(source.name.split(".")[0])
+    folder = Path(directory) if directory else Path(project_name)
+    spec_file = folder / SPEC_FILENAME
+    if spec_file.exists() and not force:
+        raise SpecError(f"{spec_file} exists already; pass --force to overwrite it")
+    frame = read_source(
+        DataSpec(source=SourceSpec(path=str(source.absolute()))), base_dir=Path.cwd()
+    )
+    relative = f"data/{source.name}"
+    suggestion = suggest_spec(frame, target=target, name=project_name, source_path=relative)
+    ProjectSpec.model_validate(suggestion)  # never write a spec that does not validate
+    (folder / "data").mkdir(parents=True, exist_ok=True)
+    if source.absolute() != (folder / relative).absolute():
+        shutil.copyfile(source, folder / relative)
+    text = yaml.safe_dump(suggestion, sort_keys=False, allow_unicode=True)
+    header = f"# modelyard project spec, inferred from {source.name}; edit freely.\n"
+    spec_file.write_text(header + text, encoding="utf-8")
+    return spec_file
+
+
+def train(
+    project: str | Path = ".",
+    *,
+    settings: Settings | None = None,
+    actor: str | None = None,
+    progress: Progress | None = None,
+) -> TrainResult:
+    """Train, evaluate and register the project's model; see :class:`TrainResult`.
+
+    A version whose gates fail is registered with ``passed = False`` and cannot be
+    promoted without ``allow_failed_gates``.
+    """
+    from modelyard._training import train as run_training
+
+    loaded = load_spec(project)
+    with open_registry(settings) as registry:
+        return run_training(
+            loaded.spec,
+            loaded.project_dir,
+            registry,
+            actor=actor or default_actor(),
+            spec_path=loaded.path,
+            progress=progress,
+        )
+
+
+def evaluate(
+    ref: str,
+    *,
+    data: str | Path | pd.DataFrame | None = None,
+    settings: Settings | None = None,
+) -> EvaluationReport:
+    """Evaluate a registered version on labelled ``data`` (default: its evaluation rows).
+
+    New data is validated against the version's recorded schema first.
+    """
+    from modelyard._evaluate import Reference, evaluate_rows
+    from modelyard._training import evaluation_frame, load_version_pipeline
+    from modelyard.data.schema import DataSchema, check_frame, check_target
+    from modelyard.data.snapshot import frame_from_parquet
+    from modelyard.errors import ModelNotFoundError
+    from modelyard.models.fit import predict
+
+    with open_registry(settings) as registry:
+        version = registry.get_version(ref)
+        spec = ProjectSpec.model_validate(version.spec)
+        pipeline = load_version_pipeline(registry, version)
+        rows = evaluation_frame(registry, version) if data is None else _read_table(data)
+        check_target(rows, spec.target, spec.task)
+        schema = DataSchema.model_validate(version.lineage["schema"])
+        check_frame(
+            rows,
+            schema,
+            columns=version.lineage["features"]["feature_order"],
+            unseen_categories="error" if spec.features.encode.unknown == "error" else "ignore",
+            check_ranges=False,
+        )
+        snapshot = frame_from_parquet(registry.read_artifact(version, "snapshot"))
+        train_mask = ~snapshot.index.isin(_evaluation_positions(registry, version))
+        reference = None
+        try:
+            production = registry.get_version(f"{version.name}@production")
+            if production.version != version.version:
+                reference = Reference(production.ref, load_version_pipeline(registry, production))
+        except ModelNotFoundError:
+            pass
+        return evaluate_rows(
+            spec,
+            model=version.name,
+            version=version.version,
+            rows=rows,
+            predictions=predict(pipeline, rows),
+            y_train=snapshot.loc[train_mask, spec.target],
+            reference=reference,
+            id_columns=[c for c in spec.data.id_columns if c in rows.columns],
+        )
+
+
+def diff(
+    ref_a: str,
+    ref_b: str,
+    *,
+    data: str | Path | pd.DataFrame | None = None,
+    atol: float | None = None,
+    top: int | None = None,
+    settings: Settings | None = None,
+) -> PredictionDiff:
+    """The differential test: how the predictions of ``ref_b`` differ from ``ref_a``.
+
+    Both versions predict the same rows: ``data`` if given, else ``ref_b``'s evaluation rows.
+    """
+    from modelyard._training import evaluation_frame, load_version_pipeline
+    from modelyard.evaluation.diff import diff_predictions
+    from modelyard.models.fit import predict
+
+    with open_registry(settings) as registry:
+        old_version = registry.get_version(ref_a)
+        new_version = registry.get_version(ref_b)
+        spec = ProjectSpec.model_validate(new_version.spec)
+        rows = evaluation_frame(registry, new_version) if data is None else _read_table(data)
+        old = predict(load_version_pipeline(registry, old_version), rows)
+        new = predict(load_version_pipeline(registry, new_version), rows)
+        ids = [c for c in spec.data.id_columns if c in rows.columns]
+        same_classes = old.classes == new.classes
+        return diff_predictions(
+            old.values,
+            new.values,
+            task=spec.task,
+            atol=spec.evaluation.diff_tolerance if atol is None else atol,
+            ids=rows[ids].reset_index(drop=True) if ids else None,
+            old_proba=old.proba if same_classes else None,
+            new_proba=new.proba if same_classes else None,
+            top=spec.evaluation.top_changes if top is None else top,
+        )
+
+
+def list_models(*, settings: Settings | None = None) -> list[ModelSummary]:
+    """Every registered model with its latest version and aliases."""
+    with open_registry(settings) as registry:
+        return registry.list_models()
+
+
+def show(ref: str, *, settings: Settings | None = None) -> ModelVersion:
+    """One version: metrics, lineage, artifacts, aliases (``NAME`` = latest)."""
+    with open_registry(settings) as registry:
+        return registry.get_version(ref)
+
+
+def load_model(ref: str, *, settings: Settings | None = None) -> Pipeline:
+    """The fitted pipeline of a version, after checking its checksum against the registry."""
+    from modelyard._training import load_version_pipeline
+
+    with open_registry(settings) as registry:
+        return load_version_pipeline(registry, registry.get_version(ref))
+
+
+def promote(
+    ref: str,
+    *,
+    alias: str = "production",
+    reason: str = "",
+    allow_failed_gates: bool = False,
+    actor: str | None = None,
+    settings: Settings | None = None,
+) -> AliasChange:
+    """Point ``alias`` of the model at the version ``ref`` names; audited."""
+    with open_registry(settings) as registry:
+        version = registry.get_version(ref)
+        return registry.set_alias(
+            version.name,
+            alias,
+            version.version,
+            actor=actor or default_actor(),
+            reason=reason,
+            allow_failed_gates=allow_failed_gates,
+        )
+
+
+def rollback(
+    name: str,
+    *,
+    alias: str = "production",
+    reason: str = "",
+    actor: str | None = None,
+    settings: Settings | None = None,
+) -> AliasChange:
+    """Move ``alias`` back to the version it pointed to before its latest move; audited."""
+    with open_registry(settings) as registry:
+        return registry.rollback(name, alias, actor=actor or default_actor(), reason=reason)
+
+
+def reproduce(
+    ref: str,
+    *,
+    project: str | Path | None = None,
+    settings: Settings | None = None,
+    progress: Progress | None = None,
+) -> ReproduceReport:
+    """Rebuild a version from its lineage and compare; see :mod:`modelyard._reproduce`."""
+    from modelyard._reproduce import reproduce_version
+
+    with open_registry(settings) as registry:
+        version = registry.get_version(ref)
+        return reproduce_version(
+            registry,
+            version,
+            project=Path(project) if project else None,
+            progress=progress,
+        )
+
+
+def quickstart(
+    directory: str | Path | None = None,
+    *,
+    settings: Settings | None = None,
+    progress: Progress | None = None,
+) -> TrainResult:
+    """Copy the bundled house-price project to ``directory`` and train it end to end.
+
+    ``directory`` defaults to ``<home>/projects/house-prices``; an existing copy is reused
+    as it is, so edits to it are kept.
+    """
+    settings = settings or Settings()
+    folder = Path(directory) if directory else settings.home.expanduser() / "projects" / EXAMPLE
+    if not (folder / SPEC_FILENAME).is_file():
+        example_project(folder)
+    return train(folder, settings=settings, progress=progress)
+
+
+def example_project(destination: Path) -> Path:
+    """Copy the bundled house-price example (spec and compressed Ames data) to ``destination``."""
+    source = resources.files("modelyard") / "examples" / EXAMPLE
+    destination.mkdir(parents=True, exist_ok=True)
+    _copy_tree(source, destination)
+    return destination
+
+
+def _copy_tree(source: resources.abc.Traversable, destination: Path) -> None:
+    for item in source.iterdir():
+        if item.name.startswith((".", "__")):
+            continue
+        target = destination / item.name
+        if item.is_dir():
+            target.mkdir(exist_ok=True)
+            _copy_tree(item, target)
+        else:
+            target.write_bytes(item.read_bytes())
+
+
+def _read_table(data: str | Path | pd.DataFrame) -> pd.DataFrame:
+    import pandas as pd
+
+    if isinstance(data, pd.DataFrame):
+        return data.reset_index(drop=True)
+    from modelyard.data.sources import read_source
+    from modelyard.spec import DataSpec, SourceSpec
+
+    path = Path(data).absolute()
+    return read_source(DataSpec(source=SourceSpec(path=str(path))), base_dir=Path.cwd())
+
+
+def _evaluation_positions(registry: Registry, version: ModelVersion) -> list[int]:
+    import pandas as pd
+
+    table = pd.read_parquet(io.BytesIO(registry.read_artifact(version, "evaluation")))
+    return [int(v) for v in table["row"]]
+
+
+def _slug(text: str) -> str:
+    import re
+
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-._").lower()
+    return slug or "project"

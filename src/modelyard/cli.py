@@ -1,0 +1,475 @@
+"""The command line: thin over :mod:`modelyard.api`.
+
+Each command parses, calls one API function, renders and exits. One handler turns a
+:class:`~modelyard.errors.ModelyardError` into its message and exit code; tracebacks
+appear only with ``--debug``. Exit codes: 0 ok, 1 a check failed (gates, reproduce),
+2 bad usage, spec or data, 3 an artifact failed its checksum.
+
+Heavy libraries (pandas, scikit-learn, SQLAlchemy) are imported inside the commands,
+so ``modelyard --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import click
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from modelyard.errors import ModelyardError
+
+if TYPE_CHECKING:
+    from modelyard._reproduce import ReproduceReport
+    from modelyard._training import TrainResult
+    from modelyard.registry.registry import ModelVersion
+    from modelyard.settings import Settings
+
+__all__ = ["app", "main", "run"]
+
+app = typer.Typer(
+    name="modelyard",
+    help="Train, register, reproduce and serve tabular models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    epilog="Examples:\n\n  modelyard quickstart\n\n  modelyard train examples/house-prices\n\n"
+    "  modelyard promote house-prices:1 --reason 'first model'",
+)
+models_app = typer.Typer(help="List and inspect registered models.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+_STATE: dict[str, Any] = {"debug": False}
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+@app.callback()
+def _options(
+    home: Annotated[
+        Path | None,
+        typer.Option(help="Registry folder [env: MODELYARD_HOME; default: ~/.modelyard]."),
+    ] = None,
+    registry_url: Annotated[
+        str | None,
+        typer.Option(help="SQLAlchemy URL of the registry database [env: MODELYARD_REGISTRY_URL]."),
+    ] = None,
+    debug: Annotated[bool, typer.Option(help="Show tracebacks.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", help="Print the version and exit.", is_eager=True)
+    ] = False,
+) -> None:
+    if version:
+        from importlib.metadata import version as dist_version
+
+        out.print(f"modelyard {dist_version('modelyard')}")
+        raise typer.Exit(0)
+    _STATE.update(debug=debug, home=home, registry_url=registry_url)
+
+
+def _settings() -> Settings:
+    from modelyard.settings import Settings
+
+    overrides: dict[str, Any] = {}
+    if _STATE.get("home") is not None:
+        overrides["home"] = _STATE["home"]
+    if _STATE.get("registry_url") is not None:
+        overrides["registry_url"] = _STATE["registry_url"]
+    return Settings(**overrides)
+
+
+# -- commands -------------------------------------------------------------------------
+
+
+@app.command()
+def init(
+    data: Annotated[Path, typer.Argument(help="A CSV or Parquet file with labelled rows.")],
+    target: Annotated[str, typer.Option(help="The column to predict.")],
+    name: Annotated[str | None, typer.Option(help="Project and model name.")] = None,
+    directory: Annotated[
+        Path | None, typer.Option("--dir", help="Where to write the project [default: ./NAME].")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite an existing spec.")] = False,
+) -> None:
+    """Write a project folder with a spec inferred from DATA that trains as it is.
+
+    Example: modelyard init churn.csv --target churned
+    """
+    from modelyard import api
+
+    spec_file = api.init(data, target=target, name=name, directory=directory, force=force)
+    out.print(f"wrote {spec_file}")
+    out.print(f"next: [bold]modelyard train {spec_file.parent}[/bold]")
+
+
+@app.command()
+def train(
+    project: Annotated[Path, typer.Argument(help="Project folder or spec file.")] = Path("."),
+    as_json: JsonOption = False,
+) -> None:
+    """Train, evaluate and register a version; print NAME:VERSION.
+
+    Exits 1 when the version's gates fail: it is kept, with its report, but cannot be
+    promoted without --allow-failed-gates.
+
+    Example: modelyard train examples/house-prices
+    """
+    from modelyard import api
+
+    with _progress(not as_json) as progress:
+        result = api.train(project, settings=_settings(), progress=progress)
+    _print_train(result, as_json)
+    if not result.passed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def quickstart(
+    directory: Annotated[
+        Path | None, typer.Option("--dir", help="Project folder [default: HOME/projects].")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Train the bundled house-price example end to end and show what to try next."""
+    from modelyard import api
+
+    with _progress(not as_json) as progress:
+        result = api.quickstart(directory, settings=_settings(), progress=progress)
+    _print_train(result, as_json)
+    if not as_json:
+        folder = result.version.lineage["project_dir"]
+        name = result.version.name
+        out.print("\n[bold]Try next[/bold]")
+        out.print(f"  modelyard models show {result.ref}")
+        out.print(f"  modelyard promote {result.ref} --reason 'first model'")
+        out.print(f"  modelyard train {folder}          # a second version")
+        out.print(f"  modelyard diff {name}:1 {name}:2")
+        out.print(f"  modelyard reproduce {result.ref}")
+    if not result.passed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def evaluate(
+    ref: Annotated[str, typer.Argument(help="NAME, NAME:VERSION or NAME@ALIAS.")],
+    data: Annotated[
+        Path | None, typer.Option(help="Labelled CSV/Parquet [default: its evaluation rows].")
+    ] = None,
+    html: Annotated[Path | None, typer.Option(help="Also write an HTML report here.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Evaluate a registered version: metrics, baseline, slices, gates.
+
+    Example: modelyard evaluate house-prices@production --data new_sales.csv
+    """
+    from modelyard import api
+    from modelyard.evaluation.report import render_html, render_text
+
+    report = api.evaluate(ref, data=data, settings=_settings())
+    if html is not None:
+        html.write_text(render_html(report), encoding="utf-8")
+    if as_json:
+        _print_json(report.model_dump(mode="json"))
+    else:
+        out.print(render_text(report), markup=False)
+        if html is not None:
+            out.print(f"HTML report: {html}")
+    if not report.passed:
+        raise typer.Exit(1)
+
+
+@models_app.command("list")
+def models_list(as_json: JsonOption = False) -> None:
+    """List registered models, their latest version and aliases."""
+    from modelyard import api
+
+    summaries = api.list_models(settings=_settings())
+    if as_json:
+        _print_json([_jsonable(s) for s in summaries])
+        return
+    if not summaries:
+        out.print("no models yet; run `modelyard quickstart` or `modelyard train`")
+        return
+    table = Table("model", "latest", "aliases", "created")
+    for s in summaries:
+        aliases = ", ".join(f"{a}→{v}" for a, v in sorted(s.aliases.items()))
+        table.add_row(
+            s.name, str(s.latest_version), aliases or "-", f"{s.created_at:%Y-%m-%d %H:%M}"
+        )
+    out.print(table)
+
+
+@models_app.command("show")
+def models_show(
+    ref: Annotated[str, typer.Argument(help="NAME, NAME:VERSION or NAME@ALIAS.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Show a version: metrics, gates, lineage, artifacts."""
+    from modelyard import api
+
+    version = api.show(ref, settings=_settings())
+    if as_json:
+        _print_json(_version_dict(version))
+        return
+    _print_version(version)
+
+
+@app.command()
+def promote(
+    ref: Annotated[str, typer.Argument(help="NAME:VERSION to promote.")],
+    to: Annotated[str, typer.Option("--to", help="The alias to move.")] = "production",
+    reason: Annotated[str, typer.Option(help="Why, for the audit trail.")] = "",
+    allow_failed_gates: Annotated[
+        bool, typer.Option(help="Promote even though its gates failed (audited).")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Point an alias (default: production) at a version.
+
+    Example: modelyard promote house-prices:2 --to staging --reason 'better RMSE'
+    """
+    from modelyard import api
+
+    change = api.promote(
+        ref, alias=to, reason=reason, allow_failed_gates=allow_failed_gates, settings=_settings()
+    )
+    _print_alias_change(change, as_json)
+
+
+@app.command()
+def rollback(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    alias: Annotated[str, typer.Option(help="The alias to move back.")] = "production",
+    reason: Annotated[str, typer.Option(help="Why, for the audit trail.")] = "",
+    as_json: JsonOption = False,
+) -> None:
+    """Move an alias back to the version it pointed to before.
+
+    Example: modelyard rollback house-prices --reason 'v3 mis-prices condos'
+    """
+    from modelyard import api
+
+    change = api.rollback(name, alias=alias, reason=reason, settings=_settings())
+    _print_alias_change(change, as_json)
+
+
+@app.command()
+def diff(
+    ref_a: Annotated[str, typer.Argument(help="The reference version, e.g. NAME:1.")],
+    ref_b: Annotated[str, typer.Argument(help="The candidate version, e.g. NAME:2.")],
+    data: Annotated[Path | None, typer.Option(help="Rows to compare on.")] = None,
+    atol: Annotated[float | None, typer.Option(help="Changes up to this count as equal.")] = None,
+    top: Annotated[int | None, typer.Option(help="How many most-changed rows to list.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Differential test: how B's predictions differ from A's on the same rows.
+
+    Example: modelyard diff house-prices:1 house-prices:2 --atol 100
+    """
+    from modelyard import api
+    from modelyard.evaluation.report import render_diff_text
+
+    result = api.diff(ref_a, ref_b, data=data, atol=atol, top=top, settings=_settings())
+    if as_json:
+        _print_json(result.model_dump(mode="json"))
+    else:
+        out.print(render_diff_text(result, old_ref=ref_a, new_ref=ref_b), markup=False)
+
+
+@app.command()
+def reproduce(
+    ref: Annotated[str, typer.Argument(help="NAME:VERSION to rebuild.")],
+    project: Annotated[
+        Path | None, typer.Option(help="Project folder [default: the one recorded].")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Rebuild a version from its lineage; exit 0 only if it predicts the same.
+
+    Example: modelyard reproduce house-prices:1
+    """
+    from modelyard import api
+
+    with _progress(not as_json) as progress:
+        report = api.reproduce(ref, project=project, settings=_settings(), progress=progress)
+    _print_reproduce(report, as_json)
+    if not report.matches:
+        raise typer.Exit(1)
+
+
+# -- rendering ------------------------------------------------------------------------
+
+
+def _print_train(result: TrainResult, as_json: bool) -> None:
+    from modelyard.evaluation.report import render_text
+
+    if as_json:
+        _print_json(
+            {"ref": result.ref, "passed": result.passed, **result.report.model_dump(mode="json")}
+        )
+        return
+    out.print(render_text(result.report), markup=False)
+    status = "[green]gates passed[/green]" if result.passed else "[red]gates FAILED[/red]"
+    out.print(f"registered [bold]{result.ref}[/bold] ({status})")
+    if not result.passed:
+        out.print("the version is kept but cannot be promoted unless you pass --allow-failed-gates")
+
+
+def _print_version(version: ModelVersion) -> None:
+    lineage = version.lineage
+    out.print(f"[bold]{version.ref}[/bold]  aliases: {', '.join(version.aliases) or '-'}")
+    out.print(f"created {version.created_at:%Y-%m-%d %H:%M:%S} by {version.created_by}")
+    out.print(f"gates: {'passed' if version.gates_passed else 'FAILED'}")
+    table = Table("metric", "value")
+    for key, value in version.metrics.items():
+        table.add_row(key, f"{value:,.6g}")
+    out.print(table)
+    data = lineage.get("data", {})
+    code = lineage.get("code", {})
+    env = lineage.get("environment", {})
+    out.print(f"data snapshot: {data.get('snapshot_digest')} ({data.get('rows'):,} rows)")
+    out.print(f"features: {lineage.get('features', {}).get('definition_hash')}")
+    out.print(
+        f"code: {code.get('commit') or 'not a git checkout'}"
+        + (" (dirty)" if code.get("dirty") else "")
+    )
+    out.print(
+        f"python {env.get('python')} on {env.get('os')}; {len(env.get('packages', {}))} packages"
+    )
+    out.print(f"predictions fingerprint: {lineage.get('predictions', {}).get('fingerprint')}")
+    for role, record in version.artifacts.items():
+        out.print(f"artifact {role}: sha256 {record.digest} ({record.size:,} bytes)")
+
+
+def _print_alias_change(change: Any, as_json: bool) -> None:
+    if as_json:
+        _print_json(_jsonable(change))
+        return
+    before = change.from_version if change.from_version is not None else "none"
+    out.print(f"{change.name}@{change.alias}: {before} → {change.to_version}")
+
+
+def _print_reproduce(report: ReproduceReport, as_json: bool) -> None:
+    if as_json:
+        _print_json(report.to_dict())
+        return
+    for note in report.notes:
+        out.print(f"[dim]note: {note}[/dim]", markup=True)
+    if report.matches:
+        out.print(
+            f"[green]reproduced[/green] {report.ref}: {report.rows_compared:,} evaluation "
+            f"predictions identical (fingerprint {report.fingerprint_now[:12]})"
+        )
+        return
+    out.print(f"[red]{report.ref} did not reproduce[/red]:")
+    for line in report.differences:
+        out.print(f"  - {line}", markup=False)
+
+
+def _version_dict(version: ModelVersion) -> dict[str, Any]:
+    return _jsonable(version)  # type: ignore[no-any-return]
+
+
+def _jsonable(value: Any) -> Any:
+    import dataclasses
+
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {k: _jsonable(v) for k, v in dataclasses.asdict(value).items()}
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(_jsonable(data), indent=2, default=str) + "\n")
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Any]:
+    if not enabled:
+        yield None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+    from rich.progress import Progress as RichProgress
+
+    bar = RichProgress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
+    with bar:
+        yield _RichSteps(bar)
+
+
+class _RichSteps:
+    """Shows the core's steps on a Rich progress bar."""
+
+    def __init__(self, bar: Any) -> None:
+        self._bar = bar
+        self._task = bar.add_task("starting", total=None)
+
+    def start(self, total: int) -> None:
+        self._bar.update(self._task, total=total, completed=0)
+
+    @contextmanager
+    def step(self, description: str) -> Iterator[None]:
+        self._bar.update(self._task, description=description)
+        if not err.is_terminal:  # no live bar in logs: say each step on its own line
+            err.print(f"- {description}")
+        yield
+        self._bar.advance(self._task)
+
+
+# -- entry point ----------------------------------------------------------------------
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI on ``argv`` and return the exit code (no ``sys.exit``)."""
+    try:
+        result = app(args=argv, prog_name="modelyard", standalone_mode=False)
+    except click.exceptions.UsageError as exc:
+        exc.show()
+        return 2
+    except click.exceptions.Abort:
+        err.print("aborted")
+        return 1
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except ModelyardError as exc:
+        if _STATE.get("debug"):
+            raise
+        from rich.markup import escape
+
+        err.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return 130
+    return int(result) if isinstance(result, int) else 0
+
+
+def main() -> None:
+    """Console-script entry point."""
+    sys.exit(run(sys.argv[1:]))

@@ -1,0 +1,316 @@
+"""The evaluation report of one version: metrics, baseline, slices, gates and diff.
+
+:class:`EvaluationReport` is plain data (it round-trips through JSON) that the registry
+stores with the version; :func:`render_text` and :func:`render_html` turn it into what
+people read. Nothing here reads the clock or disk, except the HTML template shipped with
+this package.
+
+Example:
+    >>> from datetime import datetime, timezone
+    >>> report = EvaluationReport(
+    ...     model="house-prices", version=3, task="regression", rows=292,
+    ...     primary_metric="rmse", metrics={"rmse": 23456.0},
+    ...     baseline_metrics={"rmse": 79000.0},
+    ...     created_at=datetime(2025, 1, 1, tzinfo=timezone.utc))
+    >>> report.passed
+    True
+    >>> "23,456" in render_text(report)
+    True
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from importlib import resources
+from typing import Any
+
+from jinja2 import Environment, StrictUndefined
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from modelyard.evaluation.diff import PredictionDiff
+from modelyard.evaluation.gates import GateResult
+from modelyard.evaluation.metrics import format_value
+from modelyard.evaluation.slices import SliceResult
+from modelyard.spec import CLASSIFICATION_METRICS, REGRESSION_METRICS, Task
+
+__all__ = [
+    "EvaluationReport",
+    "ProductionComparison",
+    "render_diff_text",
+    "render_html",
+    "render_text",
+]
+
+_TEMPLATE = "report.html.j2"
+_WORST_SLICES = 10
+
+
+class _Frozen(BaseModel):
+    # "strings" so that nan metrics survive model_dump_json() as "NaN" instead of null.
+    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="strings")
+
+
+class ProductionComparison(_Frozen):
+    """The version in production, scored on the same evaluation rows."""
+
+    ref: str
+    metrics: dict[str, float]
+
+
+class EvaluationReport(_Frozen):
+    """Everything the evaluation of one version found.
+
+    ``passed`` is whether every gate passed; when not given it is computed from ``gates``,
+    and a value that contradicts them is refused. ``model_dump(mode="json")`` gives JSON
+    data (nan metrics stay float nan; ``model_dump_json()`` writes them as ``"NaN"``).
+    """
+
+    model: str
+    version: int | None
+    task: Task
+    rows: int
+    primary_metric: str
+    metrics: dict[str, float]
+    baseline_metrics: dict[str, float]
+    slices: list[SliceResult] = Field(default_factory=list)
+    gates: list[GateResult] = Field(default_factory=list)
+    passed: bool
+    production: ProductionComparison | None = None
+    diff: PredictionDiff | None = None
+    created_at: datetime
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_passed(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "passed" not in data:
+            gates = data.get("gates") or []
+            passed = all(g["passed"] if isinstance(g, dict) else g.passed for g in gates)
+            data = {**data, "passed": passed}
+        return data
+
+    @model_validator(mode="after")
+    def _passed_matches_gates(self) -> EvaluationReport:
+        expected = all(gate.passed for gate in self.gates)
+        if self.passed != expected:
+            failed = [gate.gate for gate in self.gates if not gate.passed]
+            raise ValueError(
+                f"passed={self.passed} contradicts the gates (failed: {failed or 'none'}); "
+                "leave 'passed' out to have it computed"
+            )
+        return self
+
+    @property
+    def title(self) -> str:
+        """``house-prices v3``, or ``house-prices (candidate)`` before registration."""
+        if self.version is None:
+            return f"{self.model} (candidate)"
+        return f"{self.model} v{self.version}"
+
+    def higher_is_better(self, metric: str) -> bool:
+        """Whether a larger ``metric`` is better for this report's task."""
+        table = REGRESSION_METRICS if self.task == "regression" else CLASSIFICATION_METRICS
+        return table.get(metric, True)
+
+    def worst_slices(self, limit: int = _WORST_SLICES) -> list[SliceResult]:
+        """The slices worst on the primary metric; slices with too few rows, and ``nan``, last."""
+        hib = self.higher_is_better(self.primary_metric)
+
+        def badness(item: SliceResult) -> tuple[bool, bool, float]:
+            value = item.metrics.get(self.primary_metric, math.nan)
+            undefined = math.isnan(value)
+            return (
+                not item.enough_rows,
+                undefined,
+                0.0 if undefined else (value if hib else -value),
+            )
+
+        return sorted(self.slices, key=badness)[:limit]
+
+
+# -- text -----------------------------------------------------------------------------
+
+
+def render_text(report: EvaluationReport) -> str:
+    """The report as plain text: metrics beside the baseline, gates, worst slices, diff.
+
+    Args:
+        report: the report to show.
+
+    Returns:
+        Lines of text, ending with a newline.
+    """
+    verdict = "PASSED" if report.passed else "FAILED"
+    lines = [
+        f"Evaluation of {report.title}: {verdict}",
+        f"{report.task}, {report.rows:,} evaluation rows, "
+        f"created {report.created_at.isoformat(timespec='seconds')}",
+        "",
+    ]
+    headers = ["metric", "candidate", "baseline"]
+    if report.production is not None:
+        headers.append(f"production ({report.production.ref})")
+    lines += _table(headers, _metric_rows(report), right_from=1)
+    lines.append(f"(* primary metric; {_direction_note(report)})")
+    lines.append("")
+    if report.gates:
+        passed = sum(gate.passed for gate in report.gates)
+        lines.append(f"Gates: {passed} of {len(report.gates)} passed")
+        for gate in report.gates:
+            mark = "SKIP" if gate.skipped else ("PASS" if gate.passed else "FAIL")
+            lines.append(f"  {mark}  {gate.gate}")
+            lines.append(f"        {gate.detail}")
+            if gate.reason and not gate.skipped:
+                lines.append(f"        not checked: {gate.reason}")
+    else:
+        lines.append("Gates: none declared")
+    worst = report.worst_slices()
+    if worst:
+        lines += ["", f"Worst slices by {report.primary_metric} ({len(report.slices)} in all)"]
+        rows = [
+            [
+                f"{item.column}={item.value}",
+                f"{item.rows:,}" + ("" if item.enough_rows else " (few)"),
+                format_value(item.metrics.get(report.primary_metric, math.nan)),
+            ]
+            for item in worst
+        ]
+        table = _table(["slice", "rows", report.primary_metric], rows, right_from=1)
+        lines += ["  " + line for line in table]
+    if report.diff is not None:
+        old_ref = report.production.ref if report.production is not None else "production"
+        lines += ["", render_diff_text(report.diff, old_ref=old_ref, new_ref=report.title)]
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def render_diff_text(diff: PredictionDiff, *, old_ref: str, new_ref: str) -> str:
+    """The differential test as plain text.
+
+    Args:
+        diff: the diff of ``old_ref``'s predictions to ``new_ref``'s.
+        old_ref: how to name the reference version, e.g. ``house-prices@production``.
+        new_ref: how to name the candidate.
+
+    Returns:
+        Lines of text, ending with a newline.
+    """
+    lines = [
+        f"Prediction diff {old_ref} -> {new_ref}: {diff.changed:,} of {diff.rows:,} rows "
+        f"changed ({diff.changed_share:.1%}, tolerance {diff.atol:g})"
+    ]
+    stats = diff.change
+    if stats is not None:
+        what = "change new - old" if diff.task == "regression" else "largest probability move"
+        lines.append(
+            f"  {what}: mean {format_value(stats.mean)}, std {format_value(stats.std)}, "
+            f"min {format_value(stats.min)}, max {format_value(stats.max)}"
+        )
+        label = "|change|" if diff.task == "regression" else "move"
+        quantiles = ", ".join(f"{k} {format_value(v)}" for k, v in stats.quantiles.items())
+        lines.append(f"  {label} quantiles: {quantiles}")
+    if diff.labels_changed is not None:
+        lines.append(f"  labels changed: {diff.labels_changed:,}")
+        for transition in diff.transitions or []:
+            lines.append(f"    {transition.old} -> {transition.new}: {transition.count:,}")
+    if diff.top_rows:
+        lines.append(f"  most changed rows ({len(diff.top_rows)}):")
+        with_ids = any(row.ids for row in diff.top_rows)
+        rows = [
+            [
+                str(row.position),
+                *([_ids_text(row.ids)] if with_ids else []),
+                _value_text(row.old),
+                _value_text(row.new),
+                format_value(row.change),
+            ]
+            for row in diff.top_rows
+        ]
+        headers = ["row", *(["ids"] if with_ids else []), "old", "new", "change"]
+        table = _table(headers, rows, right_from=2 if with_ids else 1)
+        lines += ["    " + line for line in table]
+    return "\n".join(lines) + "\n"
+
+
+def _metric_names(report: EvaluationReport) -> list[str]:
+    return list(dict.fromkeys([*report.metrics, *report.baseline_metrics]))
+
+
+def _metric_rows(report: EvaluationReport) -> list[list[str]]:
+    rows = []
+    for name in _metric_names(report):
+        row = [
+            ("* " if name == report.primary_metric else "  ") + name,
+            _cell(report.metrics, name),
+            _cell(report.baseline_metrics, name),
+        ]
+        if report.production is not None:
+            row.append(_cell(report.production.metrics, name))
+        rows.append(row)
+    return rows
+
+
+def _cell(values: dict[str, float], name: str) -> str:
+    """A metric value, or ``-`` when it was not computed at all (``nan`` when undefined)."""
+    return format_value(values[name]) if name in values else "-"
+
+
+def _direction_note(report: EvaluationReport) -> str:
+    primary = report.primary_metric
+    return f"{'higher' if report.higher_is_better(primary) else 'lower'} {primary} is better"
+
+
+def _table(headers: list[str], rows: list[list[str]], *, right_from: int = 99) -> list[str]:
+    """Columns padded to their widest cell; columns from ``right_from`` on right-aligned."""
+    widths = [max(len(cell) for cell in column) for column in zip(headers, *rows, strict=True)]
+
+    def line(cells: list[str]) -> str:
+        padded = [
+            cell.rjust(width) if index >= right_from else cell.ljust(width)
+            for index, (cell, width) in enumerate(zip(cells, widths, strict=True))
+        ]
+        return "  ".join(padded).rstrip()
+
+    return [line(headers), *(line(row) for row in rows)]
+
+
+def _ids_text(ids: dict[str, Any] | None) -> str:
+    return ", ".join(f"{key}={value}" for key, value in ids.items()) if ids else "-"
+
+
+def _value_text(value: Any) -> str:
+    if value is None:
+        return "(none)"
+    if isinstance(value, float):
+        return format_value(value)
+    return str(value)
+
+
+# -- html -----------------------------------------------------------------------------
+
+
+def render_html(report: EvaluationReport) -> str:
+    """The report as one self-contained HTML page (inline CSS, no external assets).
+
+    Args:
+        report: the report to show.
+
+    Returns:
+        The HTML document; every value from the report is escaped.
+    """
+    source = resources.files("modelyard.evaluation").joinpath("templates", _TEMPLATE)
+    environment = Environment(
+        autoescape=True, undefined=StrictUndefined, keep_trailing_newline=True
+    )
+    environment.filters["fmt"] = format_value
+    environment.filters["cell"] = _cell
+    environment.filters["value"] = _value_text
+    environment.filters["ids"] = _ids_text
+    template = environment.from_string(source.read_text(encoding="utf-8"))
+    worst = report.worst_slices()
+    return template.render(
+        report=report,
+        metric_names=_metric_names(report),
+        direction=_direction_note(report),
+        worst_slices=worst,
+        old_ref=report.production.ref if report.production is not None else "production",
+    )

@@ -1,0 +1,497 @@
+"""The registry's database: table definitions, engines, and schema migrations.
+
+The schema is created and upgraded only by the Alembic migrations in
+``modelyard/registry/migrations``, run by :func:`upgrade_to_head` each time a registry
+is opened. Opening an up-to-date database costs one small query. When two processes
+open a fresh database at once, one migrates while the other waits: on SQLite behind a
+lock file next to the database, on PostgreSQL behind a transaction-level advisory lock.
+
+Every table name starts with ``modelyard_`` so the registry can share a PostgreSQL
+database with other applications.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+from filelock import FileLock, Timeout
+from sqlalchemy.engine import Connection, Dialect, Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError, StatementError
+from sqlalchemy.exc import IntegrityError as SQLIntegrityError
+from sqlalchemy.pool import StaticPool
+
+from modelyard._optional import require
+from modelyard.errors import ModelyardError, RegistryError
+
+__all__ = [
+    "MIGRATIONS_DIR",
+    "VERSION_TABLE",
+    "WRITE_OPTION",
+    "aliases",
+    "alembic_config",
+    "artifacts",
+    "audit",
+    "create_registry_engine",
+    "current_revision",
+    "head_revision",
+    "mask_url",
+    "metadata",
+    "models",
+    "run_read",
+    "run_write",
+    "upgrade_to_head",
+    "utcnow",
+    "versions",
+]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+#: Alembic's bookkeeping table, named so it cannot clash with another application's.
+VERSION_TABLE = "modelyard_alembic_version"
+#: Connection execution option: this connection's transactions will write.
+WRITE_OPTION = "modelyard_write"
+#: How long SQLite waits for another writer, and a migration for another migrator.
+BUSY_TIMEOUT_SECONDS = 30.0
+MIGRATION_LOCK_TIMEOUT_SECONDS = 300.0
+#: Attempts at a write transaction that meets a lock, a race or a serialisation failure,
+#: and the time after which no new attempt starts (SQLite already waits BUSY_TIMEOUT
+#: inside each attempt).
+WRITE_ATTEMPTS = 12
+WRITE_RETRY_SECONDS = 30.0
+# Any fixed 64-bit number works; it only has to be the same in every modelyard process.
+_PG_MIGRATION_LOCK_KEY = 0x6D6F64656C796172  # "modelyar"
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: registry timestamps must carry a tz")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = sa.MetaData()
+
+models = sa.Table(
+    "modelyard_models",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("last_version", sa.Integer, nullable=False, server_default="0"),
+    sa.UniqueConstraint("name", name="uq_modelyard_models_name"),
+)
+
+versions = sa.Table(
+    "modelyard_versions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "model_id",
+        sa.Integer,
+        sa.ForeignKey("modelyard_models.id", name="fk_modelyard_versions_model"),
+        nullable=False,
+    ),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    sa.Column("gates_passed", sa.Boolean, nullable=False),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Column("spec", sa.JSON, nullable=False),
+    sa.Column("lineage", sa.JSON, nullable=False),
+    sa.Column("metrics", sa.JSON, nullable=False),
+    sa.Column("report", sa.JSON, nullable=False),
+    sa.UniqueConstraint("model_id", "version", name="uq_modelyard_versions_model_version"),
+)
+
+artifacts = sa.Table(
+    "modelyard_artifacts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "version_id",
+        sa.Integer,
+        sa.ForeignKey("modelyard_versions.id", name="fk_modelyard_artifacts_version"),
+        nullable=False,
+    ),
+    sa.Column("role", sa.String(100), nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("media_type", sa.String(200), nullable=False),
+    sa.Column("extra", sa.JSON, nullable=False),
+    sa.UniqueConstraint("version_id", "role", name="uq_modelyard_artifacts_version_role"),
+    sa.Index("ix_modelyard_artifacts_digest", "digest"),
+)
+
+aliases = sa.Table(
+    "modelyard_aliases",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "model_id",
+        sa.Integer,
+        sa.ForeignKey("modelyard_models.id", name="fk_modelyard_aliases_model"),
+        nullable=False,
+    ),
+    sa.Column("alias", sa.String(63), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("updated_by", sa.String(200), nullable=False),
+    sa.ForeignKeyConstraint(
+        ["model_id", "version"],
+        ["modelyard_versions.model_id", "modelyard_versions.version"],
+        name="fk_modelyard_aliases_version",
+    ),
+    sa.UniqueConstraint("model_id", "alias", name="uq_modelyard_aliases_model_alias"),
+)
+
+AUDIT_ACTIONS = ("register", "promote", "rollback", "alias_delete")
+
+audit = sa.Table(
+    "modelyard_audit",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("action", sa.String(20), nullable=False),
+    sa.Column("model", sa.String(100), nullable=False),
+    sa.Column("alias", sa.String(63), nullable=True),
+    sa.Column("from_version", sa.Integer, nullable=True),
+    sa.Column("to_version", sa.Integer, nullable=True),
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("details", sa.JSON, nullable=False),
+    sa.CheckConstraint(
+        "action IN ('register', 'promote', 'rollback', 'alias_delete')",
+        name="ck_modelyard_audit_action",
+    ),
+    sa.Index("ix_modelyard_audit_model_id", "model", "id"),
+)
+
+
+# -- engines ------------------------------------------------------------------------
+
+
+def mask_url(url: str | sa.URL) -> str:
+    """``url`` with its password replaced by ``***``, fit for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable URL>"
+
+
+def create_registry_engine(url: str) -> Engine:
+    """An engine for the registry database at ``url`` (SQLite or PostgreSQL).
+
+    SQLite connections get WAL journaling, a busy timeout and foreign keys, and
+    modelyard issues ``BEGIN`` itself (``BEGIN IMMEDIATE`` on connections carrying the
+    :data:`WRITE_OPTION`), so a writing transaction takes the write lock up front and
+    waits for other writers instead of failing half-way. A bare ``postgresql://`` URL is
+    read as ``postgresql+psycopg://``.
+
+    Raises:
+        ModelyardError: the URL is malformed or names an unsupported database.
+        MissingExtraError: PostgreSQL was asked for but psycopg is not installed.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ModelyardError(
+            f"registry URL {url!r} is not a database URL; expected e.g. "
+            "'sqlite:////path/to/registry.db' or 'postgresql+psycopg://user@host/db' "
+            "(set MODELYARD_REGISTRY_URL)"
+        ) from None
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return _sqlite_engine(parsed)
+    if backend == "postgresql":
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        if parsed.drivername == "postgresql+psycopg":
+            require("psycopg", "postgres")
+        return sa.create_engine(parsed, pool_pre_ping=True, json_serializer=_to_json)
+    raise ModelyardError(
+        f"registry URL {mask_url(parsed)}: database {backend!r} is not supported; "
+        "use sqlite:///... or postgresql+psycopg://..."
+    )
+
+
+class _NotJSONError(ValueError):
+    """A value bound for a JSON column is not plain JSON data."""
+
+
+def _to_json(value: Any) -> str:
+    # No NaN/Infinity: PostgreSQL's json type rejects them, so SQLite must too.
+    try:
+        return json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise _NotJSONError(str(exc)) from exc
+
+
+def _sqlite_engine(parsed: sa.URL) -> Engine:
+    database = parsed.database or ""
+    in_memory = database in ("", ":memory:") or parsed.query.get("mode") == "memory"
+    if in_memory:
+        # One shared connection, or every new connection would see an empty database.
+        engine = sa.create_engine(
+            parsed,
+            poolclass=StaticPool,
+            connect_args={"check_same_thread": False},
+            json_serializer=_to_json,
+        )
+    else:
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(
+            parsed, connect_args={"timeout": BUSY_TIMEOUT_SECONDS}, json_serializer=_to_json
+        )
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Hand transaction control to SQLAlchemy's "begin" event below.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            if not in_memory:
+                cursor.execute("PRAGMA journal_mode = WAL")
+                cursor.execute("PRAGMA synchronous = NORMAL")
+        finally:
+            cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        writes = connection.get_execution_options().get(WRITE_OPTION, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
+
+    return engine
+
+
+# -- migrations ---------------------------------------------------------------------
+
+
+def alembic_config(url: str | None = None, *, connection: Connection | None = None) -> Config:
+    """An Alembic config for the registry migrations, built in code (no alembic.ini).
+
+    Args:
+        url: the database to migrate, for Alembic commands that open their own connection.
+        connection: an open connection to migrate on; its transaction is the caller's.
+
+    Example:
+        >>> from alembic import command
+        >>> command.upgrade(alembic_config("sqlite:////tmp/registry.db"), "head")  # doctest: +SKIP
+    """
+    config = Config(stdout=io.StringIO())
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if url is not None:
+        # ConfigParser would read '%' in a password as interpolation.
+        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str:
+    """The newest schema revision this version of modelyard knows."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None, "the registry migrations folder has no revisions"
+    return head
+
+
+def current_revision(connection: Connection) -> str | None:
+    """The schema revision of the database behind ``connection`` (None if empty)."""
+    context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+    return context.get_current_revision()
+
+
+def upgrade_to_head(engine: Engine) -> None:
+    """Create or upgrade the registry schema to the newest revision, if it is not there.
+
+    Raises:
+        RegistryError: the database cannot be reached, or carries a schema revision this
+            version of modelyard does not know (it was written by a newer modelyard).
+    """
+    script = ScriptDirectory.from_config(alembic_config())
+    head = script.get_current_head()
+    where = mask_url(engine.url)
+    try:
+        with engine.connect() as connection:
+            current = current_revision(connection)
+        if current == head:
+            return
+        _check_known(script, current, where)
+        with _migration_lock(engine), engine.connect() as connection:
+            connection.execution_options(**{WRITE_OPTION: True})
+            with connection.begin():
+                if engine.dialect.name == "postgresql":
+                    connection.execute(
+                        sa.select(sa.func.pg_advisory_xact_lock(_PG_MIGRATION_LOCK_KEY))
+                    )
+                current = current_revision(connection)
+                if current == head:  # another process migrated while this one waited
+                    return
+                _check_known(script, current, where)
+                logger.info("upgrading registry schema at %s from %s to %s", where, current, head)
+                command.upgrade(alembic_config(connection=connection), "head")
+    except DBAPIError as exc:
+        raise RegistryError(
+            f"could not open the registry at {where}: {exc.orig}; check the URL "
+            "(MODELYARD_REGISTRY_URL) and that the database is reachable and writable"
+        ) from exc
+
+
+def _check_known(script: ScriptDirectory, revision: str | None, where: str) -> None:
+    if revision is None:
+        return
+    try:
+        known = script.get_revision(revision) is not None
+    except CommandError:
+        known = False
+    if not known:
+        raise RegistryError(
+            f"the registry at {where} has schema revision {revision!r}, which this modelyard "
+            "does not know; it was written by a newer modelyard: upgrade modelyard"
+        )
+
+
+@contextlib.contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    """Serialise migrations of one SQLite file across processes (PostgreSQL locks in SQL)."""
+    database = engine.url.database or ""
+    if engine.dialect.name != "sqlite" or database in ("", ":memory:"):
+        yield
+        return
+    lock_path = Path(database).expanduser().absolute().with_name(Path(database).name + ".lock")
+    lock = FileLock(lock_path, timeout=MIGRATION_LOCK_TIMEOUT_SECONDS)
+    try:
+        with lock:
+            yield
+    except Timeout:
+        raise RegistryError(
+            f"waited {MIGRATION_LOCK_TIMEOUT_SECONDS:.0f} s for another process to finish "
+            f"upgrading the registry schema (lock file {lock_path}); try again"
+        ) from None
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware, in UTC."""
+    return datetime.now(UTC)
+
+
+# -- transactions -------------------------------------------------------------------
+
+
+def run_read(engine: Engine, work: Callable[[Connection], T]) -> T:
+    """Run ``work`` in one read transaction (one consistent snapshot).
+
+    Raises:
+        RegistryError: the database failed; the message names it (password masked).
+    """
+    with _database_errors(engine), engine.connect() as connection, connection.begin():
+        return work(connection)
+
+
+def run_write(engine: Engine, work: Callable[[Connection], T]) -> T:
+    """Run ``work`` in one write transaction, retried while it meets other writers.
+
+    On SQLite the transaction takes the write lock at ``BEGIN IMMEDIATE``; on PostgreSQL
+    ``work`` locks the rows it changes. A transaction that fails on a lock, a deadlock, a
+    serialisation failure or a unique-key race is rolled back whole and run again after
+    an exponential, jittered back-off. Errors that ``work`` raises itself propagate at once.
+
+    Raises:
+        RegistryError: the database failed, or stayed busy through every attempt.
+    """
+    where = mask_url(engine.url)
+    started = time.monotonic()
+    for attempt in range(1, WRITE_ATTEMPTS + 1):
+        try:
+            with _database_errors(engine, retry=True), engine.connect() as connection:
+                connection.execution_options(**{WRITE_OPTION: True})
+                with connection.begin():
+                    return work(connection)
+        except _Transient as transient:
+            waited = time.monotonic() - started
+            if attempt == WRITE_ATTEMPTS or waited > WRITE_RETRY_SECONDS:
+                raise RegistryError(
+                    f"the registry at {where} stayed busy for {waited:.0f} s "
+                    f"({attempt} attempts, last: {transient.cause.orig}); try again, and "
+                    "check for a process holding a long transaction on it"
+                ) from transient.cause
+            delay = min(1.0, 0.01 * 2**attempt) * random.uniform(0.5, 1.5)
+            logger.debug("registry write attempt %d met %s; retrying", attempt, transient.cause)
+            time.sleep(delay)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+class _Transient(Exception):
+    def __init__(self, cause: DBAPIError) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def _is_transient(exc: DBAPIError) -> bool:
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate in ("40001", "40P01", "55P03", "23505"):  # serialisation, deadlock, lock, unique
+        return True
+    text = str(exc.orig).lower()
+    if isinstance(exc, OperationalError):
+        return "database is locked" in text or "database is busy" in text
+    return isinstance(exc, SQLIntegrityError) and "unique constraint failed" in text
+
+
+@contextlib.contextmanager
+def _database_errors(engine: Engine, *, retry: bool = False) -> Iterator[None]:
+    """Turn SQLAlchemy errors into RegistryError (or _Transient, when retrying)."""
+    try:
+        yield
+    except DBAPIError as exc:
+        if retry and _is_transient(exc):
+            raise _Transient(exc) from exc
+        raise RegistryError(f"registry database {mask_url(engine.url)} failed: {exc.orig}") from exc
+    except StatementError as exc:
+        # Raised before the database saw the statement, e.g. by the JSON serializer.
+        if isinstance(exc.orig, _NotJSONError):
+            raise _not_json(engine, exc.orig) from exc
+        raise RegistryError(
+            f"could not write to the registry at {mask_url(engine.url)}: {exc.orig}"
+        ) from exc
+    except _NotJSONError as exc:  # psycopg serialises JSON itself, unwrapped by SQLAlchemy
+        raise _not_json(engine, exc) from exc
+
+
+def _not_json(engine: Engine, exc: Exception) -> RegistryError:
+    return RegistryError(
+        f"could not write to the registry at {mask_url(engine.url)}: {exc}; "
+        "spec, lineage, metrics, report and artifact extras must be plain JSON data "
+        "(dicts with string keys, lists, strings, finite numbers, booleans, None)"
+    )

@@ -1,0 +1,59 @@
+"""Settings: the one piece of global configuration, read from ``MODELYARD_*`` variables.
+
+The registry lives under a *home* folder (``--home`` or ``MODELYARD_HOME``, default
+``~/.modelyard``): ``registry.db`` (SQLite) and ``artifacts/`` (content-addressed files).
+``MODELYARD_REGISTRY_URL`` points the metadata at another database, e.g.
+``postgresql+psycopg://user@host/db``; artifacts stay under the home folder.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "default_actor"]
+
+
+def _default_home() -> Path:
+    return Path("~/.modelyard").expanduser()
+
+
+def default_actor() -> str:
+    """Who is acting, for the audit trail: ``MODELYARD_ACTOR`` or the login name."""
+    actor = os.environ.get("MODELYARD_ACTOR")
+    if actor:
+        return actor
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry, e.g. in a bare container
+        return "unknown"
+
+
+class Settings(BaseSettings):
+    """Where the registry and artifacts live.
+
+    Example:
+        >>> s = Settings(home=Path("/tmp/my-yard"))
+        >>> s.resolved_registry_url()
+        'sqlite:////tmp/my-yard/registry.db'
+    """
+
+    model_config = SettingsConfigDict(env_prefix="MODELYARD_", frozen=True, extra="ignore")
+
+    home: Path = Field(default_factory=_default_home)
+    registry_url: str | None = None
+
+    def resolved_registry_url(self) -> str:
+        """The SQLAlchemy URL of the metadata database."""
+        if self.registry_url:
+            return self.registry_url
+        return f"sqlite:///{self.home.expanduser().absolute() / 'registry.db'}"
+
+    @property
+    def artifact_root(self) -> Path:
+        """The folder of content-addressed artifacts."""
+        return self.home.expanduser().absolute() / "artifacts"

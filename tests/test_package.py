@@ -1,0 +1,96 @@
+"""Guard rails: the public API, import weight, and modules that import on their own."""
+
+from __future__ import annotations
+
+import pkgutil
+import subprocess
+import sys
+
+import pytest
+
+import modelyard
+
+
+def test_public_api_is_pinned() -> None:
+    assert modelyard.__all__ == sorted(modelyard.__all__)
+    assert modelyard.__all__ == [
+        "DataError",
+        "DataValidationError",
+        "GateFailed",
+        "IntegrityError",
+        "MissingExtraError",
+        "ModelNotFoundError",
+        "ModelyardError",
+        "ProjectSpec",
+        "PromotionRefused",
+        "RegistryError",
+        "ReproductionMismatch",
+        "Settings",
+        "SpecError",
+        "diff",
+        "evaluate",
+        "init",
+        "list_models",
+        "load_model",
+        "load_spec",
+        "open_registry",
+        "promote",
+        "quickstart",
+        "reproduce",
+        "rollback",
+        "show",
+        "train",
+    ]
+    for name in modelyard.__all__:
+        assert getattr(modelyard, name) is not None
+
+
+def _modules_after(code: str) -> set[str]:
+    probe = f"{code}\nimport sys\nprint('\\n'.join(sys.modules))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    return set(out.stdout.split())
+
+
+@pytest.mark.parametrize("heavy", ["pandas", "sklearn", "fastapi", "onnxruntime", "sqlalchemy"])
+def test_import_modelyard_is_light(heavy: str) -> None:
+    assert heavy not in _modules_after("import modelyard")
+
+
+def test_help_loads_neither_pandas_nor_sklearn() -> None:
+    code = (
+        "import sys\nsys.argv=['modelyard','--help']\nfrom modelyard.cli import run\n"
+        "import contextlib, io\nwith contextlib.redirect_stdout(io.StringIO()): run(['--help'])"
+    )
+    loaded = _modules_after(code)
+    assert "pandas" not in loaded and "sklearn" not in loaded
+
+
+def _all_modules() -> list[str]:
+    names = ["modelyard"]
+    for info in pkgutil.walk_packages(modelyard.__path__, "modelyard."):
+        if ".migrations" in info.name or info.name.endswith("__main__"):
+            continue
+        names.append(info.name)
+    return sorted(names)
+
+
+def test_every_module_imports_on_its_own() -> None:
+    # Each module is imported with every modelyard module forgotten first, so an import
+    # cycle or a missing import that another module's import would hide shows up; third
+    # party libraries stay loaded to keep this fast.
+    names = _all_modules()
+    probe = (
+        "import importlib, sys\n"
+        f"names = {names!r}\n"
+        "failures = []\n"
+        "for name in names:\n"
+        "    for loaded in [m for m in sys.modules if m.split('.')[0] == 'modelyard']:\n"
+        "        del sys.modules[loaded]\n"
+        "    try:\n"
+        "        importlib.import_module(name)\n"
+        "    except Exception as exc:\n"
+        "        failures.append(f'{name}: {exc!r}')\n"
+        "print('\\n'.join(failures))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "", run.stdout
