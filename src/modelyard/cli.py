@@ -471,5 +471,18 @@ def run(argv: list[str] | None = None) -> int:
 
 
 def main() -> None:
-    """Console-script entry point."""
-    sys.exit(run(sys.argv[1:]))
+    """Console-script entry point.
+
+    Leaves through ``os._exit`` once output is flushed: pyarrow's Parquet thread pool can
+    abort the interpreter's teardown ("terminate called without an active exception",
+    apache/arrow#34314) after all work is done, which would turn a success into exit -6.
+    Every command has committed and closed what it opened by the time ``run`` returns.
+    """
+    import gc
+    import os
+
+    code = run(sys.argv[1:])
+    gc.collect()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
