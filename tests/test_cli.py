@@ -200,6 +200,14 @@ def test_promote_rollback_and_failed_gates(tmp_path: Path) -> None:
         _json(run_cli("models", "show", "houses@production", "--json", home=home))["version"] == 1
     )
 
+    trail = _json(run_cli("models", "history", "houses", "--json", home=home))
+    assert [(e["action"], e["to_version"], e["reason"]) for e in trail[:3]] == [
+        ("rollback", 1, "bad"),
+        ("promote", 2, "second"),
+        ("promote", 1, "first"),
+    ]
+    assert all(e["actor"] and e["at"] for e in trail)
+
     spec = read_spec(project)
     write_spec(project, {**spec, "evaluation": {"gates": [{"metric": "r2", "min": 0.99999}]}})
     failed = run_cli("train", str(project), home=home, check=1)

@@ -30,11 +30,18 @@ if TYPE_CHECKING:
     from modelyard._training import TrainResult
     from modelyard.evaluation.diff import PredictionDiff
     from modelyard.evaluation.report import EvaluationReport
-    from modelyard.registry.registry import AliasChange, ModelSummary, ModelVersion, Registry
+    from modelyard.registry.registry import (
+        AliasChange,
+        AuditEntry,
+        ModelSummary,
+        ModelVersion,
+        Registry,
+    )
 
 __all__ = [
     "diff",
     "evaluate",
+    "history",
     "init",
     "list_models",
     "load_model",
@@ -226,6 +233,14 @@ def list_models(*, settings: Settings | None = None) -> list[ModelSummary]:
     """Every registered model with its latest version and aliases."""
     with open_registry(settings) as registry:
         return registry.list_models()
+
+
+def history(
+    name: str | None = None, *, limit: int = 100, settings: Settings | None = None
+) -> list[AuditEntry]:
+    """The audit trail (newest first): who registered, promoted or rolled back what, and why."""
+    with open_registry(settings) as registry:
+        return registry.audit_log(name, limit=limit)
 
 
 def show(ref: str, *, settings: Settings | None = None) -> ModelVersion:

@@ -224,6 +224,34 @@ def models_show(
     _print_version(version)
 
 
+@models_app.command("history")
+def models_history(
+    name: Annotated[str | None, typer.Argument(help="Model name [default: all models].")] = None,
+    limit: Annotated[int, typer.Option(help="How many entries, newest first.")] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """Show the audit trail: registrations, promotions and rollbacks, with who and why."""
+    from modelyard import api
+
+    entries = api.history(name, limit=limit, settings=_settings())
+    if as_json:
+        _print_json([_jsonable(e) for e in entries])
+        return
+    table = Table("when (UTC)", "who", "action", "model", "alias", "change", "reason")
+    for e in entries:
+        change = f"{e.from_version if e.from_version is not None else '-'} → {e.to_version}"
+        table.add_row(
+            f"{e.at:%Y-%m-%d %H:%M:%S}",
+            e.actor,
+            e.action,
+            e.model,
+            e.alias or "-",
+            change,
+            e.reason or "",
+        )
+    out.print(table)
+
+
 @app.command()
 def promote(
     ref: Annotated[str, typer.Argument(help="NAME:VERSION to promote.")],
