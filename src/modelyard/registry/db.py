@@ -48,10 +48,12 @@ __all__ = [
     "audit",
     "create_registry_engine",
     "current_revision",
+    "feedback_segments",
     "head_revision",
     "mask_url",
     "metadata",
     "models",
+    "prediction_segments",
     "run_read",
     "run_write",
     "upgrade_to_head",
@@ -195,6 +197,40 @@ audit = sa.Table(
         name="ck_modelyard_audit_action",
     ),
     sa.Index("ix_modelyard_audit_model_id", "model", "id"),
+)
+
+#: One row per Parquet segment of the prediction log (see modelyard.predlog); ``path`` is
+#: relative to the home folder.
+prediction_segments = sa.Table(
+    "modelyard_prediction_segments",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("model", sa.String(100), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("path", sa.String(400), nullable=False),
+    sa.Column("rows", sa.Integer, nullable=False),
+    sa.Column("min_received_at", UTCDateTime, nullable=False),
+    sa.Column("max_received_at", UTCDateTime, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("bytes", sa.BigInteger, nullable=False),
+    sa.UniqueConstraint("path", name="uq_modelyard_prediction_segments_path"),
+    sa.Index("ix_modelyard_prediction_segments_model_time", "model", "version", "min_received_at"),
+)
+
+#: One row per Parquet segment of feedback (labels) on logged predictions.
+feedback_segments = sa.Table(
+    "modelyard_feedback_segments",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("model", sa.String(100), nullable=False),
+    sa.Column("path", sa.String(400), nullable=False),
+    sa.Column("rows", sa.Integer, nullable=False),
+    sa.Column("min_received_at", UTCDateTime, nullable=False),
+    sa.Column("max_received_at", UTCDateTime, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("bytes", sa.BigInteger, nullable=False),
+    sa.UniqueConstraint("path", name="uq_modelyard_feedback_segments_path"),
+    sa.Index("ix_modelyard_feedback_segments_model_time", "model", "min_received_at"),
 )
 
 

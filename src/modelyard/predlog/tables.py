@@ -1,0 +1,250 @@
+"""Arrow tables of the prediction log: logged requests and feedback items become columns.
+
+Column layout of a prediction segment, one row per predicted row:
+
+=================  =========================  ==============================================
+column             type                       meaning
+=================  =========================  ==============================================
+request_id         string                     the request the row came in
+row                int32                      position of the row in its request
+received_at        timestamp[us, UTC]         when the request arrived
+endpoint           string                     the route that served it
+latency_ms         float32                    the request's latency
+input.<column>     float64/string/timestamp   the decoded inputs (missing values are null)
+prediction         float64 or string          regression value, or class label as text
+proba.<class>      float64                    class probabilities (classifiers)
+=================  =========================  ==============================================
+
+``model`` and ``version`` are partition keys (folder names), added by the readers.
+Class labels are written as text by :func:`label_text`, the same way feedback labels are,
+so ``prediction`` and ``label`` compare as strings: 1, 1.0 and ``np.int64(1)`` all
+become ``"1"``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+
+if TYPE_CHECKING:
+    from modelyard.serving.runtime import RuntimeOutput
+
+__all__ = [
+    "BASE_FIELDS",
+    "FEEDBACK_FIELDS",
+    "INPUT_PREFIX",
+    "PROBA_PREFIX",
+    "TIMESTAMP",
+    "LoggedRequest",
+    "build_feedback_table",
+    "build_prediction_table",
+    "input_array",
+    "label_float",
+    "label_text",
+    "micros",
+    "problem_of",
+]
+
+TIMESTAMP = pa.timestamp("us", tz="UTC")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+INPUT_PREFIX = "input."
+PROBA_PREFIX = "proba."
+
+#: Columns every prediction frame has, in order (``model``, ``version`` from the path).
+BASE_FIELDS: tuple[pa.Field, ...] = (
+    pa.field("request_id", pa.string()),
+    pa.field("row", pa.int32()),
+    pa.field("received_at", TIMESTAMP),
+    pa.field("model", pa.string()),
+    pa.field("version", pa.int32()),
+    pa.field("endpoint", pa.string()),
+    pa.field("latency_ms", pa.float32()),
+)
+FEEDBACK_FIELDS: tuple[pa.Field, ...] = (
+    pa.field("request_id", pa.string()),
+    pa.field("row", pa.int32()),
+    pa.field("label", pa.string()),
+    pa.field("label_float", pa.float64()),
+    pa.field("received_at", TIMESTAMP),
+)
+_FORMAT = {b"modelyard.predlog": b"1"}
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedRequest:
+    """One request as handed to ``PredictionLog.log``, converted only at flush time."""
+
+    model: str
+    version: int
+    request_id: str
+    received_at: datetime  # UTC
+    columns: Mapping[str, np.ndarray]
+    rows: int
+    output: RuntimeOutput
+    latency_ms: float
+    endpoint: str
+
+
+def label_text(value: object) -> str | None:
+    """A class or feedback label as text; integral numbers lose their '.0' (20.0 → "20")."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return str(value)
+
+
+def label_float(value: object) -> float | None:
+    """A label as a number when it is one (booleans count as 1.0 and 0.0), else None."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bool | int | float):
+        return float(value)
+    return None
+
+
+def micros(moment: datetime) -> int:
+    """Microseconds since the epoch of an aware UTC datetime."""
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+# -- predictions --------------------------------------------------------------------
+
+
+def problem_of(request: LoggedRequest) -> str | None:
+    """Why a logged request cannot be written, or None when it can."""
+    rows = request.rows
+    for name, values in request.columns.items():
+        if np.ndim(values) != 1 or len(values) != rows:
+            return f"input column {name!r} has shape {np.shape(values)}, expected ({rows},)"
+    values = request.output.values
+    if np.ndim(values) != 1 or len(values) != rows:
+        return f"predictions have shape {np.shape(values)}, expected ({rows},)"
+    proba, classes = request.output.proba, request.output.classes
+    if proba is not None:
+        width = len(classes) if classes is not None else np.shape(proba)[-1]
+        if np.shape(proba) != (rows, width):
+            return f"probabilities have shape {np.shape(proba)}, expected ({rows}, {width})"
+    return None
+
+
+def _signature(request: LoggedRequest) -> tuple[Any, ...]:
+    inputs = tuple(
+        (name, np.asarray(values).dtype.kind) for name, values in request.columns.items()
+    )
+    output = request.output
+    classes = None if output.classes is None else tuple(label_text(c) for c in output.classes)
+    width = None if output.proba is None else np.shape(output.proba)[1]
+    return inputs, _is_classifier(output), classes, width
+
+
+def _is_classifier(output: RuntimeOutput) -> bool:
+    return output.classes is not None or np.asarray(output.values).dtype.kind in "OUSb"
+
+
+def build_prediction_table(requests: Sequence[LoggedRequest]) -> pa.Table:
+    """One table of every row of ``requests`` (checked with :func:`problem_of` first).
+
+    Requests whose inputs or outputs differ in schema (rare: one version has one
+    feature order) are built apart and concatenated, missing columns becoming nulls.
+    """
+    groups: dict[tuple[Any, ...], list[LoggedRequest]] = {}
+    for request in requests:
+        groups.setdefault(_signature(request), []).append(request)
+    tables = [_build_uniform(group) for group in groups.values()]
+    if len(tables) == 1:
+        return tables[0]
+    return pa.concat_tables(tables, promote_options="permissive")
+
+
+def _build_uniform(requests: Sequence[LoggedRequest]) -> pa.Table:
+    """Requests that share input columns, kinds and classes, concatenated column-wise."""
+    counts = np.fromiter((r.rows for r in requests), dtype=np.int64, count=len(requests))
+    total = int(counts.sum())
+    starts = np.cumsum(counts) - counts
+    first = requests[0]
+
+    def repeated(values: Iterable[Any], dtype: Any) -> np.ndarray:
+        return np.repeat(np.array(list(values), dtype=dtype), counts)
+
+    arrays: dict[str, pa.Array] = {
+        "request_id": pa.array(repeated((r.request_id for r in requests), object), pa.string()),
+        "row": pa.array((np.arange(total) - np.repeat(starts, counts)).astype(np.int32)),
+        "received_at": pa.array(
+            repeated((micros(r.received_at) for r in requests), np.int64), TIMESTAMP
+        ),
+        "endpoint": pa.array(repeated((r.endpoint for r in requests), object), pa.string()),
+        "latency_ms": pa.array(repeated((r.latency_ms for r in requests), np.float32)),
+    }
+    for name in first.columns:
+        parts = [np.asarray(r.columns[name]) for r in requests]
+        arrays[INPUT_PREFIX + name] = input_array(_concat(parts))
+    values = _concat([np.asarray(r.output.values) for r in requests])
+    if _is_classifier(first.output):
+        arrays["prediction"] = pa.array([label_text(v) for v in values], pa.string())
+    else:
+        arrays["prediction"] = pa.array(values.astype(np.float64), from_pandas=True)
+    if first.output.proba is not None:
+        proba = _concat([np.asarray(r.output.proba, dtype=np.float64) for r in requests])
+        classes = first.output.classes
+        if classes:
+            names = [str(label_text(c)) for c in classes]
+        else:
+            names = [str(index) for index in range(proba.shape[1])]
+        for index, name in enumerate(names):
+            arrays[f"{PROBA_PREFIX}{name}"] = pa.array(proba[:, index])
+    return pa.table(arrays).replace_schema_metadata(_FORMAT)
+
+
+def _concat(parts: list[np.ndarray]) -> np.ndarray:
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def input_array(values: np.ndarray) -> pa.Array:
+    """One decoded input column as Arrow: float64, string or timestamp; missing → null."""
+    kind = values.dtype.kind
+    if kind in "fiub":
+        return pa.array(values.astype(np.float64, copy=False), from_pandas=True)
+    if kind == "M":
+        return pa.array(values, from_pandas=True)
+    try:
+        return pa.array(values, type=pa.string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        # Not all text (e.g. numbers left in an object column): write each as text.
+        return pa.array([label_text(v) for v in values], pa.string())
+
+
+# -- feedback -----------------------------------------------------------------------
+
+
+def build_feedback_table(
+    request_ids: Sequence[str], rows: Sequence[int], labels: Sequence[object], received_at: datetime
+) -> pa.Table:
+    """The feedback segment of already-checked items, all received at ``received_at``."""
+    count = len(request_ids)
+    return pa.table(
+        {
+            "request_id": pa.array(request_ids, pa.string()),
+            "row": pa.array(rows, pa.int32()),
+            "label": pa.array([label_text(v) for v in labels], pa.string()),
+            "label_float": pa.array([label_float(v) for v in labels], pa.float64()),
+            "received_at": pa.array(np.full(count, micros(received_at), np.int64), TIMESTAMP),
+        }
+    ).replace_schema_metadata(_FORMAT)

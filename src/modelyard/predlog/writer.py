@@ -1,0 +1,429 @@
+"""The prediction log writer: what online serving calls after every prediction.
+
+:meth:`PredictionLog.log` only appends the request to an in-memory buffer under a lock
+and returns: it never waits on disk or database and never raises into the request (a
+failure is logged and counted). A background thread turns the buffer into Parquet
+segments (see :mod:`modelyard.predlog.store`) every ``flush_seconds``, or as soon as
+``flush_rows`` rows wait, one segment per model, version and UTC day per flush, and
+records them in the index.
+
+Memory is bounded: when ``max_buffer_rows`` rows are held (waiting or being written), a
+new request's rows are dropped, not queued, and counted in :attr:`PredictionLog.dropped_rows`
+(a warning is logged once per flush), so a slow disk or database never makes the request
+path wait or the process grow without bound.
+
+Crash bound: a segment appears whole or not at all (written under a temporary name,
+synced, renamed), so a hard crash (SIGKILL, power loss) never leaves a corrupt file
+visible. It loses only the rows not yet in a segment, those logged since the last flush
+took the buffer: at most the last ``flush_seconds`` of predictions or about
+``flush_rows`` rows, whichever comes first, plus the segment being written at the moment
+of the crash if a flush was under way (the rows of the few milliseconds a flush takes,
+or up to about ``flush_rows`` more under load), never more than ``max_buffer_rows``;
+rows dropped before the crash are already counted. A crash between a segment's rename
+and its index record leaves a file the index-based readers do not see until
+:func:`modelyard.predlog.reader.repair_index` records it.
+
+Shutdown: the flushing thread is a daemon thread and no ``atexit`` hook is installed. The
+owner (the server, on graceful shutdown) must call :meth:`PredictionLog.close`, which
+flushes what is buffered and stops the thread; rows still buffered when a process exits
+without ``close`` are lost.
+
+Feedback (:meth:`PredictionLog.record_feedback`) is written synchronously, one segment per
+call, so when it returns the labels are on disk and indexed: send labels in batches.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from sqlalchemy.engine import Engine
+
+from modelyard.errors import ModelyardError
+from modelyard.predlog import store
+from modelyard.predlog.feedback import FeedbackItem, write_feedback
+from modelyard.predlog.tables import LoggedRequest, build_prediction_table, problem_of
+from modelyard.registry import db
+from modelyard.registry.refs import check_model_name
+from modelyard.settings import Settings
+
+if TYPE_CHECKING:
+    from modelyard.serving.runtime import Columns, RuntimeOutput
+
+__all__ = ["FeedbackItem", "PredictionLog", "PredictionLogStats"]  # FeedbackItem: re-export
+
+logger = logging.getLogger(__name__)
+
+_GroupKey = tuple[str, int, date]
+
+
+@dataclass(frozen=True)
+class PredictionLogStats:
+    """Counters of a prediction log, for metrics (rows unless said otherwise)."""
+
+    pending_rows: int
+    written_rows: int
+    written_segments: int
+    dropped_rows: int
+    failed_rows: int
+    unindexed_segments: int
+
+
+class PredictionLog:
+    """Buffers predicted rows and writes them as Parquet segments in the background.
+
+    Open it with :meth:`open`; call :meth:`close` on shutdown (it flushes). Safe to use
+    from many threads. The arrays given to :meth:`log` are kept until the next flush
+    and must not be changed by the caller afterwards.
+
+    Example:
+        >>> import tempfile
+        >>> from datetime import UTC, datetime
+        >>> from pathlib import Path
+        >>> import numpy as np
+        >>> from modelyard.serving.runtime import RuntimeOutput
+        >>> settings = Settings(home=Path(tempfile.mkdtemp()))
+        >>> with PredictionLog.open(settings) as predlog:
+        ...     predlog.log(model="house-prices", version=1, request_id="r1",
+        ...                 received_at=datetime.now(UTC), columns={"area": np.array([80.0])},
+        ...                 rows=1, output=RuntimeOutput(values=np.array([250_000.0])),
+        ...                 latency_ms=3.5, endpoint="predict")
+        >>> from modelyard.predlog import read_predictions
+        >>> read_predictions(settings, "house-prices")["prediction"].tolist()
+        [250000.0]
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        *,
+        flush_rows: int = 5000,
+        flush_seconds: float = 2.0,
+        max_buffer_rows: int = 200_000,
+    ) -> None:
+        _check_positive("flush_rows", flush_rows)
+        _check_positive("flush_seconds", flush_seconds)
+        _check_positive("max_buffer_rows", max_buffer_rows)
+        self._home = store.home_of(settings)
+        self._engine = engine
+        self._flush_rows = flush_rows
+        self._flush_seconds = float(flush_seconds)
+        self._max_buffer_rows = max_buffer_rows
+        self._lock = threading.Lock()  # guards the buffer and the counters
+        self._flush_lock = threading.Lock()  # one flush at a time
+        self._close_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._buffer: list[LoggedRequest] = []
+        self._buffered_rows = 0
+        self._in_flight_rows = 0
+        self._written_rows = 0
+        self._written_segments = 0
+        self._dropped_rows = 0
+        self._dropped_reported = 0
+        self._failed_rows = 0
+        self._unindexed: list[store.SegmentRecord] = []
+        self._accepting = True
+        self._closed = False
+        self._thread = threading.Thread(
+            target=self._run, name="modelyard-predlog-flush", daemon=True
+        )
+        self._thread.start()
+
+    @classmethod
+    def open(
+        cls,
+        settings: Settings,
+        *,
+        flush_rows: int = 5000,
+        flush_seconds: float = 2.0,
+        max_buffer_rows: int = 200_000,
+    ) -> PredictionLog:
+        """Open the log under ``settings.home``, indexed in the registry database.
+
+        Args:
+            settings: where the home folder and the metadata database are.
+            flush_rows: write as soon as this many rows wait.
+            flush_seconds: write at least this often while rows wait.
+            max_buffer_rows: rows held in memory beyond which new rows are dropped.
+
+        Raises:
+            RegistryError: the database cannot be reached, or has a newer schema.
+            ModelyardError: a setting is out of range, or the database URL is malformed.
+        """
+        engine = store.open_index(settings)
+        try:
+            return cls(
+                settings,
+                engine,
+                flush_rows=flush_rows,
+                flush_seconds=flush_seconds,
+                max_buffer_rows=max_buffer_rows,
+            )
+        except BaseException:
+            engine.dispose()
+            raise
+
+    # -- the request path ------------------------------------------------------------
+
+    def log(
+        self,
+        *,
+        model: str,
+        version: int,
+        request_id: str,
+        received_at: datetime,
+        columns: Columns,
+        rows: int,
+        output: RuntimeOutput,
+        latency_ms: float,
+        endpoint: str,
+    ) -> None:
+        """Queue a request's predicted rows; returns at once and never raises.
+
+        A naive ``received_at`` is taken to be UTC. The rows are dropped (and counted in
+        :attr:`dropped_rows`) when the buffer is full or the log is closed.
+        """
+        try:
+            if rows <= 0:
+                return
+            request = LoggedRequest(
+                model=model,
+                version=version,
+                request_id=request_id,
+                received_at=store.as_utc(received_at),
+                columns=columns,
+                rows=rows,
+                output=output,
+                latency_ms=latency_ms,
+                endpoint=endpoint,
+            )
+            with self._lock:
+                held = self._buffered_rows + self._in_flight_rows
+                if not self._accepting or held + rows > self._max_buffer_rows:
+                    self._dropped_rows += rows
+                    return
+                self._buffer.append(request)
+                self._buffered_rows += rows
+                full = self._buffered_rows >= self._flush_rows
+            if full:
+                self._wake.set()
+        except Exception:
+            logger.exception("could not log request %r of %s:%s", request_id, model, version)
+            with self._lock:
+                self._failed_rows += rows if isinstance(rows, int) and rows > 0 else 0
+
+    # -- flushing --------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Write every row logged so far, then return; waits for a flush in progress.
+
+        Never raises: rows that cannot be written are logged and counted in
+        :meth:`stats` (``failed_rows``); segments written but not yet indexed are
+        indexed again at the next flush.
+        """
+        with self._flush_lock:
+            with self._lock:
+                requests, self._buffer = self._buffer, []
+                taken, self._buffered_rows = self._buffered_rows, 0
+                self._in_flight_rows += taken
+                newly_dropped = self._dropped_rows - self._dropped_reported
+                self._dropped_reported = self._dropped_rows
+            if newly_dropped:
+                logger.warning(
+                    "prediction log dropped %d rows: more than max_buffer_rows=%d rows were "
+                    "waiting to be written; raise it, or flush more often (flush_rows)",
+                    newly_dropped,
+                    self._max_buffer_rows,
+                )
+            try:
+                self._write(requests)
+                self._index_pending()
+            except Exception:  # the writers catch their errors; this is a last resort
+                logger.exception("prediction log flush failed")
+            finally:
+                with self._lock:
+                    self._in_flight_rows -= taken
+
+    def _write(self, requests: list[LoggedRequest]) -> None:
+        groups: dict[_GroupKey, list[LoggedRequest]] = {}
+        for request in requests:
+            key = (request.model, request.version, request.received_at.date())
+            groups.setdefault(key, []).append(request)
+        for key, group in groups.items():
+            self._write_group(key, group)
+
+    def _write_group(self, key: _GroupKey, requests: list[LoggedRequest]) -> None:
+        model, version, day = key
+        total = sum(request.rows for request in requests)
+        try:
+            check_model_name(model)
+            if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+                raise ModelyardError(f"version {version!r} is not a positive integer")
+            good = []
+            for request in requests:
+                problem = problem_of(request)
+                if problem is None:
+                    good.append(request)
+                    continue
+                logger.warning(
+                    "prediction log skips request %r of %s:%s: %s",
+                    request.request_id,
+                    model,
+                    version,
+                    problem,
+                )
+                self._count_failed(request.rows)
+            if not good:
+                return
+            table = build_prediction_table(good)
+            folder = store.segment_folder(self._home, "predictions", model, version, day)
+            path, size = store.write_segment(table, folder)
+        except Exception:
+            logger.exception(
+                "could not write %d logged rows of %s:%s; they are lost", total, model, version
+            )
+            self._count_failed(total)
+            return
+        record = store.SegmentRecord(
+            kind="predictions",
+            model=model,
+            version=version,
+            path=path.relative_to(self._home).as_posix(),
+            rows=table.num_rows,
+            min_received_at=min(request.received_at for request in good),
+            max_received_at=max(request.received_at for request in good),
+            created_at=db.utcnow(),
+            bytes=size,
+        )
+        with self._lock:
+            self._written_rows += table.num_rows
+            self._written_segments += 1
+            self._unindexed.append(record)
+
+    def _index_pending(self) -> None:
+        with self._lock:
+            pending = list(self._unindexed)
+        if not pending:
+            return
+        try:
+            store.insert_segments(self._engine, pending)
+        except Exception:
+            logger.exception(
+                "could not index %d prediction log segments (the files are written); "
+                "retrying at the next flush",
+                len(pending),
+            )
+            return
+        with self._lock:
+            del self._unindexed[: len(pending)]
+
+    def _count_failed(self, rows: int) -> None:
+        with self._lock:
+            self._failed_rows += rows
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self._flush_seconds)
+            self._wake.clear()
+            stopping = self._stopping.is_set()
+            self.flush()
+            if stopping:
+                return
+
+    # -- feedback --------------------------------------------------------------------
+
+    def record_feedback(
+        self, model: str, items: Sequence[FeedbackItem], *, received_at: datetime | None = None
+    ) -> int:
+        """Store true labels of logged rows; returns how many were stored.
+
+        Written at once as one segment and indexed before returning. When an item names
+        the same (request_id, row) twice, the last one is kept; across calls, the latest
+        received wins when read back. Labels are stored as text (``label``) and, when they
+        are numbers or booleans, as ``label_float`` too.
+
+        Args:
+            model: the model the predictions were made by.
+            items: the labels.
+            received_at: when they arrived (default: now); a naive value is UTC.
+
+        Raises:
+            DataValidationError: an item has an empty request id, a negative row, or a
+                label that is missing, NaN or not a scalar; nothing is stored then.
+            ModelyardError: the model name is invalid, or the log is closed.
+            RegistryError: the index could not be written.
+        """
+        if self._closed:
+            raise ModelyardError("the prediction log is closed; open a new one to record feedback")
+        return write_feedback(self._home, self._engine, model, items, received_at=received_at)
+
+    # -- state -----------------------------------------------------------------------
+
+    @property
+    def dropped_rows(self) -> int:
+        """Rows dropped because the buffer was full (or the log closed)."""
+        with self._lock:
+            return self._dropped_rows
+
+    def stats(self) -> PredictionLogStats:
+        """A consistent snapshot of the counters."""
+        with self._lock:
+            return PredictionLogStats(
+                pending_rows=self._buffered_rows + self._in_flight_rows,
+                written_rows=self._written_rows,
+                written_segments=self._written_segments,
+                dropped_rows=self._dropped_rows,
+                failed_rows=self._failed_rows,
+                unindexed_segments=len(self._unindexed),
+            )
+
+    def close(self) -> None:
+        """Flush what is buffered, stop the flushing thread, release the database.
+
+        Idempotent. Rows logged after ``close`` are dropped and counted.
+        """
+        with self._close_lock:
+            if self._closed:
+                return
+            with self._lock:
+                self._accepting = False
+            self._stopping.set()
+            self._wake.set()
+            self._thread.join()
+            self.flush()  # anything logged between the thread's last flush and now
+            with self._lock:
+                left = len(self._unindexed)
+            if left:
+                logger.error(
+                    "closing the prediction log with %d segments written but not indexed; "
+                    "run modelyard.predlog.repair_index to index them",
+                    left,
+                )
+            self._engine.dispose()
+            self._closed = True
+
+    def __enter__(self) -> PredictionLog:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _check_positive(name: str, value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ModelyardError(
+            f"PredictionLog {name} must be a positive number, got {value!r}; "
+            "check the prediction log settings"
+        )

@@ -1,0 +1,328 @@
+"""PredictionLog: buffering, background flushing, bounds, and what lands in the segments."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.compose import ColumnTransformer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder
+
+from modelyard.errors import ModelyardError
+from modelyard.predlog import PredictionLog, read_predictions
+from modelyard.serving.runtime import RuntimeOutput, SklearnRuntime
+from modelyard.settings import Settings
+
+from .conftest import T0, LogFn, at, house_columns
+
+
+def _wait_for(condition: Callable[[], bool], seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return condition()
+
+
+def _segments(settings: Settings) -> list[Path]:
+    return sorted((settings.home / "predictions").glob("**/*.parquet"))
+
+
+def test_regression_round_trip(
+    settings: Settings, predlog: PredictionLog, log_regression: LogFn
+) -> None:
+    log_regression("r1", rows=3)
+    log_regression("r2", rows=2, received_at=at(1.5), latency_ms=9.0, endpoint="invocations")
+    predlog.flush()
+
+    frame = read_predictions(settings, "house-prices")
+
+    assert list(frame.columns) == [
+        "request_id",
+        "row",
+        "received_at",
+        "model",
+        "version",
+        "endpoint",
+        "latency_ms",
+        "input.area",
+        "input.district",
+        "input.built",
+        "prediction",
+    ]
+    assert frame["request_id"].tolist() == ["r1", "r1", "r1", "r2", "r2"]
+    assert frame["row"].tolist() == [0, 1, 2, 0, 1]
+    assert frame["row"].dtype == np.int32 and frame["version"].dtype == np.int32
+    assert frame["latency_ms"].dtype == np.float32
+    assert frame["latency_ms"].tolist() == [4.25, 4.25, 4.25, 9.0, 9.0]
+    assert frame["endpoint"].tolist() == ["predict"] * 3 + ["invocations"] * 2
+    assert frame["received_at"].tolist() == [pd.Timestamp(T0)] * 3 + [pd.Timestamp(at(1.5))] * 2
+    assert str(frame["received_at"].dt.tz) == "UTC"
+    assert set(frame["model"]) == {"house-prices"} and set(frame["version"]) == {1}
+    assert frame["prediction"].dtype == np.float64
+    assert frame["prediction"].tolist() == [0.0, 1000.0, 2000.0, 0.0, 1000.0]
+    # Missing inputs come back missing, whatever their kind.
+    expected = house_columns(3)
+    np.testing.assert_array_equal(frame["input.area"].to_numpy()[:3], expected["area"])
+    assert frame["input.area"].isna().tolist()[:3] == [True, False, False]
+    assert frame["input.district"].isna().tolist()[:3] == [False, True, False]
+    assert frame["input.district"].iloc[2] == "d2"
+    assert frame["input.built"].isna().tolist()[:3] == [False, False, True]
+    assert frame["input.built"].iloc[1] == pd.Timestamp("2000-01-02")
+
+
+def _tiny_classifier() -> tuple[SklearnRuntime, dict[str, np.ndarray]]:
+    rng = np.random.default_rng(3)
+    train = pd.DataFrame(
+        {"area": rng.normal(100, 20, 80), "district": rng.choice(["n", "s", "e"], 80)}
+    )
+    label = np.where(train["area"] > 100, "dear", "cheap")
+    label[:5] = "mid"
+    pipeline = Pipeline(
+        [
+            (
+                "features",
+                ColumnTransformer(
+                    [
+                        ("num", "passthrough", ["area"]),
+                        ("cat", OneHotEncoder(handle_unknown="ignore"), ["district"]),
+                    ]
+                ),
+            ),
+            ("model", LogisticRegression(max_iter=500)),
+        ]
+    ).fit(train, label)
+    columns = {
+        "area": np.array([70.0, 130.0, 101.0]),
+        "district": np.array(["n", "s", "w"], dtype=object),
+    }
+    return SklearnRuntime(pipeline, ["area", "district"]), columns
+
+
+def test_classifier_round_trip_with_a_real_pipeline(
+    settings: Settings, predlog: PredictionLog
+) -> None:
+    runtime, columns = _tiny_classifier()
+    output = runtime.predict(columns, 3)
+    assert output.classes == ["cheap", "dear", "mid"] and output.proba is not None
+    predlog.log(
+        model="house-band",
+        version=2,
+        request_id="c1",
+        received_at=T0,
+        columns=columns,
+        rows=3,
+        output=output,
+        latency_ms=1.0,
+        endpoint="predict",
+    )
+    predlog.flush()
+
+    frame = read_predictions(settings, "house-band")
+
+    assert frame["prediction"].tolist() == list(output.values)
+    assert [c for c in frame.columns if c.startswith("proba.")] == [
+        "proba.cheap",
+        "proba.dear",
+        "proba.mid",
+    ]
+    np.testing.assert_array_equal(
+        frame[["proba.cheap", "proba.dear", "proba.mid"]].to_numpy(), output.proba
+    )
+    assert frame["input.district"].tolist() == ["n", "s", "w"]
+
+
+def test_numeric_class_labels_are_written_as_text(
+    settings: Settings, predlog: PredictionLog
+) -> None:
+    predlog.log(
+        model="churn",
+        version=1,
+        request_id="n1",
+        received_at=T0,
+        columns={"tenure": np.array([1.0, 2.0])},
+        rows=2,
+        output=RuntimeOutput(
+            values=np.array([1, 0]),
+            proba=np.array([[0.2, 0.8], [0.9, 0.1]]),
+            classes=[np.int64(0), np.int64(1)],
+        ),
+        latency_ms=1.0,
+        endpoint="predict",
+    )
+    predlog.flush()
+
+    frame = read_predictions(settings, "churn")
+
+    assert frame["prediction"].tolist() == ["1", "0"]
+    assert frame["proba.1"].tolist() == [0.8, 0.1]
+
+
+def test_many_threads_logging_at_once_lose_nothing(settings: Settings) -> None:
+    threads, requests, rows = 8, 150, 2
+    log = PredictionLog.open(settings, flush_rows=200, flush_seconds=0.05)
+    start = threading.Barrier(threads)
+
+    def client(worker: int) -> None:
+        start.wait()
+        for number in range(requests):
+            log.log(
+                model="house-prices",
+                version=1 + number % 2,
+                request_id=f"w{worker}-{number}",
+                received_at=datetime.now(UTC),
+                columns=house_columns(rows, offset=number),
+                rows=rows,
+                output=RuntimeOutput(values=np.full(rows, float(worker))),
+                latency_ms=0.5,
+                endpoint="predict",
+            )
+
+    workers = [threading.Thread(target=client, args=(w,)) for w in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    log.close()
+
+    frame = read_predictions(settings, "house-prices")
+    stats = log.stats()
+    total = threads * requests * rows
+    assert len(frame) == total
+    assert not frame.duplicated(["request_id", "row"]).any()
+    assert stats.written_rows == total and stats.dropped_rows == 0 and stats.failed_rows == 0
+    assert stats.pending_rows == 0 and stats.unindexed_segments == 0
+    assert stats.written_segments > 2  # flushed in the background as the rows came in
+    assert len(_segments(settings)) == stats.written_segments
+
+
+def test_flushes_when_flush_rows_are_waiting(settings: Settings) -> None:
+    with PredictionLog.open(settings, flush_rows=10, flush_seconds=3600) as log:
+        log.log(**_request("a", rows=6))
+        time.sleep(0.2)
+        assert _segments(settings) == []  # below the size trigger, long timer: waits
+        log.log(**_request("b", rows=6))
+        assert _wait_for(lambda: log.stats().written_rows == 12)
+        assert len(_segments(settings)) == 1
+
+
+def test_flushes_every_flush_seconds(settings: Settings) -> None:
+    with PredictionLog.open(settings, flush_rows=1_000_000, flush_seconds=0.1) as log:
+        log.log(**_request("a", rows=1))
+        assert _wait_for(lambda: log.stats().written_rows == 1, seconds=5)
+        log.log(**_request("b", rows=1))
+        assert _wait_for(lambda: log.stats().written_rows == 2, seconds=5)
+    assert len(read_predictions(settings, "house-prices")) == 2
+
+
+def test_close_flushes_and_is_idempotent(settings: Settings) -> None:
+    log = PredictionLog.open(settings, flush_rows=1_000_000, flush_seconds=3600)
+    log.log(**_request("a", rows=4))
+    log.close()
+    log.close()
+
+    assert len(read_predictions(settings, "house-prices")) == 4
+    log.log(**_request("late", rows=2))  # after close: dropped, counted, no error
+    assert log.dropped_rows == 2
+    with pytest.raises(ModelyardError, match="prediction log is closed"):
+        log.record_feedback("house-prices", [])
+
+
+def test_rows_beyond_max_buffer_rows_are_dropped_and_counted(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    with PredictionLog.open(
+        settings, flush_rows=1_000_000, flush_seconds=3600, max_buffer_rows=10
+    ) as log:
+        for number in range(4):
+            log.log(**_request(f"r{number}", rows=3))  # the 4th would make 12 > 10
+        log.log(**_request("fits", rows=1))
+        assert log.dropped_rows == 3
+        assert log.stats().pending_rows == 10
+        with caplog.at_level(logging.WARNING, logger="modelyard.predlog.writer"):
+            log.flush()
+    assert "dropped 3 rows" in caplog.text and "max_buffer_rows=10" in caplog.text
+    frame = read_predictions(settings, "house-prices")
+    assert sorted(frame["request_id"].unique()) == ["fits", "r0", "r1", "r2"]
+
+
+def test_bad_requests_never_raise_and_are_counted(
+    settings: Settings, predlog: PredictionLog, log_regression: LogFn
+) -> None:
+    log_regression("short-input", rows=3, columns={"area": np.array([1.0])})
+    log_regression("short-output", rows=3, output=RuntimeOutput(values=np.array([1.0])))
+    log_regression("no-time", rows=2, received_at="yesterday")
+    log_regression("bad-version", rows=2, version="one")
+    log_regression("good", rows=2)
+    predlog.flush()
+
+    frame = read_predictions(settings, "house-prices")
+    assert frame["request_id"].unique().tolist() == ["good"]
+    assert predlog.stats().failed_rows == 3 + 3 + 2 + 2
+
+
+def test_naive_received_at_is_utc_and_zero_rows_are_ignored(
+    settings: Settings, predlog: PredictionLog, log_regression: LogFn
+) -> None:
+    log_regression("naive", rows=1, received_at=datetime(2025, 3, 1, 12, 0))
+    log_regression("empty", rows=0, columns={}, output=RuntimeOutput(values=np.array([])))
+    predlog.flush()
+
+    frame = read_predictions(settings, "house-prices")
+    assert frame["request_id"].tolist() == ["naive"]
+    assert frame["received_at"].iloc[0] == pd.Timestamp(T0)
+
+
+def test_one_segment_per_model_version_and_day_per_flush(
+    settings: Settings, predlog: PredictionLog, log_regression: LogFn
+) -> None:
+    late = datetime(2025, 3, 1, 23, 59, 59, tzinfo=UTC)
+    log_regression("a", received_at=late)
+    log_regression("b", received_at=late + timedelta(seconds=2))  # next day
+    log_regression("c", received_at=late, version=2)
+    log_regression("d", received_at=late, model="churn")
+    log_regression("e", received_at=late)
+    predlog.flush()
+
+    folders = [p.parent.relative_to(settings.home).as_posix() for p in _segments(settings)]
+    assert sorted(folders) == [
+        "predictions/model=churn/version=1/date=2025-03-01",
+        "predictions/model=house-prices/version=1/date=2025-03-01",
+        "predictions/model=house-prices/version=1/date=2025-03-02",
+        "predictions/model=house-prices/version=2/date=2025-03-01",
+    ]
+    # Written whole, then renamed: no temporary file is left next to the segments.
+    assert [p for p in (settings.home / "predictions").rglob("*") if p.name.startswith(".")] == []
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("flush_rows", 0), ("flush_seconds", -1.0), ("max_buffer_rows", True)],
+)
+def test_settings_out_of_range_are_refused(settings: Settings, option: str, value: object) -> None:
+    with pytest.raises(ModelyardError, match=f"PredictionLog {option} must be a positive number"):
+        PredictionLog.open(settings, **{option: value})  # type: ignore[arg-type]
+
+
+def _request(request_id: str, rows: int) -> dict[str, object]:
+    return {
+        "model": "house-prices",
+        "version": 1,
+        "request_id": request_id,
+        "received_at": T0,
+        "columns": house_columns(rows),
+        "rows": rows,
+        "output": RuntimeOutput(values=np.zeros(rows)),
+        "latency_ms": 1.0,
+        "endpoint": "predict",
+    }

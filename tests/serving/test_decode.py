@@ -1,0 +1,524 @@
+"""Request decoding: every request shape into the same validated columns."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from _projects import regression_project
+from modelyard import api
+from modelyard.errors import DataValidationError, ModelyardError
+from modelyard.features.transformers import category_values
+from modelyard.registry.records import ModelVersion
+from modelyard.serving.decode import (
+    InputColumn,
+    InputSpec,
+    RequestValidationError,
+    decode_columnar,
+    decode_csv,
+    decode_mlflow,
+    decode_records,
+    decode_split,
+    decode_v2,
+)
+from modelyard.serving.runtime import Columns, SklearnRuntime
+from modelyard.settings import Settings
+
+SPEC = InputSpec(
+    (
+        InputColumn("size", "numeric", nullable=False, recorded="float"),
+        InputColumn("rooms", "numeric", nullable=True, integer=True, recorded="integer"),
+        InputColumn("town", "categorical", nullable=False, categories=frozenset({"alpha", "beta"})),
+        InputColumn(
+            "zone",
+            "categorical",
+            nullable=True,
+            categories=frozenset({"20", "60", "2.5"}),
+            recorded="integer",
+        ),
+        InputColumn(
+            "garage",
+            "categorical",
+            nullable=True,
+            categories=frozenset({"False", "True"}),
+            recorded="boolean",
+        ),
+        InputColumn("sold", "datetime", nullable=True, recorded="string"),
+    ),
+    reject_unseen=True,
+    max_rows=300,
+)
+ROW = {
+    "size": 120.5,
+    "rooms": 3,
+    "town": "alpha",
+    "zone": 20,
+    "garage": True,
+    "sold": "2024-05-31T12:00:00+02:00",
+}
+
+
+def _problems(call: Any, *args: Any) -> list[tuple[int | None, str | None, str]]:
+    with pytest.raises(RequestValidationError) as caught:
+        call(*args)
+    return [(p.row, p.column, p.kind) for p in caught.value.problems]
+
+
+def _same(left: Columns, right: Columns) -> None:
+    assert list(left) == list(right)
+    for name in left:
+        assert left[name].dtype == right[name].dtype, name
+        np.testing.assert_array_equal(left[name], right[name])
+
+
+# -- records and the value rules --------------------------------------------------------
+
+
+def test_records_decode_to_one_typed_array_per_input_in_feature_order() -> None:
+    second = {"size": 80, "rooms": None, "town": "beta", "zone": 20.0, "garage": None}
+    columns, rows = decode_records([ROW, {**second, "sold": None, "house_id": 7}], SPEC)
+    assert rows == 2
+    assert list(columns) == SPEC.names
+    np.testing.assert_array_equal(columns["size"], [120.5, 80.0])
+    assert columns["size"].dtype == np.float64
+    assert columns["rooms"][0] == 3.0 and math.isnan(columns["rooms"][1])
+    assert columns["town"].dtype == object and columns["town"].tolist() == ["alpha", "beta"]
+    assert columns["zone"].tolist() == ["20", "20"]
+    assert columns["garage"].tolist() == ["True", None]
+    assert columns["sold"].dtype == np.dtype("datetime64[ns]")
+    assert columns["sold"][0] == np.datetime64("2024-05-31T10:00:00")  # naive UTC
+    assert np.isnat(columns["sold"][1])
+
+
+def test_one_object_is_one_row() -> None:
+    columns, rows = decode_records(ROW, SPEC)
+    assert rows == 1
+    _same(columns, decode_records([ROW], SPEC)[0])
+
+
+def test_numbers_for_a_categorical_column_follow_the_training_rule() -> None:
+    values: list[Any] = [20, 20.0, "20", 2.5, True, False, 7.0, 1e20, -3, "x"]
+    column = InputColumn("code", "categorical", categories=frozenset({"True", "20"}))
+    spec = InputSpec((column,))  # unseen categories accepted
+    decoded = decode_records([{"code": value} for value in values], spec)[0]["code"]
+    assert decoded.tolist() == category_values(values).tolist()
+
+
+def test_a_fraction_in_an_integer_column_is_accepted() -> None:
+    columns, _ = decode_records({**ROW, "rooms": 3.5}, SPEC)
+    assert columns["rooms"].tolist() == [3.5]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("12.5", r"expected a number, found '12.5' \(text: send numbers without quotes\)"),
+        ("abc", r"expected a number, found 'abc'$"),
+        (True, r"expected a number, found true \(JSON booleans are not numbers\)"),
+        (math.inf, r"expected a finite 64-bit number, found inf"),
+        (10**400, r"expected a finite 64-bit number"),
+        ([1.0], r"expected a number, found a list"),
+        (None, r"null, but training had no missing values here; send a value"),
+        (math.nan, r"null, but training had no missing values here"),
+    ],
+)
+def test_a_bad_number_is_reported_with_what_was_found(value: Any, message: str) -> None:
+    with pytest.raises(RequestValidationError, match=r"row 0, column 'size': " + message):
+        decode_records({**ROW, "size": value}, SPEC)
+
+
+def test_every_problem_is_reported_with_row_column_and_kind() -> None:
+    records = [
+        ROW,
+        {**ROW, "size": "abc", "town": "gamma"},
+        {**ROW, "town": None, "garage": 1.5},
+        {key: value for key, value in ROW.items() if key != "rooms"},
+        {**ROW, "sold": "yesterday", "zone": {"a": 1}},
+    ]
+    with pytest.raises(RequestValidationError) as caught:
+        decode_records(records, SPEC)
+    error = caught.value
+    assert [(p.row, p.column, p.kind) for p in error.problems] == [
+        (1, "size", "wrong_type"),
+        (3, "rooms", "missing_column"),
+        (1, "town", "unseen_category"),
+        (2, "town", "null_value"),
+        (4, "zone", "wrong_type"),
+        (2, "garage", "unseen_category"),
+        (4, "sold", "wrong_type"),
+    ]
+    lines = str(error).splitlines()
+    assert lines[0] == "the request does not fit the model's inputs (7 problems):"
+    assert lines[1] == "  row 1, column 'size': expected a number, found 'abc'"
+    assert "'gamma' was never seen in training; known: 'alpha', 'beta'" in lines[3]
+    assert "found 'yesterday' (not ISO-8601)" in lines[7]
+    assert isinstance(error, DataValidationError) and error.http_status == 422
+
+
+def test_unseen_categories_pass_when_the_spec_ignores_them() -> None:
+    lenient = InputSpec(SPEC.columns, reject_unseen=False, max_rows=10)
+    columns, _ = decode_records({**ROW, "town": "gamma", "zone": 45}, lenient)
+    assert columns["town"].tolist() == ["gamma"] and columns["zone"].tolist() == ["45"]
+    with pytest.raises(RequestValidationError, match="'45' was never seen"):
+        decode_records({**ROW, "zone": 45}, SPEC)
+
+
+def test_booleans_need_true_false_categories() -> None:
+    with pytest.raises(
+        RequestValidationError,
+        match=r"column 'town': expected text, found true; training had no true/false values",
+    ):
+        decode_records({**ROW, "town": True}, SPEC)
+    flags = InputSpec((InputColumn("flag", "numeric", recorded="boolean"),))
+    assert decode_records([{"flag": True}, {"flag": 0}], flags)[0]["flag"].tolist() == [1.0, 0.0]
+
+
+def test_dates_must_be_iso_and_in_range() -> None:
+    for value, reason in [
+        ("31/05/2024", "not ISO-8601"),
+        ("9999-01-01", "outside the years 1678 to 2261"),
+        (20240531, None),
+    ]:
+        with pytest.raises(RequestValidationError, match="expected an ISO-8601 date") as caught:
+            decode_records({**ROW, "sold": value}, SPEC)
+        assert reason is None or reason in str(caught.value)
+    sold = decode_records({**ROW, "sold": "2024-05-31"}, SPEC)[0]["sold"]
+    assert sold[0] == np.datetime64("2024-05-31T00:00:00")
+
+
+def test_a_column_missing_from_every_row_is_one_problem_with_a_suggestion() -> None:
+    records = [{("Size" if key == "size" else key): value for key, value in ROW.items()}] * 3
+    with pytest.raises(
+        RequestValidationError, match=r"column 'size': missing; did you mean 'Size'"
+    ):
+        decode_records(records, SPEC)
+    assert _problems(decode_records, records, SPEC) == [(None, "size", "missing_column")]
+
+
+def test_row_limits_and_shapes() -> None:
+    assert _problems(decode_records, [ROW] * 301, SPEC) == [(None, None, "too_many_rows")]
+    assert _problems(decode_records, [], SPEC) == [(None, None, "empty")]
+    assert _problems(decode_records, "rows", SPEC) == [(None, None, "malformed")]
+    assert _problems(decode_records, [ROW, [1, 2]], SPEC) == [(1, None, "malformed")]
+    with pytest.raises(RequestValidationError, match="301 rows, more than the 300 allowed"):
+        decode_records([ROW] * 301, SPEC)
+
+
+def test_problems_are_counted_but_only_the_first_50_listed() -> None:
+    with pytest.raises(RequestValidationError) as caught:
+        decode_records([{**ROW, "size": "x", "town": "y"}] * 200, SPEC)
+    assert caught.value.total == 400
+    assert len(caught.value.problems) == 50
+    assert "(400 problems, the first 50 listed)" in str(caught.value)
+
+
+def test_large_requests_decode_exactly_like_row_by_row() -> None:
+    rng = np.random.default_rng(1)
+    records = [
+        {
+            "size": float(rng.uniform(10, 300)) if i % 3 else int(rng.integers(10, 300)),
+            "rooms": None if i % 7 == 0 else int(rng.integers(1, 6)),
+            "town": str(rng.choice(["alpha", "beta"])),
+            "zone": None if i % 5 == 0 else str(rng.choice(["20", "60"])),
+            "garage": None if i % 4 == 0 else bool(i % 2),
+            "sold": f"2023-0{1 + i % 9}-1{i % 10}T0{i % 10}:30:00Z",
+        }
+        for i in range(250)
+    ]
+    together, rows = decode_records(records, SPEC)
+    assert rows == 250
+    one_by_one = [decode_records(record, SPEC)[0] for record in records]
+    for name in SPEC.names:
+        expected = np.concatenate([columns[name] for columns in one_by_one])
+        assert together[name].dtype == expected.dtype
+        np.testing.assert_array_equal(together[name], expected)
+    # a bad cell deep in a large column is still found, with its row
+    records[177] = {**records[177], "size": "big", "town": "gamma", "rooms": math.inf}
+    assert _problems(decode_records, records, SPEC) == [
+        (177, "size", "wrong_type"),
+        (177, "rooms", "wrong_type"),
+        (177, "town", "unseen_category"),
+    ]
+
+
+# -- other shapes -----------------------------------------------------------------------
+
+
+def test_split_matches_records_and_checks_its_shape() -> None:
+    names = list(ROW)
+    _same(decode_split(names, [list(ROW.values())], SPEC)[0], decode_records(ROW, SPEC)[0])
+    shuffled = names[::-1]
+    _same(
+        decode_split(shuffled, [[ROW[name] for name in shuffled]], SPEC)[0],
+        decode_records(ROW, SPEC)[0],
+    )
+    with pytest.raises(RequestValidationError, match=r"row 1: has 2 values, expected 6"):
+        decode_split(names, [list(ROW.values()), [1, 2]], SPEC)
+    with pytest.raises(RequestValidationError, match="'columns' to be a list of names"):
+        decode_split([1, 2], [[1, 2]], SPEC)
+    with pytest.raises(RequestValidationError, match="columns 'size' are named more than once"):
+        decode_split([*names, "size"], [[*ROW.values(), 1]], SPEC)
+    assert _problems(decode_split, names[1:], [list(ROW.values())[1:]], SPEC) == [
+        (None, "size", "missing_column")
+    ]
+
+
+def _tensor(name: str, datatype: str, data: list[Any], shape: list[int] | None = None) -> Any:
+    return {"name": name, "datatype": datatype, "shape": shape or [len(data)], "data": data}
+
+
+V2_ROW = [
+    _tensor("size", "FP64", [120.5]),
+    _tensor("rooms", "INT64", [3]),
+    _tensor("town", "BYTES", ["alpha"]),
+    _tensor("zone", "INT32", [20]),
+    _tensor("garage", "BOOL", [True]),
+    _tensor("sold", "BYTES", ["2024-05-31T12:00:00+02:00"]),
+]
+
+
+def test_v2_tensors_match_records() -> None:
+    _same(decode_v2(V2_ROW, SPEC)[0], decode_records(ROW, SPEC)[0])
+    nested = [{**tensor, "shape": [1, 1], "data": [tensor["data"]]} for tensor in V2_ROW]
+    _same(decode_v2(nested, SPEC)[0], decode_records(ROW, SPEC)[0])
+    wide = {
+        "name": "table",
+        "datatype": "BYTES",
+        "shape": [2, 6],
+        "parameters": {"columns": list(ROW)},
+        "data": [*ROW.values(), *ROW.values()],
+    }
+    _same(decode_v2([wide], SPEC)[0], decode_records([ROW, ROW], SPEC)[0])
+
+
+def test_v2_problems() -> None:
+    wrong_type = [_tensor("size", "BYTES", ["120"]), *V2_ROW[1:]]
+    with pytest.raises(
+        RequestValidationError,
+        match=r"column 'size': datatype BYTES does not fit a numeric column; send FP64 or INT64",
+    ):
+        decode_v2(wrong_type, SPEC)
+    assert _problems(decode_v2, wrong_type, SPEC) == [(None, "size", "wrong_type")]
+    uneven = [_tensor("size", "FP64", [1.0, 2.0]), *V2_ROW[1:]]
+    with pytest.raises(RequestValidationError, match=r"inputs\[1\] has 1 rows, inputs\[0\] 2"):
+        decode_v2(uneven, SPEC)
+    bad_shape = [_tensor("size", "FP64", [1.0, 2.0], shape=[3]), *V2_ROW[1:]]
+    with pytest.raises(RequestValidationError, match=r"'data' has 2 values, shape \[3\] needs 3"):
+        decode_v2(bad_shape, SPEC)
+    with pytest.raises(RequestValidationError, match="'datatype' must be one of BOOL, BYTES"):
+        decode_v2([_tensor("size", "DOUBLE", [1.0]), *V2_ROW[1:]], SPEC)
+    with pytest.raises(RequestValidationError, match=r"needs parameters.columns naming its 2"):
+        decode_v2([_tensor("size", "FP64", [1.0, 2.0], shape=[1, 2])], SPEC)
+    assert _problems(decode_v2, V2_ROW[1:], SPEC) == [(None, "size", "missing_column")]
+    assert _problems(decode_v2, [*V2_ROW, V2_ROW[0]], SPEC) == [(None, "size", "malformed")]
+    assert _problems(decode_v2, {"inputs": V2_ROW}, SPEC) == [(None, None, "malformed")]
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"dataframe_split": {"columns": list(ROW), "data": [list(ROW.values())], "index": [0]}},
+        {"dataframe_records": [ROW], "params": {"threshold": 0.3}},
+        {"instances": [ROW]},
+        {"instances": [list(ROW.values())]},
+        {"inputs": [ROW]},
+        {"inputs": {name: [value] for name, value in ROW.items()}},
+        {"inputs": [list(ROW.values())]},
+    ],
+    ids=["split", "records", "instances", "instances-lists", "inputs", "inputs-columns", "lists"],
+)
+def test_mlflow_formats_match_records(payload: dict[str, Any]) -> None:
+    payload = orjson.loads(orjson.dumps(payload))
+    columns, rows = decode_mlflow(payload, SPEC)
+    assert rows == 1
+    _same(columns, decode_records(ROW, SPEC)[0])
+
+
+def test_mlflow_needs_exactly_one_format_key() -> None:
+    accepted = "'dataframe_split', 'dataframe_records', 'instances', 'inputs'"
+    with pytest.raises(RequestValidationError, match=f"expected exactly one of {accepted}"):
+        decode_mlflow({"instances": [ROW], "inputs": [ROW]}, SPEC)
+    with pytest.raises(RequestValidationError, match="found: 'data'"):
+        decode_mlflow({"data": [ROW]}, SPEC)
+    with pytest.raises(RequestValidationError, match="one per model input, in order: size, rooms"):
+        decode_mlflow({"instances": [[1.0, 2]]}, SPEC)
+    with pytest.raises(RequestValidationError, match="must be an object {columns, data}"):
+        decode_mlflow({"dataframe_split": {"data": [[1]]}}, SPEC)
+    with pytest.raises(RequestValidationError, match="different numbers of values"):
+        decode_mlflow({"inputs": {**{k: [v] for k, v in ROW.items()}, "size": [1, 2]}}, SPEC)
+    single = InputSpec((InputColumn("size", "numeric"),))
+    assert decode_mlflow({"instances": [1.5, 2]}, single)[0]["size"].tolist() == [1.5, 2.0]
+
+
+def test_columnar_takes_a_scalar_as_one_row() -> None:
+    _same(decode_columnar(dict(ROW), SPEC)[0], decode_records(ROW, SPEC)[0])
+
+
+def _csv(rows: list[list[Any]]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(rows)
+    return buffer.getvalue()
+
+
+def test_csv_parses_each_column_by_its_kind() -> None:
+    text = _csv(
+        [
+            ["house_id", *ROW],
+            [1, "120.5", "3", "alpha", "20.0", "true", "2024-05-31T12:00:00+02:00"],
+            [2, "80", "", "beta", "", "", ""],
+        ]
+    )
+    columns, rows = decode_csv("\ufeff" + text, SPEC)
+    assert rows == 2
+    second = {"size": 80.0, "town": "beta", **dict.fromkeys(["rooms", "zone", "garage", "sold"])}
+    _same(columns, decode_records([ROW, second], SPEC)[0])
+    big = _csv([list(ROW), *[["1.5", "2", "beta", "60", "False", "2020-01-01"]] * 40])
+    assert decode_csv(big, SPEC)[0]["size"].tolist() == [1.5] * 40
+
+
+def test_csv_problems() -> None:
+    text = _csv([list(ROW), ["abc", "3", "alpha", "20", "True", ""]])
+    with pytest.raises(
+        RequestValidationError, match=r"row 0, column 'size': expected a number, found 'abc'"
+    ):
+        decode_csv(text, SPEC)
+    assert _problems(decode_csv, "", SPEC) == [(None, None, "empty")]
+    assert _problems(decode_csv, _csv([list(ROW)]), SPEC) == [(None, None, "empty")]
+    ragged = _csv([list(ROW), ["1", "2"]])
+    with pytest.raises(
+        RequestValidationError, match="has 2 values, expected 6 .one per name in the header"
+    ):
+        decode_csv(ragged, SPEC)
+    many = _csv([list(ROW), *[["1", "2", "alpha", "20", "True", ""]] * 301])
+    assert _problems(decode_csv, many, SPEC) == [(None, None, "too_many_rows")]
+
+
+# -- from a registered version ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[ModelVersion, Any]:
+    root = tmp_path_factory.mktemp("decode")
+    home = root / "home"
+    settings = Settings(home=home, registry_url=f"sqlite:///{home / 'registry.db'}")
+    api.train(regression_project(root / "houses"), settings=settings)
+    return api.show("houses:1", settings=settings), api.load_model("houses:1", settings=settings)
+
+
+def test_input_spec_from_a_trained_version_feeds_its_pipeline(
+    trained: tuple[ModelVersion, Any],
+) -> None:
+    version, pipeline = trained
+    spec = InputSpec.from_version(version, max_rows=100)
+    assert spec.names == ["size", "rooms", "town"]
+    assert [(c.kind, c.nullable, c.integer) for c in spec.columns] == [
+        ("numeric", False, False),
+        ("numeric", False, True),
+        ("categorical", False, False),
+    ]
+    assert spec.columns[2].categories == frozenset({"alpha", "beta", "gamma", "delta"})
+    assert spec.reject_unseen is False and spec.max_rows == 100
+    records = [
+        {"house_id": 1, "size": 95.5, "rooms": 3, "town": "beta"},
+        {"house_id": 2, "size": 210, "rooms": 5.0, "town": "omega"},
+    ]
+    columns, rows = decode_records(orjson.loads(orjson.dumps(records)), spec)
+    output = SklearnRuntime(pipeline, spec.names).predict(columns, rows)
+    expected = pipeline.predict(pd.DataFrame(records)[spec.names])
+    np.testing.assert_allclose(output.values, expected)
+
+
+def _version(lineage: dict[str, Any], spec: dict[str, Any]) -> ModelVersion:
+    return ModelVersion(
+        name="m",
+        version=1,
+        created_at=datetime.now(UTC),
+        created_by="test",
+        gates_passed=True,
+        spec=spec,
+        lineage=lineage,
+        metrics={},
+        report={},
+        description="",
+        artifacts={},
+        aliases=[],
+    )
+
+
+def test_input_spec_reads_datetime_columns_and_unknown_error() -> None:
+    schema = {
+        "columns": [
+            {"name": "plan", "kind": "string", "nullable": True, "categories": ["a", "b"]},
+            {"name": "signup", "kind": "string", "nullable": False, "categories": ["2023-01-01"]},
+        ]
+    }
+    features = {"feature_order": ["plan", "signup", "spend"], "numeric": ["spend"]}
+    features["categorical"] = ["plan"]
+    version = _version(
+        {"features": features, "schema": schema}, {"features": {"encode": {"unknown": "error"}}}
+    )
+    spec = InputSpec.from_version(version, max_rows=5)
+    assert spec.reject_unseen is True
+    plan, signup, spend = spec.columns
+    assert (plan.kind, plan.nullable, plan.categories) == ("categorical", True, frozenset("ab"))
+    assert (signup.kind, signup.nullable, signup.categories) == ("datetime", False, None)
+    assert (spend.kind, spend.nullable, spend.recorded) == ("numeric", True, None)
+    with pytest.raises(ModelyardError, match=r"version m:1 records no input columns"):
+        InputSpec.from_version(_version({}, {}), max_rows=5)
+    with pytest.raises(ModelyardError, match="max_rows must be at least 1"):
+        InputSpec.from_version(version, max_rows=0)
+
+
+# -- anything JSON can hold -------------------------------------------------------------
+
+_SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12)
+_JSON = st.recursive(
+    _SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+_NEAR_ROW = st.fixed_dictionaries({}, optional={name: _JSON for name in SPEC.names})
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(payload=_JSON | st.lists(_NEAR_ROW, max_size=5) | _NEAR_ROW)
+def test_any_json_gives_columns_or_a_request_validation_error(payload: Any) -> None:
+    for decode in (decode_records, decode_mlflow, decode_v2, decode_columnar):
+        try:
+            columns, rows = decode(payload, SPEC)
+        except RequestValidationError as error:
+            assert error.problems and str(error).startswith("the request does not fit")
+        else:
+            assert list(columns) == SPEC.names
+            assert all(len(values) == rows for values in columns.values())
+    if isinstance(payload, dict):
+        with contextlib.suppress(RequestValidationError):
+            decode_split(payload.get("columns"), payload.get("data"), SPEC)
+
+
+_CSV_TEXT = st.lists(
+    st.sampled_from(["a", "b", ",", '"', "\n", "\r", "\x00", " ", "1.5", "e-", "alpha", "20"])
+).map("".join)
+
+
+@settings(max_examples=150, deadline=None)
+@given(text=_CSV_TEXT | st.text(max_size=40))
+def test_any_text_gives_columns_or_a_request_validation_error(text: str) -> None:
+    header = ",".join(SPEC.names) + "\n"
+    for candidate in (text, header + text):
+        with contextlib.suppress(RequestValidationError):
+            columns, rows = decode_csv(candidate, SPEC)
+            assert all(len(values) == rows for values in columns.values())
