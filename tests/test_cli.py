@@ -269,6 +269,11 @@ def test_unknown_model_and_bad_ref(tmp_path: Path) -> None:
     missing = run_cli("models", "show", "nothing:1", home=home, check=2)
     assert "nothing" in missing.stderr and "modelyard models list" in missing.stderr
     run_cli("models", "show", "bad ref!", home=home, check=2)
+    usage = run_cli("train", "--bogus", home=home, check=2)
+    assert "No such option" in usage.stderr and "Traceback" not in usage.stderr
+    extra = run_cli("quickstart", "somewhere", home=home, check=2)
+    assert "unexpected extra argument" in extra.stderr and "Traceback" not in extra.stderr
+    assert run_cli("--version", home=home).stdout.startswith("modelyard ")
 
 
 @pytest.mark.slow

@@ -152,7 +152,7 @@ def train(
     without an explicit override.
     """
     progress = progress or NullProgress()
-    progress.start(7)
+    progress.start(8)
     started_at = datetime.now(UTC)
     clock = time.perf_counter()
     with progress.step(f"reading {spec.data.source.path or 'SQL source'}"):
@@ -172,12 +172,15 @@ def train(
             reference=reference,
             id_columns=_present(spec.data.id_columns, frame),
         )
+    with progress.step("exporting to ONNX and checking parity"):
+        onnx_artifact, onnx_summary = _export_onnx(spec, result)
     with progress.step("registering the version"):
         schema = infer_schema(
             frame[_schema_columns(spec, result.plan, frame)],
             categorical=result.plan.categorical,
         )
         lineage = _lineage(spec, result, schema, digest, project_dir, spec_path)
+        lineage["onnx"] = onnx_summary
         lineage["training"] = {
             "started_at": started_at.isoformat(),
             "fit_seconds": round(result.fit_seconds, 3),
@@ -199,6 +202,8 @@ def train(
                 extra={"rows": len(result.eval_rows)},
             ),
         }
+        if onnx_artifact is not None:
+            artifacts["onnx"] = onnx_artifact
         version = registry.register_version(
             spec.name,
             artifacts=artifacts,
@@ -212,6 +217,29 @@ def train(
         )
     report = report.model_copy(update={"version": version.version})
     return TrainResult(version=version, report=report)
+
+
+def _export_onnx(spec: ProjectSpec, result: Build) -> tuple[ArtifactInput | None, dict[str, Any]]:
+    """Convert the fitted pipeline to ONNX and check parity on the evaluation rows.
+
+    Never fails the training: without the ``onnx`` extra, or for a pipeline the converters
+    do not cover, the version is served by the reference pipeline and the reason is kept
+    in its lineage. ``modelyard export`` can convert it later.
+    """
+    from modelyard.errors import MissingExtraError, ModelyardError
+
+    try:
+        from modelyard.export.onnx import export_pipeline
+    except ImportError as exc:
+        return None, {"exported": False, "error": f"the onnx extra is not installed ({exc})"}
+    try:
+        exported = export_pipeline(result.pipeline, result.eval_frame, task=spec.task)
+    except (MissingExtraError, ModelyardError) as exc:
+        logger.info("no ONNX export for %s: %s", spec.name, exc)
+        return None, {"exported": False, "error": str(exc)}
+    extra = exported.artifact_extra()
+    artifact = ArtifactInput(data=exported.model, media_type="application/onnx", extra=extra)
+    return artifact, {"exported": True, "parity": extra.get("parity")}
 
 
 def load_version_pipeline(registry: Registry, version: ModelVersion) -> Pipeline:

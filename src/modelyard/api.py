@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = [
     "diff",
     "evaluate",
+    "export_onnx",
     "history",
     "init",
     "list_models",
@@ -247,6 +248,64 @@ def show(ref: str, *, settings: Settings | None = None) -> ModelVersion:
     """One version: metrics, lineage, artifacts, aliases (``NAME`` = latest)."""
     with open_registry(settings) as registry:
         return registry.get_version(ref)
+
+
+def export_onnx(
+    ref: str,
+    *,
+    output: str | Path | None = None,
+    force: bool = False,
+    settings: Settings | None = None,
+    actor: str | None = None,
+) -> ModelVersion:
+    """Export a registered version to ONNX and record it as its ``onnx`` artifact.
+
+    The pipeline is converted, its parity checked on the version's evaluation rows
+    (see :mod:`modelyard.export.onnx`), and the graph registered with its parity; serving
+    uses it when the parity holds. A version that has an ``onnx`` artifact already keeps
+    it unless ``force``. ``output`` also writes the ``.onnx`` file (for use elsewhere).
+
+    Returns:
+        The version, with its ``onnx`` artifact (``artifacts["onnx"].extra`` holds the
+        inputs, precision, parity, opsets and library versions).
+
+    Raises:
+        ExportError: the pipeline cannot be converted; nothing is recorded.
+        CheckFailed: the graph does not reproduce the pipeline; it is recorded (serving
+            ignores it) and ``output`` is not written.
+        IntegrityError: an artifact's bytes differ from their recorded checksum.
+    """
+    from modelyard._training import evaluation_frame, load_version_pipeline
+    from modelyard.errors import CheckFailed
+    from modelyard.export.onnx import export_pipeline
+    from modelyard.registry.registry import ArtifactInput
+
+    with open_registry(settings) as registry:
+        version = registry.get_version(ref)
+        if force or "onnx" not in version.artifacts:
+            pipeline = load_version_pipeline(registry, version)
+            rows = evaluation_frame(registry, version)
+            exported = export_pipeline(pipeline, rows, task=str(version.spec["task"]))
+            version = registry.add_artifact(
+                version,
+                "onnx",
+                ArtifactInput(exported.model, "application/onnx", exported.artifact_extra()),
+                actor=actor or default_actor(),
+                replace=force,
+            )
+        parity = version.artifacts["onnx"].extra.get("parity") or {}
+        if not parity.get("ok"):
+            raise CheckFailed(
+                f"the ONNX export of {version.ref} does not reproduce its pipeline "
+                f"(max |diff| {parity.get('max_abs')} on {parity.get('rows')} rows, labels "
+                f"equal: {parity.get('labels_equal')}, tolerance {parity.get('tolerance')}); "
+                "it is recorded but serving uses the scikit-learn pipeline"
+                + (", and no file was written" if output is not None else ""),
+                details=parity,
+            )
+        if output is not None:
+            Path(output).write_bytes(registry.read_artifact(version, "onnx"))
+        return version
 
 
 def load_model(ref: str, *, settings: Settings | None = None) -> Pipeline:

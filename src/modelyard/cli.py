@@ -18,7 +18,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -54,8 +53,9 @@ _STATE: dict[str, Any] = {"debug": False}
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
 
-@app.callback()
+@app.callback(invoke_without_command=True)
 def _options(
+    ctx: typer.Context,
     home: Annotated[
         Path | None,
         typer.Option(help="Registry folder [env: MODELYARD_HOME; default: ~/.modelyard]."),
@@ -74,6 +74,9 @@ def _options(
 
         out.print(f"modelyard {dist_version('modelyard')}")
         raise typer.Exit(0)
+    if ctx.invoked_subcommand is None:
+        out.print(ctx.get_help())
+        raise typer.Exit(2)
     _STATE.update(debug=debug, home=home, registry_url=registry_url)
 
 
@@ -335,6 +338,160 @@ def reproduce(
         raise typer.Exit(1)
 
 
+@app.command()
+def export(
+    ref: Annotated[str, typer.Argument(help="NAME, NAME:VERSION or NAME@ALIAS.")],
+    output: Annotated[
+        Path | None, typer.Option(help="Also write the .onnx file here (for use elsewhere).")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option(help="Export again, replacing the version's ONNX artifact.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Export a version to ONNX, check it reproduces the pipeline, and record it.
+
+    Serving then runs the version on ONNX Runtime. Exits 1 when the ONNX graph does
+    not reproduce the pipeline's predictions (it is recorded, but not served).
+
+    Example: modelyard export house-prices@production --output house-prices.onnx
+    """
+    from modelyard import api
+
+    version = api.export_onnx(ref, output=output, force=force, settings=_settings())
+    record = version.artifacts["onnx"]
+    if as_json:
+        _print_json(
+            {"ref": version.ref, "output": str(output) if output else None, **_jsonable(record)}
+        )
+        return
+    parity = record.extra.get("parity", {})
+    labels = parity.get("labels_equal")
+    same_labels = "" if labels is None else ", labels equal" if labels else ", labels DIFFER"
+    out.print(f"[bold]{version.ref}[/bold] → ONNX ({record.extra.get('precision')})")
+    out.print(
+        f"parity ok on {parity.get('rows'):,} rows: max |diff| {parity.get('max_abs'):.3g}, "
+        f"max relative {parity.get('max_rel'):.3g}{same_labels}"
+    )
+    out.print(f"artifact onnx: sha256 {record.digest} ({record.size:,} bytes)")
+    if output is not None:
+        out.print(f"wrote {output}")
+
+
+@app.command()
+def serve(
+    refs: Annotated[
+        list[str],
+        typer.Argument(
+            help="Models to serve: NAME (= NAME@production), NAME:VERSION or NAME@ALIAS.",
+            show_default=False,
+        ),
+    ],
+    host: Annotated[str, typer.Option(help="Address to bind (0.0.0.0: every interface).")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8000,
+    workers: Annotated[int, typer.Option(help="Server processes.", min=1)] = 1,
+    runtime: Annotated[
+        str | None,
+        typer.Option(
+            help="auto (ONNX when its export holds parity), onnx or sklearn; default auto."
+        ),
+    ] = None,
+    batching: Annotated[
+        bool | None, typer.Option(help="Merge concurrent requests into one model call.")
+    ] = None,
+    max_batch_rows: Annotated[int | None, typer.Option(help="Rows per merged call.")] = None,
+    max_batch_wait_ms: Annotated[
+        float | None, typer.Option(help="Longest a request waits to be merged.")
+    ] = None,
+    max_rows_per_request: Annotated[
+        int | None, typer.Option(help="Larger requests get 413; default 10000.")
+    ] = None,
+    max_body_bytes: Annotated[
+        int | None, typer.Option(help="Larger bodies get 413; default 16 MiB.")
+    ] = None,
+    poll_seconds: Annotated[
+        float | None, typer.Option(help="How often aliases are re-checked; 0: never; default 5.")
+    ] = None,
+    api_key: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A key prediction requests must send (repeatable) "
+            "(better: MODELYARD_SERVE_API_KEYS=key1,key2, kept out of the process list)."
+        ),
+    ] = None,
+    admin_key: Annotated[
+        str | None,
+        typer.Option(help="Key of the admin endpoints (better: MODELYARD_SERVE_ADMIN_KEY)."),
+    ] = None,
+    cors_origin: Annotated[
+        list[str] | None, typer.Option(help="An origin allowed by CORS (repeatable).")
+    ] = None,
+    prediction_log: Annotated[
+        bool | None, typer.Option(help="Record every prediction; default on.")
+    ] = None,
+    model_threads: Annotated[
+        int | None,
+        typer.Option(help="Native threads per model call; 0: library default; default 1."),
+    ] = None,
+    access_log: Annotated[bool, typer.Option(help="Log one line per request.")] = False,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Serve models over HTTP: modelyard JSON (/v1), Open Inference Protocol V2 (/v2)
+    and MLflow scoring (/invocations); /docs describes every endpoint.
+
+    Aliases are followed: when house-prices@production moves, the new version is loaded,
+    warmed up and swapped in without dropping a request. Every option can also be set by
+    a MODELYARD_SERVE_<OPTION> variable.
+
+    Example: modelyard serve house-prices churn@staging --port 8080 --workers 2
+    """
+    from pydantic import ValidationError
+
+    from modelyard.serving.config import ServeConfig
+    from modelyard.serving.server import resolve_models
+    from modelyard.serving.server import serve as run_server
+
+    given: dict[str, Any] = {
+        "runtime": runtime,
+        "batching": batching,
+        "max_batch_rows": max_batch_rows,
+        "max_batch_wait_ms": max_batch_wait_ms,
+        "max_rows_per_request": max_rows_per_request,
+        "max_body_bytes": max_body_bytes,
+        "poll_seconds": poll_seconds,
+        "api_keys": api_key or None,
+        "admin_key": admin_key,
+        "cors_origins": cors_origin or None,
+        "prediction_log": prediction_log,
+        "model_threads": model_threads,
+    }
+    try:
+        config = ServeConfig(
+            models=refs,
+            settings=_settings(),
+            **{key: value for key, value in given.items() if value is not None},
+        )
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'serve'}: {e['msg']}" for e in exc.errors()
+        )
+        raise ModelyardError(f"cannot serve: {problems}") from None
+    versions = resolve_models(config)
+    for ref, version in zip(config.served_refs(), versions, strict=True):
+        err.print(f"serving {version.ref} ({ref})")
+    err.print(f"on http://{host}:{port}  (API description: http://{host}:{port}/docs)")
+    run_server(
+        config,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        access_log=access_log,
+    )
+
+
 # -- rendering ------------------------------------------------------------------------
 
 
@@ -474,17 +631,17 @@ class _RichSteps:
 
 
 def run(argv: list[str] | None = None) -> int:
-    """Run the CLI on ``argv`` and return the exit code (no ``sys.exit``)."""
+    """Run the CLI on ``argv`` and return the exit code (no ``sys.exit``).
+
+    Usage errors are handled by the command parser itself (usage line, message, exit 2);
+    it runs in standalone mode and its ``SystemExit`` is turned into a return code.
+    """
     try:
-        result = app(args=argv, prog_name="modelyard", standalone_mode=False)
-    except click.exceptions.UsageError as exc:
-        exc.show()
-        return 2
-    except click.exceptions.Abort:
-        err.print("aborted")
-        return 1
-    except click.exceptions.Exit as exc:
-        return int(exc.exit_code)
+        app(args=argv, prog_name="modelyard", standalone_mode=True)
+    except SystemExit as exc:
+        if exc.code is None:
+            return 0
+        return exc.code if isinstance(exc.code, int) else 1
     except ModelyardError as exc:
         if _STATE.get("debug"):
             raise
@@ -495,7 +652,7 @@ def run(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         err.print("interrupted")
         return 130
-    return int(result) if isinstance(result, int) else 0
+    return 0
 
 
 def main() -> None:

@@ -177,7 +177,7 @@ aliases = sa.Table(
     sa.UniqueConstraint("model_id", "alias", name="uq_modelyard_aliases_model_alias"),
 )
 
-AUDIT_ACTIONS = ("register", "promote", "rollback", "alias_delete")
+AUDIT_ACTIONS = ("register", "promote", "rollback", "alias_delete", "add_artifact")
 
 audit = sa.Table(
     "modelyard_audit",
@@ -193,7 +193,7 @@ audit = sa.Table(
     sa.Column("reason", sa.Text, nullable=False, server_default=""),
     sa.Column("details", sa.JSON, nullable=False),
     sa.CheckConstraint(
-        "action IN ('register', 'promote', 'rollback', 'alias_delete')",
+        "action IN ('register', 'promote', 'rollback', 'alias_delete', 'add_artifact')",
         name="ck_modelyard_audit_action",
     ),
     sa.Index("ix_modelyard_audit_model_id", "model", "id"),

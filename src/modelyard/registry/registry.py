@@ -69,7 +69,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-AuditAction = Literal["register", "promote", "rollback", "alias_delete"]
+AuditAction = Literal["register", "promote", "rollback", "alias_delete", "add_artifact"]
 _ALIAS_MOVES = ("promote", "rollback", "alias_delete")
 _LIST_HINT = "run `modelyard models list` to see the models, versions and aliases"
 
@@ -312,6 +312,94 @@ class Registry:
                 f"store returned sha256 {actual} ({len(data)} bytes); restore it from a backup"
             )
         return data
+
+    def add_artifact(
+        self,
+        version: ModelVersion,
+        role: str,
+        artifact: ArtifactInput,
+        *,
+        actor: str,
+        replace: bool = False,
+    ) -> ModelVersion:
+        """Attach an artifact to an existing version (e.g. an ONNX export made later).
+
+        The bytes are stored first (content-addressed); then one transaction records the
+        artifact and an ``add_artifact`` audit entry. A version's other records never
+        change.
+
+        Args:
+            version: the version to add to.
+            role: the artifact's role, e.g. ``onnx``.
+            artifact: its bytes, media type and extra data.
+            actor: who adds it, for the audit trail.
+            replace: replace an artifact the version already has in this role.
+
+        Returns:
+            The version as recorded now, with the new artifact.
+
+        Raises:
+            ModelyardError: ``role`` is malformed or the data is not bytes.
+            ModelNotFoundError: no such version.
+            RegistryError: the version already has an artifact ``role`` and ``replace``
+                is False, or a value is not plain JSON data.
+        """
+        _check_role(role)
+        if not isinstance(artifact.data, bytes):
+            raise ModelyardError(
+                f"artifact {role!r}: data must be bytes, got {type(artifact.data).__name__}"
+            )
+        digest = self._store.put(artifact.data)
+
+        def work(conn: Connection) -> None:
+            model_id = self._model_id(conn, version.name, lock=True)
+            version_id = conn.execute(
+                sa.select(db.versions.c.id).where(
+                    db.versions.c.model_id == model_id,
+                    db.versions.c.version == version.version,
+                )
+            ).scalar_one_or_none()
+            if version_id is None:
+                raise self._missing_version(conn, model_id, version.name, version.version)
+            existing = conn.execute(
+                sa.select(db.artifacts.c.id, db.artifacts.c.digest).where(
+                    db.artifacts.c.version_id == version_id, db.artifacts.c.role == role
+                )
+            ).one_or_none()
+            values = {
+                "digest": digest,
+                "size": len(artifact.data),
+                "media_type": artifact.media_type,
+                "extra": artifact.extra,
+            }
+            details: dict[str, Any] = {"role": role, "digest": digest}
+            if existing is not None and not replace:
+                raise RegistryError(
+                    f"{version.ref} already has an artifact {role!r} (sha256 "
+                    f"{existing.digest}); pass replace=True (--force) to replace it"
+                )
+            if existing is not None:
+                conn.execute(
+                    sa.update(db.artifacts).where(db.artifacts.c.id == existing.id).values(**values)
+                )
+                details["replaced"] = existing.digest
+            else:
+                conn.execute(
+                    sa.insert(db.artifacts).values(version_id=version_id, role=role, **values)
+                )
+            _audit(
+                conn,
+                db.utcnow(),
+                actor,
+                "add_artifact",
+                version.name,
+                to_version=version.version,
+                details=details,
+            )
+
+        run_write(self._engine, work)
+        logger.info("added artifact %s to %s by %s", role, version.ref, actor)
+        return self.get_version(ModelRef(version.name, version=version.version))
 
     # -- aliases --------------------------------------------------------------------
 

@@ -1,0 +1,322 @@
+"""Turn a fitted modelyard pipeline into an ONNX graph with one input per raw column.
+
+Precision (see :mod:`modelyard.export.onnx` for the reasons): numeric inputs are double
+and the feature steps compute in double, then the model gets what it computes on:
+
+- ``float64``: linear and other models stay in double;
+- ``float64-splits``: HistGradientBoosting compares in double with double thresholds, as
+  scikit-learn does, except on log/power columns, which it compares as float32 values
+  (thresholds rounded likewise) so ONNX Runtime's last-ulp ``Log``/``Exp`` differences
+  cannot flip a split that sits on a training value;
+- ``float32-model``: scikit-learn's other trees, LightGBM and XGBoost get float32 input,
+  as the first two compute on it themselves (LightGBM has only a float converter).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+from sklearn.base import is_classifier
+from sklearn.compose import ColumnTransformer
+from sklearn.pipeline import Pipeline
+
+from modelyard.errors import MissingExtraError
+from modelyard.export._common import MISSING_CATEGORY, ML_DOMAIN, ExportError
+from modelyard.export._models import RoundToFloat32, round_thresholds
+from modelyard.export._records import OnnxInput
+from modelyard.features.transformers import Cross, FrameCoercer, Log1pTransformer
+from modelyard.models.estimators import LabelEncodedClassifier
+
+__all__ = [
+    "PRECISION_DOUBLE",
+    "PRECISION_EXACT_SPLITS",
+    "PRECISION_FLOAT_MODEL",
+    "convert",
+    "convert_features",
+    "library_versions",
+    "require",
+]
+
+logger = logging.getLogger(__name__)
+
+PRECISION_DOUBLE = "float64"
+PRECISION_FLOAT_MODEL = "float32-model"
+PRECISION_EXACT_SPLITS = "float64-splits"
+_BASE_OPSET = 18
+_STRING_CONCAT_OPSET = 20  # Cross joins strings with StringConcat, new in opset 20
+_ML_OPSET = 3
+_LIBRARIES = ("skl2onnx", "onnx", "onnxruntime", "onnxmltools")
+_ONNX_TYPES = {"numeric": "float64", "categorical": "string", "datetime": "int64"}
+
+
+def require(module: str) -> Any:
+    """Import an ONNX library, or say which extra to install."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingExtraError(
+            f"{module} is not installed; ONNX export and serving need it: run "
+            "pip install 'modelyard[onnx]'"
+        ) from exc
+
+
+def library_versions() -> dict[str, str]:
+    """Installed versions of the ONNX libraries (``"not installed"`` when absent)."""
+    versions = {}
+    for name in _LIBRARIES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def _register() -> None:
+    """Register modelyard's converters with skl2onnx.
+
+    skl2onnx keeps converters in a process-wide registry; registering is idempotent, so
+    every conversion does it rather than keeping a flag.
+    """
+    from modelyard.export._dates import register_date_converter
+    from modelyard.export._encoders import register_encoder_converters
+    from modelyard.export._models import register_model_converters
+    from modelyard.export._numeric import register_numeric_converters
+    from modelyard.export._steps import register_step_converters
+
+    register_step_converters()
+    register_date_converter()
+    register_encoder_converters()
+    register_numeric_converters()
+    register_model_converters()
+
+
+def _steps(obj: Any, path: str) -> Iterator[tuple[str, Any]]:
+    """Every estimator in the pipeline tree, with its dotted path (``features.coerce``)."""
+    if isinstance(obj, Pipeline):
+        for name, step in obj.steps:
+            yield from _steps(step, f"{path}.{name}" if path else name)
+    elif isinstance(obj, ColumnTransformer):
+        for name, step, _ in obj.transformers_:
+            if not isinstance(step, str):  # "drop" / "passthrough"
+                yield from _steps(step, f"{path}.{name}")
+    else:
+        yield path, obj
+        if isinstance(obj, LabelEncodedClassifier):
+            yield f"{path}.estimator_", obj.estimator_
+
+
+def _check_convertible(pipeline: Pipeline) -> None:
+    from skl2onnx._supported_operators import sklearn_operator_name_map
+
+    for path, step in _steps(pipeline, ""):
+        if type(step) not in sklearn_operator_name_map:
+            kind = f"{type(step).__module__}.{type(step).__qualname__}"
+            raise ExportError(
+                f"step {path!r} ({kind}) has no ONNX converter; the version is served by "
+                "its scikit-learn pipeline"
+            )
+
+
+def _failing_step(pipeline: Pipeline, exc: BaseException) -> str:
+    """The path of the step an error message names, if it names one."""
+    text = str(exc)
+    for path, step in _steps(pipeline, ""):
+        if type(step).__name__ in text:
+            return f"step {path!r} ({type(step).__name__})"
+    return "the pipeline"
+
+
+def _coercer(pipeline: Pipeline) -> FrameCoercer:
+    for _, step in _steps(pipeline, ""):
+        if isinstance(step, FrameCoercer):
+            return step
+    raise ExportError(
+        "the pipeline has no FrameCoercer step: only pipelines built by modelyard convert"
+    )
+
+
+def _is_tree_ensemble(model: Any) -> bool:
+    if isinstance(model, LabelEncodedClassifier):
+        return _is_tree_ensemble(model.estimator_)
+    if type(model).__module__.split(".")[0] in ("lightgbm", "xgboost"):
+        return True
+    from sklearn.ensemble._forest import BaseForest
+    from sklearn.ensemble._gb import BaseGradientBoosting
+    from sklearn.ensemble._hist_gradient_boosting.gradient_boosting import (
+        BaseHistGradientBoosting,
+    )
+    from sklearn.tree import BaseDecisionTree
+
+    trees = (BaseDecisionTree, BaseForest, BaseGradientBoosting, BaseHistGradientBoosting)
+    return isinstance(model, trees)
+
+
+def _is_hist_gradient_boosting(model: Any) -> bool:
+    from sklearn.ensemble._hist_gradient_boosting.gradient_boosting import (
+        BaseHistGradientBoosting,
+    )
+
+    return isinstance(model, BaseHistGradientBoosting)
+
+
+def _inexact_columns(pipeline: Pipeline) -> list[bool]:
+    """One flag per feature column: True where ONNX Runtime may differ from NumPy in the
+    last ulp (columns computed through ``Log`` or ``Exp``: log and power transforms)."""
+    from sklearn.preprocessing import PowerTransformer
+
+    columns = pipeline.steps[-2][1]
+    if isinstance(columns, Pipeline):
+        columns = columns.steps[-1][1]
+    if not isinstance(columns, ColumnTransformer):
+        raise ExportError("the feature steps do not end in a ColumnTransformer")
+    width = max((piece.stop for piece in columns.output_indices_.values()), default=0)
+    flags = [False] * width
+    for name, piece in columns.output_indices_.items():
+        transformer = columns.named_transformers_.get(name)
+        if transformer is None or isinstance(transformer, str):
+            continue
+        if any(
+            isinstance(step, Log1pTransformer | PowerTransformer)
+            for _, step in _steps(transformer, name)
+        ):
+            flags[piece] = [True] * (piece.stop - piece.start)
+    return flags
+
+
+def inputs_of(coercer: FrameCoercer) -> list[tuple[str, str]]:
+    """(column, kind) of every raw input column, in feature order."""
+    return [(column, coercer.column_kinds_[column]) for column in coercer.feature_order_]
+
+
+def convert(pipeline: Pipeline, *, task: str) -> tuple[Any, list[OnnxInput], str]:
+    """Convert a fitted pipeline; see :func:`modelyard.export.onnx.convert_pipeline`."""
+    require("skl2onnx")
+    from skl2onnx.sklapi import CastTransformer
+
+    _register()
+    _check_convertible(pipeline)
+    model_name, model = pipeline.steps[-1]
+    if (task == "regression") == is_classifier(model):
+        raise ExportError(f"the pipeline's {type(model).__name__} does not fit task {task!r}")
+    if is_classifier(model) and not hasattr(model, "predict_proba"):
+        raise ExportError(
+            f"{type(model).__name__} gives no class probabilities; only classifiers with "
+            "predict_proba convert"
+        )
+    steps = list(pipeline.steps[:-1])
+    precision = PRECISION_DOUBLE
+    if _is_hist_gradient_boosting(model):
+        inexact = _inexact_columns(pipeline)
+        if any(inexact):
+            steps.append(("round_inexact", RoundToFloat32(columns=inexact)))
+            model = round_thresholds(model, inexact)
+        precision = PRECISION_EXACT_SPLITS
+    elif _is_tree_ensemble(model):
+        steps.append(("to_float32", CastTransformer(dtype=np.float32)))
+        precision = PRECISION_FLOAT_MODEL
+    steps.append((model_name, model))
+    options: dict[int, dict[str, Any]] = {}
+    if is_classifier(model) and not isinstance(model, LabelEncodedClassifier):
+        options[id(model)] = {"zipmap": False}
+    graph, inputs = _convert_steps(pipeline, Pipeline(steps), options)
+    classes = np.asarray(model.classes_).tolist() if is_classifier(model) else None
+    if classes is not None:
+        _labels_then_probabilities(graph)
+    _describe(graph, inputs=inputs, task=task, classes=classes, precision=precision)
+    return graph, inputs, precision
+
+
+def convert_features(pipeline: Pipeline) -> tuple[Any, list[OnnxInput]]:
+    """The feature steps alone (all but the model) as a graph whose output is the matrix
+    the model receives; used to check the feature converters value by value."""
+    require("skl2onnx")
+    _register()
+    _check_convertible(pipeline)
+    return _convert_steps(pipeline, Pipeline(list(pipeline.steps[:-1])), {})
+
+
+def _convert_steps(
+    pipeline: Pipeline, steps: Pipeline, options: dict[int, dict[str, Any]]
+) -> tuple[Any, list[OnnxInput]]:
+    require("onnx")
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import DoubleTensorType, Int64TensorType, StringTensorType
+
+    types = {
+        "numeric": DoubleTensorType,
+        "categorical": StringTensorType,
+        "datetime": Int64TensorType,
+    }
+    columns = inputs_of(_coercer(pipeline))
+    initial_types = [(column, types[kind]([None, 1])) for column, kind in columns]
+    has_cross = any(isinstance(step, Cross) for _, step in _steps(pipeline, ""))
+    opset = {"": _STRING_CONCAT_OPSET if has_cross else _BASE_OPSET, ML_DOMAIN: _ML_OPSET}
+    try:
+        graph = convert_sklearn(
+            steps, initial_types=initial_types, options=options, target_opset=opset
+        )
+    except ExportError as exc:
+        raise ExportError(f"cannot convert {_failing_step(pipeline, exc)}: {exc}") from exc
+    except Exception as exc:  # converters fail with any exception type
+        raise ExportError(
+            f"cannot convert {_failing_step(pipeline, exc)} to ONNX: "
+            f"{type(exc).__name__}: {exc}; the version is served by its scikit-learn pipeline"
+        ) from exc
+    names = [item.name for item in graph.graph.input]
+    if len(names) != len(columns):
+        raise ExportError(
+            f"the ONNX graph has {len(names)} inputs for {len(columns)} columns; "
+            "cannot map them to columns"
+        )
+    inputs = [
+        OnnxInput(column=column, onnx_name=name, kind=kind, dtype=_ONNX_TYPES[kind])  # type: ignore[arg-type]
+        for (column, kind), name in zip(columns, names, strict=True)
+    ]
+    return graph, inputs
+
+
+def _labels_then_probabilities(graph: Any) -> None:
+    """Order a classifier's outputs as skl2onnx does: labels, then probabilities."""
+    from onnx import TensorProto
+
+    outputs = list(graph.graph.output)
+    floating = (TensorProto.FLOAT, TensorProto.DOUBLE)
+    ordered = sorted(outputs, key=lambda item: item.type.tensor_type.elem_type in floating)
+    if len(outputs) != 2 or ordered[1].type.tensor_type.elem_type not in floating:
+        raise ExportError(
+            f"the classifier's graph has outputs {[item.name for item in outputs]}; expected "
+            "labels and probabilities"
+        )
+    del graph.graph.output[:]
+    graph.graph.output.extend(ordered)
+
+
+def _describe(
+    graph: Any, *, inputs: list[OnnxInput], task: str, classes: list[Any] | None, precision: str
+) -> None:
+    """Write what a user of the bare ``.onnx`` file needs into its metadata."""
+    from dataclasses import asdict
+
+    meta = {
+        "modelyard.task": task,
+        "modelyard.inputs": json.dumps([asdict(item) for item in inputs]),
+        "modelyard.classes": json.dumps(classes),
+        "modelyard.outputs": json.dumps([item.name for item in graph.graph.output]),
+        "modelyard.missing_category": MISSING_CATEGORY,
+        "modelyard.missing_datetime": "-9223372036854775808",
+        "modelyard.precision": precision,
+    }
+    for key, value in meta.items():
+        entry = graph.metadata_props.add()
+        entry.key, entry.value = key, value
+    graph.doc_string = (
+        "modelyard pipeline: one [N, 1] input per column (see modelyard.inputs); missing "
+        "numbers are NaN, missing categories the modelyard.missing_category text."
+    )

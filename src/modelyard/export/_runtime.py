@@ -1,0 +1,289 @@
+"""Serve predictions with ONNX Runtime, and choose between it and the scikit-learn pipeline."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from modelyard.errors import MissingExtraError, ModelyardError
+from modelyard.export._common import MISSING_CATEGORY, ExportError
+from modelyard.export._convert import require
+from modelyard.export._records import OnnxInput, Parity
+from modelyard.serving.runtime import Columns, Runtime, RuntimeOutput, SklearnRuntime
+
+if TYPE_CHECKING:
+    from modelyard.registry.records import ModelVersion
+    from modelyard.registry.registry import Registry
+
+__all__ = ["OnnxRuntime", "build_feeds", "select_runtime"]
+
+logger = logging.getLogger(__name__)
+
+ROLE = "onnx"
+#: Up to this many rows, category values are checked one by one (faster than pandas).
+_SMALL = 64
+
+
+class OnnxRuntime:
+    """Predict with an ONNX graph from :func:`~modelyard.export.onnx.convert_pipeline`.
+
+    Takes decoded :data:`~modelyard.serving.runtime.Columns` (numbers as float64 with
+    NaN, categories as ``str`` with ``None``, dates as ``datetime64``). Classifier labels
+    are the class of highest probability, which is what every supported scikit-learn,
+    LightGBM and XGBoost classifier predicts. ``predict`` is safe to call from several
+    threads; ONNX Runtime releases the GIL while it computes.
+
+    Args:
+        model: the ``.onnx`` bytes.
+        inputs: the graph inputs (from the export).
+        task: ``regression``, ``binary`` or ``multiclass``.
+        classes: a classifier's labels in probability order; None reads them from the
+            model's metadata.
+        intra_op_threads: threads ONNX Runtime uses for one call (1 suits servers that
+            run several calls at once).
+
+    Raises:
+        MissingExtraError: onnxruntime is not installed.
+        ExportError: ONNX Runtime cannot load the model, or its inputs differ from ``inputs``.
+    """
+
+    name = "onnx"
+
+    def __init__(
+        self,
+        model: bytes,
+        inputs: list[OnnxInput],
+        *,
+        task: str,
+        classes: list[Any] | None,
+        intra_op_threads: int = 1,
+    ) -> None:
+        ort = require("onnxruntime")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = intra_op_threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Idle pool threads would spin and take CPU from the server's other work.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        try:
+            self._session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # ONNX Runtime's own error types
+            raise ExportError(f"ONNX Runtime cannot load the model: {exc}") from exc
+        expected = {item.onnx_name for item in inputs}
+        found = {item.name for item in self._session.get_inputs()}
+        if expected != found:
+            raise ExportError(
+                f"the ONNX model's inputs {sorted(found)} differ from the recorded "
+                f"{sorted(expected)}; re-export the version"
+            )
+        self.inputs = list(inputs)
+        self.task = task
+        self.parity: Parity | None = None
+        self._outputs = [item.name for item in self._session.get_outputs()]
+        self._classes: np.ndarray[Any, Any] | None = None
+        if task != "regression":
+            if classes is None:
+                meta = self._session.get_modelmeta().custom_metadata_map
+                classes = json.loads(meta.get("modelyard.classes", "null"))
+            if not classes:
+                raise ExportError("the ONNX model of a classifier records no classes")
+            labels = np.asarray(classes)
+            self._classes = labels.astype(object) if labels.dtype.kind == "U" else labels
+
+    @property
+    def classes(self) -> list[Any] | None:
+        """A classifier's labels, in the order of the probability columns."""
+        return None if self._classes is None else self._classes.tolist()
+
+    @classmethod
+    def from_version(
+        cls, registry: Registry, version: ModelVersion, *, intra_op_threads: int = 1
+    ) -> OnnxRuntime:
+        """The runtime of a version's ``onnx`` artifact, read checksum-verified.
+
+        Raises:
+            ModelNotFoundError: the version has no ``onnx`` artifact.
+            IntegrityError: the artifact's bytes differ from the recorded checksum.
+            ExportError: the artifact's record is incomplete or ONNX Runtime rejects it.
+        """
+        data = registry.read_artifact(version, ROLE)
+        extra = version.artifacts[ROLE].extra
+        try:
+            inputs = [OnnxInput.from_dict(item) for item in extra["inputs"]]
+        except (KeyError, TypeError) as exc:
+            raise ExportError(
+                f"the onnx artifact of {version.ref} records no usable inputs ({exc}); "
+                f"re-export it: modelyard export {version.ref} --force"
+            ) from exc
+        runtime = cls(
+            data,
+            inputs,
+            task=str(version.spec.get("task", "regression")),
+            classes=extra.get("classes"),
+            intra_op_threads=intra_op_threads,
+        )
+        if "parity" in extra:
+            runtime.parity = Parity.from_dict(extra["parity"])
+        return runtime
+
+    def feeds(self, columns: Columns, rows: int) -> dict[str, np.ndarray[Any, Any]]:
+        """The graph's feeds for decoded columns (each ``[rows, 1]``)."""
+        return build_feeds(self.inputs, columns, rows)
+
+    def predict(self, columns: Columns, rows: int) -> RuntimeOutput:
+        """Predict ``rows`` rows given as one array per input column."""
+        if rows == 0:
+            return self._empty()
+        results = self._session.run(self._outputs, self.feeds(columns, rows))
+        if self._classes is None:
+            return RuntimeOutput(values=np.asarray(results[0], dtype=np.float64).reshape(rows))
+        proba = np.asarray(results[1], dtype=np.float64).reshape(rows, -1)
+        labels = self._classes[np.argmax(proba, axis=1)]
+        return RuntimeOutput(values=labels, proba=proba, classes=self.classes)
+
+    def _empty(self) -> RuntimeOutput:
+        if self._classes is None:
+            return RuntimeOutput(values=np.empty(0, dtype=np.float64))
+        proba = np.empty((0, len(self._classes)), dtype=np.float64)
+        return RuntimeOutput(values=self._classes[:0], proba=proba, classes=self.classes)
+
+
+def build_feeds(
+    inputs: list[OnnxInput], columns: Columns, rows: int
+) -> dict[str, np.ndarray[Any, Any]]:
+    """Feeds of a modelyard ONNX graph for decoded columns (each ``[rows, 1]``).
+
+    Raises:
+        ModelyardError: ``columns`` lacks an input column.
+    """
+    return {item.onnx_name: _feed(item, _column(columns, item), rows) for item in inputs}
+
+
+def _column(columns: Columns, item: OnnxInput) -> Any:
+    try:
+        return columns[item.column]
+    except KeyError:
+        raise ModelyardError(
+            f"no values for input column {item.column!r}; send every column the model "
+            "was trained on"
+        ) from None
+
+
+def _feed(item: OnnxInput, values: Any, rows: int) -> np.ndarray[Any, Any]:
+    array = np.asarray(values)
+    if item.kind == "numeric":
+        return array.astype(item.dtype, copy=False).reshape(rows, 1)
+    if item.kind == "datetime":
+        ticks = array.astype("datetime64[ns]", copy=False).view(np.int64)
+        return ticks.reshape(rows, 1)
+    return _texts(array).reshape(rows, 1)
+
+
+def _texts(array: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """Category values as ``str``, missing ones as :data:`MISSING_CATEGORY`."""
+    if array.dtype == object and len(array) <= _SMALL:
+        # A plain loop beats pandas' vectorised checks on the few values of a request.
+        texts = [
+            value if type(value) is str else MISSING_CATEGORY if _missing(value) else None
+            for value in array.tolist()
+        ]
+        if None not in texts:
+            return np.array(texts, dtype=object)
+    import pandas as pd
+
+    if pd.api.types.infer_dtype(array, skipna=True) not in ("string", "empty"):
+        from modelyard.features.transformers import category_values
+
+        array = category_values(pd.Series(array, dtype=object))  # 20.0 -> "20", as in training
+    missing = pd.isna(array)
+    array = array.astype(object, copy=True)
+    array[missing] = MISSING_CATEGORY
+    return array
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def select_runtime(
+    registry: Registry,
+    version: ModelVersion,
+    *,
+    preference: Literal["auto", "onnx", "sklearn"] = "auto",
+) -> tuple[Runtime, str]:
+    """The runtime to serve ``version`` with, and why it was chosen.
+
+    ``auto`` picks ONNX Runtime when the version has an ``onnx`` artifact whose recorded
+    parity holds, else the scikit-learn pipeline; ``onnx`` insists on ONNX Runtime;
+    ``sklearn`` takes the pipeline. Artifacts are read checksum-verified.
+
+    Raises:
+        IntegrityError: an artifact's bytes differ from the recorded checksum (never
+            hidden by a fallback).
+        ModelyardError: ``onnx`` is asked for and the version has no usable export, or
+            ``preference`` is unknown.
+        MissingExtraError: ``onnx`` is asked for and onnxruntime is not installed.
+    """
+    if preference not in ("auto", "onnx", "sklearn"):
+        raise ModelyardError(
+            f"runtime {preference!r} is not known; use 'auto', 'onnx' or 'sklearn'"
+        )
+    if preference == "sklearn":
+        return _sklearn(registry, version), "scikit-learn pipeline (asked for)"
+    problem = _onnx_problem(version)
+    if problem is None:
+        try:
+            runtime = OnnxRuntime.from_version(registry, version)
+        except MissingExtraError as exc:
+            if preference == "onnx":
+                raise
+            problem = str(exc)
+        except ExportError as exc:
+            problem = str(exc)
+        else:
+            assert runtime.parity is not None
+            parity = runtime.parity
+            return runtime, (
+                f"ONNX Runtime: its export matches the pipeline on {parity.rows} rows "
+                f"(max |diff| {parity.max_abs:.3g}, max relative {parity.max_rel:.3g})"
+            )
+    if preference == "onnx":
+        raise ModelyardError(
+            f"cannot serve {version.ref} on ONNX Runtime: {problem}; serve it with the "
+            "sklearn runtime instead"
+        )
+    logger.info("serving %s with scikit-learn: %s", version.ref, problem)
+    return _sklearn(registry, version), f"scikit-learn pipeline: {problem}"
+
+
+def _onnx_problem(version: ModelVersion) -> str | None:
+    """Why the version's ONNX export cannot serve it, or None if it can."""
+    record = version.artifacts.get(ROLE)
+    if record is None:
+        failure = version.lineage.get("onnx", {}) if isinstance(version.lineage, Mapping) else {}
+        reason = failure.get("error") if isinstance(failure, Mapping) else None
+        if reason:
+            return f"its ONNX export failed at registration ({reason})"
+        return f"it has no ONNX export (create one with `modelyard export {version.ref}`)"
+    parity = record.extra.get("parity")
+    if not isinstance(parity, Mapping):
+        return f"its ONNX export records no parity check (`modelyard export {version.ref} --force`)"
+    if not parity.get("ok"):
+        return (
+            f"its ONNX export does not reproduce the pipeline (max |diff| "
+            f"{parity.get('max_abs')}, labels equal: {parity.get('labels_equal')}, "
+            f"tolerance {parity.get('tolerance')})"
+        )
+    return None
+
+
+def _sklearn(registry: Registry, version: ModelVersion) -> SklearnRuntime:
+    from modelyard._training import load_version_pipeline
+
+    pipeline = load_version_pipeline(registry, version)
+    return SklearnRuntime(pipeline, list(version.lineage["features"]["feature_order"]))

@@ -1,0 +1,356 @@
+"""The FastAPI application of ``modelyard serve``.
+
+Build it with :func:`create_app` (or let uvicorn call :func:`app_factory`, which reads
+the config from the environment). It speaks three protocols at once: modelyard's own
+JSON (``/v1``), the Open Inference Protocol V2 (``/v2``) and MLflow's scoring protocol
+(``/invocations``); plus ``/healthz``, ``/readyz`` and ``/metrics``. The OpenAPI
+description is at ``/openapi.json`` and ``/docs``.
+
+Example:
+    >>> from modelyard.serving import ServeConfig, create_app
+    >>> app = create_app(ServeConfig(models=["house-prices"]))
+    >>> app.title
+    'modelyard'
+
+Run it with any ASGI server, e.g. ``uvicorn --factory modelyard.serving.app:app_factory``
+with ``MODELYARD_SERVE_MODELS=house-prices``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import re
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from importlib.metadata import version as dist_version
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from modelyard.errors import ModelyardError
+from modelyard.serving.config import ServeConfig, config_from_env
+from modelyard.serving.manager import ModelManager
+from modelyard.serving.metrics import CONTENT_TYPE, ServingMetrics
+from modelyard.serving.protocols import (
+    LABELS_KEY,
+    REQUEST_ID_KEY,
+    ServingError,
+    ServingState,
+    json_response,
+    protocol_of,
+)
+
+if TYPE_CHECKING:
+    from modelyard.predlog.writer import PredictionLog
+    from modelyard.registry.registry import Registry
+
+__all__ = ["app_factory", "create_app"]
+
+logger = logging.getLogger(__name__)
+
+_REQUEST_ID = re.compile(rb"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+_MLFLOW_CODES = {
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "RESOURCE_DOES_NOT_EXIST",
+    500: "INTERNAL_ERROR",
+    503: "TEMPORARILY_UNAVAILABLE",
+}
+
+
+class Healthz(BaseModel):
+    """Liveness."""
+
+    status: str
+
+
+class Readyz(BaseModel):
+    """Readiness of every served model (``not_ready`` lists those not loaded yet)."""
+
+    ready: bool
+    not_ready: list[str]
+    errors: dict[str, str]
+
+
+def create_app(config: ServeConfig | None = None, *, registry: Registry | None = None) -> FastAPI:
+    """The serving app for ``config`` (default: read from ``MODELYARD_SERVE_*``).
+
+    Models are loaded in the background once the app starts (its lifespan): ``/readyz``
+    answers 200 when every one is loaded and warmed up.
+
+    Args:
+        config: what to serve and how.
+        registry: an open registry to use instead of opening ``config.settings``'s (it is
+            then not closed on shutdown).
+
+    Returns:
+        A FastAPI app; run it with uvicorn, hypercorn, or any ASGI server.
+    """
+    config = config if config is not None else config_from_env()
+    metrics = ServingMetrics()
+    manager = ModelManager(config, metrics=metrics, registry=registry)
+    state = ServingState(
+        config=config,
+        manager=manager,
+        metrics=metrics,
+        api_keys=tuple(key.encode("latin-1") for key in config.api_keys),
+        admin_key=config.admin_key.encode("latin-1") if config.admin_key else None,
+        started_at=datetime.now(UTC),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if config.prediction_log:
+            state.predlog = await asyncio.to_thread(_open_prediction_log, config)
+            if state.predlog is not None:
+                log = state.predlog
+                metrics.watch_dropped_rows(lambda: float(log.dropped_rows))
+        await manager.start()
+        try:
+            yield
+        finally:
+            await manager.aclose()  # stops polling, lets requests finish, drains batchers
+            if state.predlog is not None:
+                await asyncio.to_thread(state.predlog.close)  # flushes
+
+    app = FastAPI(
+        title="modelyard",
+        version=dist_version("modelyard"),
+        description=_DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.serving = state
+    _add_routes(app)
+    _add_error_handlers(app, state)
+    app.add_middleware(_RequestContext, metrics=metrics)
+    if config.cors_origins:
+        from starlette.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=config.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["*"],
+            expose_headers=["X-Request-ID"],
+        )
+    _describe(app)
+    return app
+
+
+def app_factory() -> FastAPI:
+    """The app for ``uvicorn --factory``: config from ``MODELYARD_SERVE_CONFIG`` (JSON)
+    or ``MODELYARD_SERVE_*`` variables. ``modelyard serve --workers N`` uses it."""
+    return create_app(config_from_env())
+
+
+_DESCRIPTION = """Online predictions from modelyard's registry.
+
+Three protocols: modelyard's own JSON (`/v1`), the Open Inference Protocol V2 (`/v2`,
+as KServe, MLServer and Triton speak it) and MLflow's scoring protocol (`/invocations`,
+answered by the first model served). Prediction endpoints need an API key
+(`X-API-Key` or `Authorization: Bearer`) when the server has any; admin endpoints need
+the admin key in `X-API-Key`.
+"""
+
+
+def _open_prediction_log(config: ServeConfig) -> PredictionLog | None:
+    try:
+        from modelyard.predlog.writer import PredictionLog
+    except ImportError as exc:
+        logger.warning("prediction log unavailable (%s); serving without it", exc)
+        return None
+    return PredictionLog.open(config.settings)
+
+
+# -- routes ---------------------------------------------------------------------------
+
+
+def _add_routes(app: FastAPI) -> None:
+    from modelyard.serving.protocols import mlflow, own, v2
+
+    @app.get("/healthz", response_model=Healthz, tags=["health"])
+    async def healthz() -> Response:
+        """200 while the process runs."""
+        return json_response({"status": "ok"})
+
+    @app.get("/readyz", response_model=Readyz, responses={503: {"model": Readyz}}, tags=["health"])
+    async def readyz(request: Request) -> Response:
+        """200 once every served model is loaded and warmed up; else 503 naming those not."""
+        state: ServingState = request.app.state.serving
+        missing = state.manager.not_ready()
+        errors = {
+            entry["name"]: entry["error"] for entry in state.manager.describe() if entry["error"]
+        }
+        body = {"ready": not missing, "not_ready": missing, "errors": errors}
+        return json_response(body, status=503 if missing else 200)
+
+    @app.get(
+        "/metrics",
+        response_class=Response,
+        responses={200: {"content": {CONTENT_TYPE: {"schema": {"type": "string"}}}}},
+        tags=["health"],
+    )
+    async def metrics(request: Request) -> Response:
+        """Prometheus metrics of this server process."""
+        state: ServingState = request.app.state.serving
+        return Response(state.metrics.render(), media_type=CONTENT_TYPE)
+
+    app.include_router(own.router)
+    app.include_router(v2.router)
+    app.include_router(mlflow.router)
+
+
+def _describe(app: FastAPI) -> None:
+    """Add the request-body schemas (bodies are parsed by hand, so FastAPI cannot)."""
+    from modelyard.serving.protocols import mlflow, own, v2
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for extra in (own.openapi_schemas(), v2.openapi_schemas(), mlflow.openapi_schemas()):
+            for name, value in extra.items():
+                components.setdefault(name, value)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+# -- errors ---------------------------------------------------------------------------
+
+
+def _error_response(
+    request: Request,
+    status: int,
+    message: str,
+    details: list[dict[str, Any]],
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """An error in the shape of the request's protocol."""
+    protocol = protocol_of(request.url.path)
+    if protocol == "v2":
+        return json_response(
+            {"error": message}, status=400 if status == 422 else status, headers=headers
+        )
+    if protocol == "mlflow":
+        status = 400 if status == 422 else status
+        code = _MLFLOW_CODES.get(status, "BAD_REQUEST")
+        return json_response(
+            {"error_code": code, "message": message}, status=status, headers=headers
+        )
+    return json_response({"detail": details}, status=status, headers=headers)
+
+
+def _add_error_handlers(app: FastAPI, state: ServingState) -> None:
+    def count(request: Request, kind: str) -> None:
+        labels = request.scope.get(LABELS_KEY) or ("", "", "")
+        state.metrics.count_error(labels[0], kind)
+
+    async def modelyard_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ModelyardError)
+        if isinstance(exc, ServingError):
+            count(request, exc.kind)
+            return _error_response(
+                request, exc.http_status, exc.message, exc.detail_list(), exc.headers
+            )
+        kind = type(exc).__name__
+        count(request, kind)
+        if exc.http_status >= 500:
+            logger.error("request %s failed: %s", request.scope.get(REQUEST_ID_KEY), exc)
+        detail = [{"loc": [], "msg": exc.message, "type": kind}]
+        return _error_response(request, exc.http_status, exc.message, detail)
+
+    async def invalid_request(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        count(request, "validation")
+        details = [
+            {
+                "loc": list(error.get("loc", ())),
+                "msg": error.get("msg", ""),
+                "type": error.get("type", ""),
+            }
+            for error in exc.errors()
+        ]
+        message = "; ".join(f"{'.'.join(map(str, d['loc']))}: {d['msg']}" for d in details)
+        return _error_response(request, 422, message, details)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        message = str(exc.detail)
+        details = [{"loc": ["path"], "msg": message, "type": "http_error"}]
+        headers = dict(exc.headers) if exc.headers else None
+        return _error_response(request, exc.status_code, message, details, headers)
+
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        rid = str(request.scope.get(REQUEST_ID_KEY, ""))
+        count(request, "internal")
+        logger.error("request %s %s failed", rid, request.url.path, exc_info=exc)
+        message = f"internal error; quote request id {rid} when reporting it"
+        details = [{"loc": [], "msg": message, "type": "internal"}]
+        return _error_response(request, 500, message, details, {"X-Request-ID": rid})
+
+    app.add_exception_handler(ModelyardError, modelyard_error)
+    app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(Exception, unexpected)
+
+
+# -- per-request context ----------------------------------------------------------------
+
+
+class _RequestContext:
+    """Gives each request an id (``X-Request-ID``) and counts it in the metrics.
+
+    A plain ASGI middleware, so it costs a header scan and a timer per request.
+    """
+
+    def __init__(self, app: ASGIApp, *, metrics: ServingMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+        # A random prefix per app and a counter: unique ids without os.urandom per request.
+        self._prefix = os.urandom(8).hex()
+        self._counter = itertools.count(1)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        given = next((value for key, value in scope["headers"] if key == b"x-request-id"), None)
+        if given is None or not _REQUEST_ID.match(given):
+            given = f"{self._prefix}{next(self._counter):016x}".encode()
+        request_id = given
+        scope[REQUEST_ID_KEY] = request_id.decode("latin-1")
+        labels = ["", "", ""]
+        scope[LABELS_KEY] = labels
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), (b"x-request-id", request_id)]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            if labels[2]:
+                self.metrics.observe_request(
+                    labels[0], labels[1], labels[2], status, time.perf_counter() - started
+                )

@@ -1,0 +1,429 @@
+"""What the three request protocols share: server state, body reading, keys and errors.
+
+Endpoints parse request bodies themselves (raw bytes → orjson → the decoders), so a large
+request is never validated twice; the pydantic models in each protocol module only
+document the shapes in the OpenAPI description.
+
+Errors raised here are :class:`ServingError` (a :class:`~modelyard.errors.ModelyardError`
+carrying its HTTP status, kind and problems); the app renders them in the error shape of
+the protocol the request used (see :func:`protocol_of`).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import orjson
+from pydantic import BaseModel
+from starlette.requests import Request
+from starlette.responses import Response
+
+from modelyard.errors import ModelyardError
+
+if TYPE_CHECKING:
+    from modelyard.predlog.writer import PredictionLog
+    from modelyard.serving.config import ServeConfig
+    from modelyard.serving.decode import InputProblem, RequestValidationError
+    from modelyard.serving.manager import LoadedModel, ModelManager, ServedModel
+    from modelyard.serving.metrics import ServingMetrics
+    from modelyard.serving.runtime import Columns, RuntimeOutput
+
+__all__ = [
+    "LABELS_KEY",
+    "REQUEST_ID_KEY",
+    "SCHEMA_REF",
+    "ServingError",
+    "ServingState",
+    "component_schemas",
+    "json_response",
+    "jsonable_array",
+    "protocol_of",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Scope keys set by the app's middleware: the request id, and [model, version, endpoint]
+#: labels an endpoint fills in for the request metrics.
+REQUEST_ID_KEY = "modelyard.request_id"
+LABELS_KEY = "modelyard.labels"
+#: Where request-body schemas live in the OpenAPI document.
+SCHEMA_REF = "#/components/schemas/{model}"
+
+Protocol = Literal["own", "v2", "mlflow"]
+_MLFLOW_PATHS = frozenset({"/invocations", "/ping", "/health", "/version"})
+_JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
+
+
+def protocol_of(path: str) -> Protocol:
+    """Which protocol's error shape a request path answers in."""
+    if path == "/v2" or path.startswith("/v2/"):
+        return "v2"
+    if path in _MLFLOW_PATHS:
+        return "mlflow"
+    return "own"
+
+
+class ServingError(ModelyardError):
+    """A request the server refuses: HTTP status, a kind for metrics, and where.
+
+    ``loc`` is FastAPI-style (``["body", "rows", 3, "size"]``); ``problems`` are the
+    decoder's findings, rendered with ``loc`` as their prefix.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        kind: str,
+        loc: Sequence[str | int] = (),
+        problems: Sequence[InputProblem] = (),
+        items: Sequence[dict[str, Any]] = (),
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.http_status = status
+        self.kind = kind
+        self.loc = list(loc)
+        self.problems = list(problems)
+        self.items = list(items)
+        self.headers = headers or {}
+
+    @classmethod
+    def from_validation(
+        cls, exc: RequestValidationError, *, loc: Sequence[str | int] = ("body",)
+    ) -> ServingError:
+        """A decoder's findings: 413 for too many rows, else 422 with every problem."""
+        too_many = any(problem.kind == "too_many_rows" for problem in exc.problems)
+        return cls(
+            413 if too_many else 422,
+            exc.message,
+            kind="too_many_rows" if too_many else "validation",
+            loc=loc,
+            problems=exc.problems,
+        )
+
+    def detail_list(self) -> list[dict[str, Any]]:
+        """FastAPI's ``detail`` list: one ``{loc, msg, type}`` per problem."""
+        if self.items:
+            return self.items
+        if not self.problems:
+            return [{"loc": self.loc, "msg": self.message, "type": self.kind}]
+        details = []
+        for problem in self.problems:
+            loc: list[str | int] = list(self.loc)
+            if problem.row is not None:
+                loc.append(problem.row)
+            if problem.column is not None:
+                loc.append(problem.column)
+            details.append({"loc": loc, "msg": problem.message, "type": problem.kind})
+        return details
+
+
+@dataclass(eq=False)
+class ServingState:
+    """Everything endpoints need, built once per app."""
+
+    config: ServeConfig
+    manager: ModelManager
+    metrics: ServingMetrics
+    api_keys: tuple[bytes, ...]
+    admin_key: bytes | None
+    started_at: datetime
+    predlog: PredictionLog | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    # -- keys -----------------------------------------------------------------------
+
+    def check_predict_key(self, request: Request) -> None:
+        """Require one of the API keys, when any are configured (401 otherwise)."""
+        if not self.api_keys:
+            return
+        given = _given_key(request)
+        if given is None:
+            raise ServingError(
+                401,
+                "this endpoint needs an API key: send it in the X-API-Key header or as "
+                "'Authorization: Bearer <key>'",
+                kind="auth",
+                loc=["header", "X-API-Key"],
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        if not _matches(given, self.api_keys):
+            raise ServingError(
+                401,
+                "the API key is not valid; check the key you were given",
+                kind="auth",
+                loc=["header", "X-API-Key"],
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    def check_admin_key(self, request: Request) -> None:
+        """Require the admin key (403 when none is configured, 401 when wrong or missing)."""
+        if self.admin_key is None:
+            raise ServingError(
+                403,
+                "admin endpoints are off: start the server with --admin-key KEY or set "
+                "MODELYARD_SERVE_ADMIN_KEY to turn them on",
+                kind="forbidden",
+                loc=["header", "X-API-Key"],
+            )
+        given = _given_key(request)
+        if given is None or not _matches(given, (self.admin_key,)):
+            raise ServingError(
+                401,
+                "admin endpoints need the admin key in the X-API-Key header"
+                + ("; the key given is not valid" if given is not None else ""),
+                kind="auth",
+                loc=["header", "X-API-Key"],
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    # -- models ---------------------------------------------------------------------
+
+    def slot(self, name: str) -> ServedModel:
+        """The served model ``name`` (404 if this server does not serve it)."""
+        slot = self.manager.get(name)
+        if slot is None:
+            served = ", ".join(map(repr, self.manager.names)) or "none"
+            raise ServingError(
+                404,
+                f"model {name!r} is not served here; served models: {served} "
+                "(GET /v1/models lists them)",
+                kind="not_found",
+                loc=["path", "name"],
+            )
+        return slot
+
+    def acquire(self, slot: ServedModel, version: int | str | None) -> LoadedModel:
+        """The version of ``slot`` to answer with, marked in use; ``release()`` it after.
+
+        Raises:
+            ServingError: 503 while no version is loaded; 404 if ``version`` is given and
+                is not the one served.
+        """
+        loaded = slot.current
+        if loaded is None:
+            why = f": {slot.error}" if slot.error else ""
+            raise ServingError(
+                503,
+                f"model {slot.name!r} is not loaded yet{why}; GET /readyz says when it is",
+                kind="not_ready",
+                loc=["path", "name"],
+                headers={"Retry-After": "1"},
+            )
+        if version is not None and str(version) != str(loaded.number):
+            raise ServingError(
+                404,
+                f"model {slot.name!r} version {version} is not served here; this server "
+                f"serves {slot.name}:{loaded.number} (following {slot.ref}); leave the "
+                "version out to use it",
+                kind="not_found",
+                loc=["path", "version"],
+            )
+        loaded.acquire()
+        return loaded
+
+    def log_prediction(
+        self,
+        loaded: LoadedModel,
+        *,
+        request_id: str,
+        received_at: datetime,
+        columns: Columns,
+        rows: int,
+        output: RuntimeOutput,
+        latency_ms: float,
+        endpoint: str,
+    ) -> None:
+        """Hand a prediction to the prediction log, if it is on; never raises."""
+        if self.predlog is None:
+            return
+        try:
+            self.predlog.log(
+                model=loaded.name,
+                version=loaded.number,
+                request_id=request_id,
+                received_at=received_at,
+                columns=columns,
+                rows=rows,
+                output=output,
+                latency_ms=latency_ms,
+                endpoint=endpoint,
+            )
+        except Exception:  # the log must never fail a prediction
+            logger.exception("could not log request %s", request_id)
+
+
+def _given_key(request: Request) -> bytes | None:
+    key = request.headers.get("x-api-key")
+    if key is None:
+        authorization = request.headers.get("authorization")
+        if authorization and authorization[:7].lower() == "bearer ":
+            key = authorization[7:].strip()
+    return key.encode("latin-1") if key else None
+
+
+def _matches(given: bytes, keys: Iterable[bytes]) -> bool:
+    """Compare with every key in constant time, so timing reveals neither key nor index."""
+    found = False
+    for key in keys:
+        found |= hmac.compare_digest(given, key)
+    return found
+
+
+# -- bodies ---------------------------------------------------------------------------
+
+
+def request_id(request: Request) -> str:
+    """The request's id (the client's ``X-Request-ID`` if sane, else a new one)."""
+    return str(request.scope[REQUEST_ID_KEY])
+
+
+def set_labels(request: Request, model: str, version: str, endpoint: str) -> None:
+    """Name the model, version and endpoint this request's metrics count under."""
+    labels = request.scope[LABELS_KEY]
+    labels[0], labels[1], labels[2] = model, version, endpoint
+
+
+def media_type(request: Request) -> str | None:
+    """The request's media type, lowercased, without parameters (None if not given)."""
+    value = request.headers.get("content-type")
+    if value is None:
+        return None
+    return value.split(";", 1)[0].strip().lower()
+
+
+def require_json(request: Request, *, also: Iterable[str] = ()) -> str | None:
+    """Refuse (415) a body that is not JSON; a missing Content-Type is taken as JSON."""
+    found = media_type(request)
+    if found is None or found == "application/json" or found.endswith("+json") or found in also:
+        return found
+    accepted = ", ".join(["application/json", *also])
+    raise ServingError(
+        415,
+        f"Content-Type {found!r} is not accepted here; send {accepted}",
+        kind="content_type",
+        loc=["header", "Content-Type"],
+    )
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing (413) more than ``limit`` bytes before reading them all.
+
+    Checks ``Content-Length`` first, then counts while reading (a chunked body, or a
+    client that lies about its length, cannot get past the limit either).
+    """
+    if request.headers.get("content-encoding", "identity").lower() != "identity":
+        raise ServingError(
+            415,
+            f"Content-Encoding {request.headers['content-encoding']!r} is not supported; "
+            "send the body uncompressed",
+            kind="content_type",
+            loc=["header", "Content-Encoding"],
+        )
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise ServingError(
+                400,
+                f"Content-Length {declared!r} is not a number",
+                kind="bad_request",
+                loc=["header", "Content-Length"],
+            )
+        if int(declared) > limit:
+            raise _too_large(int(declared), limit)
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(size, limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(size: int, limit: int) -> ServingError:
+    return ServingError(
+        413,
+        f"the request body has more than {limit:,} bytes (at least {size:,}); send fewer "
+        "rows per request, or raise the server's max_body_bytes",
+        kind="body_too_large",
+        loc=["body"],
+    )
+
+
+def parse_json(body: bytes) -> Any:
+    """Parse a JSON body (400 with the position of the first error)."""
+    if not body:
+        raise ServingError(
+            400, "the request body is empty; send a JSON object", kind="bad_json", loc=["body"]
+        )
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        error = exc
+    # Python's own parser also takes NaN and Infinity, which some clients send
+    # (tritonclient's JSON tensors, pandas' to_json of floats): NaN is then a missing value.
+    try:
+        return json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise ServingError(
+            400, f"the body is not valid JSON: {error}", kind="bad_json", loc=["body"]
+        ) from None
+
+
+def require_object(
+    payload: Any, what: str, *, loc: Sequence[str | int] = ("body",)
+) -> dict[str, Any]:
+    """``payload`` if it is a JSON object, else 422 saying what was expected."""
+    if not isinstance(payload, dict):
+        raise ServingError(
+            422,
+            f"expected a JSON object {what}, found {type(payload).__name__}",
+            kind="malformed",
+            loc=loc,
+        )
+    return payload
+
+
+# -- documentation --------------------------------------------------------------------
+
+
+def component_schemas(*models: type[BaseModel]) -> dict[str, Any]:
+    """JSON schemas of ``models`` (and the models they nest) for ``components.schemas``."""
+    schemas: dict[str, Any] = {}
+    for model in models:
+        schema = model.model_json_schema(ref_template=SCHEMA_REF)
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+    return schemas
+
+
+# -- responses ------------------------------------------------------------------------
+
+
+def jsonable_array(values: np.ndarray) -> Any:
+    """An array orjson serializes natively when it can (numbers), else a list."""
+    if values.dtype.kind in "fiub" and values.flags.c_contiguous:
+        return values
+    return values.tolist()
+
+
+def json_response(
+    content: Any, *, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    """A JSON response serialized by orjson (NumPy arrays included, NaN as null)."""
+    return Response(
+        orjson.dumps(content, option=_JSON_OPTIONS),
+        status_code=status,
+        headers=headers,
+        media_type="application/json",
+    )

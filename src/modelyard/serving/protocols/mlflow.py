@@ -1,0 +1,220 @@
+"""The MLflow scoring protocol, as ``mlflow models serve`` speaks it (MLflow 2 and 3).
+
+``POST /invocations`` takes JSON (``dataframe_split``, ``dataframe_records``,
+``instances`` or ``inputs``, with optional ``params``; ``Content-Type:
+application/json``) or CSV with a header row (``Content-Type: text/csv``) and answers
+``{"predictions": [...]}``: values for regressors, labels for classifiers, as an MLflow
+pyfunc model would. ``GET /ping`` and ``GET /health`` answer 200 once the model is
+loaded; ``GET /version`` gives the server version.
+
+With several models served, ``/invocations`` answers with the first one given to the
+server (the others are reachable through ``/v1`` and ``/v2``).
+
+Errors are ``{"error_code": "BAD_REQUEST", "message": "..."}`` with status 400 (or 401,
+404, 413, 415, 503 where those say more).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from importlib.metadata import version as dist_version
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import PlainTextResponse, Response
+
+from modelyard.serving.protocols import (
+    SCHEMA_REF,
+    ServingError,
+    ServingState,
+    component_schemas,
+    json_response,
+    jsonable_array,
+    media_type,
+    parse_json,
+    read_body,
+    request_id,
+    require_json,
+    set_labels,
+)
+
+__all__ = ["openapi_schemas", "router"]
+
+router = APIRouter(tags=["mlflow scoring protocol"])
+
+Scalar = float | int | str | bool | None
+
+
+class DataframeSplit(BaseModel):
+    """pandas' ``split`` orientation."""
+
+    columns: list[str]
+    data: list[list[Scalar]]
+    index: list[Any] | None = None
+
+
+class SplitPayload(BaseModel):
+    """``{"dataframe_split": {"columns": [...], "data": [[...]]}}``."""
+
+    model_config = ConfigDict(extra="forbid")
+    dataframe_split: DataframeSplit
+    params: dict[str, Any] | None = None
+
+
+class RecordsPayload(BaseModel):
+    """``{"dataframe_records": [{column: value}, ...]}``."""
+
+    model_config = ConfigDict(extra="forbid")
+    dataframe_records: list[dict[str, Scalar]]
+    params: dict[str, Any] | None = None
+
+
+class InstancesPayload(BaseModel):
+    """``{"instances": [{column: value}, ...]}`` (TF serving style)."""
+
+    model_config = ConfigDict(extra="forbid")
+    instances: list[dict[str, Scalar]] | list[list[Scalar]]
+    params: dict[str, Any] | None = None
+
+
+class InputsPayload(BaseModel):
+    """``{"inputs": {column: [values]}}`` or ``{"inputs": [{column: value}, ...]}``."""
+
+    model_config = ConfigDict(extra="forbid")
+    inputs: dict[str, list[Scalar]] | list[dict[str, Scalar]] | list[list[Scalar]]
+    params: dict[str, Any] | None = None
+
+
+class Predictions(BaseModel):
+    """One prediction (value or label) per row."""
+
+    predictions: list[Scalar]
+
+
+class MlflowError(BaseModel):
+    """MLflow's error shape."""
+
+    error_code: str = Field(examples=["BAD_REQUEST"])
+    message: str
+
+
+def openapi_schemas() -> dict[str, Any]:
+    """The request-body schemas ``/invocations`` refers to."""
+    schemas = component_schemas(SplitPayload, RecordsPayload, InstancesPayload, InputsPayload)
+    schemas["InvocationsRequest"] = {
+        "title": "InvocationsRequest",
+        "oneOf": [
+            {"$ref": SCHEMA_REF.format(model=name)}
+            for name in ("SplitPayload", "RecordsPayload", "InstancesPayload", "InputsPayload")
+        ],
+        "examples": [
+            {"dataframe_split": {"columns": ["size", "town"], "data": [[120.5, "alpha"]]}}
+        ],
+    }
+    return schemas
+
+
+_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"$ref": SCHEMA_REF.format(model="InvocationsRequest")}},
+            "text/csv": {"schema": {"type": "string"}},
+        },
+    }
+}
+
+
+@router.post(
+    "/invocations",
+    response_model=Predictions,
+    responses={status: {"model": MlflowError} for status in (400, 401, 404, 413, 415, 503)},
+    openapi_extra=_BODY,
+)
+async def invocations(request: Request) -> Response:
+    """Predict with the first served model (JSON or CSV, as MLflow's scoring server)."""
+    from modelyard.serving.decode import RequestValidationError, decode_csv, decode_mlflow
+
+    state: ServingState = request.app.state.serving
+    received_at = datetime.now(UTC)
+    started = time.perf_counter()
+    set_labels(request, "", "", "invocations")
+    state.check_predict_key(request)
+    slot = state.slot(state.manager.names[0])
+    found = media_type(request)
+    if found != "text/csv":
+        require_json(request, also=("text/csv",))
+    body = await read_body(request, state.config.max_body_bytes)
+    if found == "text/csv":
+        try:
+            payload: Any = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ServingError(
+                400, f"the CSV body is not UTF-8 text: {exc}", kind="bad_request"
+            ) from None
+    else:
+        payload = parse_json(body)
+    loaded = state.acquire(slot, None)
+    set_labels(request, loaded.name, str(loaded.number), "invocations")
+    try:
+        try:
+            if found == "text/csv":
+                columns, rows = decode_csv(payload, loaded.input_spec)
+            else:
+                columns, rows = decode_mlflow(payload, loaded.input_spec)
+        except RequestValidationError as exc:
+            raise ServingError.from_validation(exc) from None
+        output = await loaded.batcher.predict(columns, rows)
+    finally:
+        loaded.release()
+    state.log_prediction(
+        loaded,
+        request_id=request_id(request),
+        received_at=received_at,
+        columns=columns,
+        rows=rows,
+        output=output,
+        latency_ms=(time.perf_counter() - started) * 1000,
+        endpoint="invocations",
+    )
+    return json_response({"predictions": jsonable_array(output.values)})
+
+
+@router.get(
+    "/ping",
+    response_class=PlainTextResponse,
+    responses={503: {"model": MlflowError}},
+)
+async def ping(request: Request) -> Response:
+    """200 once the model ``/invocations`` uses is loaded."""
+    return _health(request)
+
+
+@router.get(
+    "/health",
+    response_class=PlainTextResponse,
+    responses={503: {"model": MlflowError}},
+)
+async def health(request: Request) -> Response:
+    """The same as ``/ping``."""
+    return _health(request)
+
+
+@router.get("/version", response_class=PlainTextResponse)
+async def server_version() -> Response:
+    """The server's version."""
+    return PlainTextResponse(dist_version("modelyard"))
+
+
+def _health(request: Request) -> Response:
+    state: ServingState = request.app.state.serving
+    slot = state.slot(state.manager.names[0])
+    if slot.current is None:
+        raise ServingError(
+            503,
+            f"model {slot.name!r} is not loaded yet" + (f": {slot.error}" if slot.error else ""),
+            kind="not_ready",
+        )
+    return PlainTextResponse("\n")

@@ -1,0 +1,469 @@
+"""modelyard's own JSON protocol: predict, the served models, feedback and admin.
+
+- ``POST /v1/models/{name}/predict`` (and ``.../versions/{version}/predict``) takes
+  ``{"rows": [{column: value}, ...]}`` or ``{"columns": [...], "data": [[...], ...]}``;
+- ``GET /v1/models`` and ``GET /v1/models/{name}`` say what is served;
+- ``POST /v1/feedback`` stores true labels of logged predictions;
+- ``POST /v1/admin/reload`` and ``POST /v1/admin/models/{name}/load`` (admin key).
+
+Errors use FastAPI's shape: ``{"detail": [{"loc": [...], "msg": "...", "type": "..."}]}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Path, Request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.responses import Response
+
+from modelyard.errors import DataValidationError
+from modelyard.serving.protocols import (
+    SCHEMA_REF,
+    ServingError,
+    ServingState,
+    component_schemas,
+    json_response,
+    jsonable_array,
+    parse_json,
+    read_body,
+    request_id,
+    require_json,
+    require_object,
+    set_labels,
+)
+
+__all__ = ["openapi_schemas", "router"]
+
+router = APIRouter()
+
+Scalar = float | int | str | bool | None
+
+
+# -- documented shapes ------------------------------------------------------------------
+
+
+class RecordsRequest(BaseModel):
+    """Rows as objects, one per row: ``{"rows": [{"size": 120.5, "town": "alpha"}]}``."""
+
+    model_config = ConfigDict(extra="forbid")
+    rows: list[dict[str, Scalar]] = Field(min_length=1, description="One object per row.")
+
+
+class SplitRequest(BaseModel):
+    """Column names once, then rows as lists in that order (like pandas' ``split``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    columns: list[str] = Field(description="The column names, in the order of each row.")
+    data: list[list[Scalar]] = Field(min_length=1, description="One list of values per row.")
+
+
+class PredictResponse(BaseModel):
+    """One prediction per row; class probabilities and order for classifiers."""
+
+    model: str
+    version: int
+    request_id: str
+    runtime: str
+    predictions: list[Scalar]
+    probabilities: list[list[float | None]] | None = Field(
+        default=None, description="Classifiers only: one list per row, in `classes` order."
+    )
+    classes: list[Scalar] | None = Field(default=None, description="Classifiers only.")
+
+
+class ErrorItem(BaseModel):
+    """Where (``loc``), what (``msg``) and which kind (``type``) of problem."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class DetailError(BaseModel):
+    """FastAPI's error shape: every problem found."""
+
+    detail: list[ErrorItem]
+
+
+class InputInfo(BaseModel):
+    """One input column of a model."""
+
+    name: str
+    kind: str
+    nullable: bool
+    categories: list[str] | None = None
+
+
+class ServedModelInfo(BaseModel):
+    """A served model: the reference followed, the version served, and its state."""
+
+    name: str
+    ref: str
+    version: int | None
+    task: str | None
+    runtime: str | None
+    runtime_reason: str | None = Field(default=None, description="Why this runtime serves it.")
+    parity: Any = None
+    ready: bool
+    loaded_at: str | None
+    error: str | None
+    error_at: str | None
+
+
+class ModelDetail(ServedModelInfo):
+    """A served model with its inputs and classes."""
+
+    inputs: list[InputInfo] = []
+    classes: list[Scalar] | None = None
+
+
+class ModelsResponse(BaseModel):
+    """Every model this server serves."""
+
+    models: list[ServedModelInfo]
+
+
+class FeedbackItemBody(BaseModel):
+    """The true label of one predicted row (``row``: its position in the request)."""
+
+    model_config = ConfigDict(extra="forbid")
+    request_id: str = Field(min_length=1, max_length=200)
+    label: str | float | int | bool
+    row: int = Field(default=0, ge=0)
+
+
+class FeedbackRequest(BaseModel):
+    """True labels of earlier predictions of ``model``."""
+
+    model_config = ConfigDict(extra="forbid")
+    model: str
+    items: list[FeedbackItemBody] = Field(min_length=1)
+
+
+class FeedbackResponse(BaseModel):
+    """How many labels were stored."""
+
+    model: str
+    stored: int
+
+
+class LoadRequest(BaseModel):
+    """The reference to serve, e.g. ``{"ref": "house-prices:3"}``."""
+
+    model_config = ConfigDict(extra="forbid")
+    ref: str
+
+
+class SwapInfo(BaseModel):
+    """What a reload did to one model: ``unchanged``, ``swapped`` or ``failed``."""
+
+    model: str
+    ref: str
+    status: str
+    from_version: int | None
+    to_version: int | None
+    error: str | None = None
+
+
+class ReloadResponse(BaseModel):
+    """What changed."""
+
+    changes: list[SwapInfo]
+
+
+def openapi_schemas() -> dict[str, Any]:
+    """The request-body schemas this protocol's operations refer to."""
+    schemas = component_schemas(RecordsRequest, SplitRequest, FeedbackRequest, LoadRequest)
+    schemas["PredictRequest"] = {
+        "title": "PredictRequest",
+        "description": 'Either "rows" (records) or "columns" + "data" (split).',
+        "oneOf": [
+            {"$ref": SCHEMA_REF.format(model="RecordsRequest")},
+            {"$ref": SCHEMA_REF.format(model="SplitRequest")},
+        ],
+        "examples": [{"rows": [{"size": 120.5, "rooms": 3, "town": "alpha"}]}],
+    }
+    return schemas
+
+
+def _body(model: str) -> dict[str, Any]:
+    schema = {"$ref": SCHEMA_REF.format(model=model)}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {status: {"model": DetailError} for status in statuses}
+
+
+# -- predict ----------------------------------------------------------------------------
+
+
+@router.post(
+    "/v1/models/{name}/predict",
+    response_model=PredictResponse,
+    responses=_errors(400, 401, 404, 413, 415, 422, 503),
+    openapi_extra=_body("PredictRequest"),
+    tags=["predict"],
+    summary="Predict with the served version",
+)
+async def predict(request: Request, name: str) -> Response:
+    """Predict rows with the version currently served for ``name``."""
+    return await _predict(request, name, None)
+
+
+@router.post(
+    "/v1/models/{name}/versions/{version}/predict",
+    response_model=PredictResponse,
+    responses=_errors(400, 401, 404, 413, 415, 422, 503),
+    openapi_extra=_body("PredictRequest"),
+    tags=["predict"],
+    summary="Predict with an exact version (404 unless it is the one served)",
+)
+async def predict_version(
+    request: Request, name: str, version: int = Path(ge=1, le=2**31)
+) -> Response:
+    """Predict rows with version ``version`` of ``name``, if that is what is served."""
+    return await _predict(request, name, version)
+
+
+async def _predict(request: Request, name: str, version: int | None) -> Response:
+    state: ServingState = request.app.state.serving
+    received_at = datetime.now(UTC)
+    started = time.perf_counter()
+    set_labels(request, "", "", "v1_predict")
+    state.check_predict_key(request)
+    slot = state.slot(name)
+    require_json(request)
+    payload = require_object(
+        parse_json(await read_body(request, state.config.max_body_bytes)),
+        'with "rows" (a list of objects) or "columns" and "data"',
+    )
+    loaded = state.acquire(slot, version)
+    set_labels(request, name, str(loaded.number), "v1_predict")
+    try:
+        columns, rows = _decode(payload, loaded.input_spec)
+        output = await loaded.batcher.predict(columns, rows)
+    finally:
+        loaded.release()
+    rid = request_id(request)
+    content: dict[str, Any] = {
+        "model": name,
+        "version": loaded.number,
+        "request_id": rid,
+        "runtime": loaded.runtime_name,
+        "predictions": jsonable_array(output.values),
+    }
+    if output.proba is not None:
+        content["probabilities"] = jsonable_array(output.proba)
+        content["classes"] = output.classes
+    state.log_prediction(
+        loaded,
+        request_id=rid,
+        received_at=received_at,
+        columns=columns,
+        rows=rows,
+        output=output,
+        latency_ms=(time.perf_counter() - started) * 1000,
+        endpoint="v1_predict",
+    )
+    return json_response(content)
+
+
+def _decode(payload: dict[str, Any], spec: Any) -> Any:
+    from modelyard.serving.decode import RequestValidationError, decode_records, decode_split
+
+    has_rows, has_split = "rows" in payload, "columns" in payload or "data" in payload
+    if has_rows == has_split:
+        raise ServingError(
+            422,
+            'give either "rows" (a list of objects, one per row) or "columns" and "data" '
+            "(names, then one list of values per row)" + (", not both" if has_rows else ""),
+            kind="malformed",
+            loc=["body"],
+        )
+    try:
+        if has_rows:
+            return decode_records(payload["rows"], spec)
+        return decode_split(payload.get("columns"), payload.get("data"), spec)
+    except RequestValidationError as exc:
+        raise ServingError.from_validation(
+            exc, loc=("body", "rows") if has_rows else ("body", "data")
+        ) from None
+
+
+# -- what is served ---------------------------------------------------------------------
+
+
+@router.get("/v1/models", response_model=ModelsResponse, tags=["models"])
+async def list_models(request: Request) -> Response:
+    """Every served model: reference, version, runtime, parity, readiness, load error."""
+    state: ServingState = request.app.state.serving
+    return json_response({"models": state.manager.describe()})
+
+
+@router.get(
+    "/v1/models/{name}", response_model=ModelDetail, responses=_errors(404), tags=["models"]
+)
+async def get_model(request: Request, name: str) -> Response:
+    """One served model, with its input columns and classes."""
+    state: ServingState = request.app.state.serving
+    slot = state.slot(name)
+    entry = next(item for item in state.manager.describe() if item["name"] == slot.name)
+    loaded = slot.current
+    if loaded is not None:
+        entry["inputs"] = [
+            {
+                "name": column.name,
+                "kind": column.kind,
+                "nullable": column.nullable,
+                "categories": sorted(column.categories) if column.categories else None,
+            }
+            for column in loaded.input_spec.columns
+        ]
+        entry["classes"] = loaded.classes
+    return json_response(entry)
+
+
+# -- feedback ---------------------------------------------------------------------------
+
+
+@router.post(
+    "/v1/feedback",
+    response_model=FeedbackResponse,
+    responses=_errors(400, 401, 404, 409, 413, 415, 422),
+    openapi_extra=_body("FeedbackRequest"),
+    tags=["feedback"],
+)
+async def feedback(request: Request) -> Response:
+    """Store the true labels of logged predictions (by request id and row)."""
+    from modelyard.predlog.writer import FeedbackItem
+
+    state: ServingState = request.app.state.serving
+    set_labels(request, "", "", "feedback")
+    state.check_predict_key(request)
+    require_json(request)
+    payload = parse_json(await read_body(request, state.config.max_body_bytes))
+    try:
+        body = FeedbackRequest.model_validate(payload)
+    except ValidationError as exc:
+        raise _invalid(exc) from None
+    if state.manager.get(body.model) is None:
+        raise ServingError(
+            404,
+            f"model {body.model!r} is not served here; served: {', '.join(state.manager.names)}",
+            kind="not_found",
+            loc=["body", "model"],
+        )
+    set_labels(request, body.model, "", "feedback")
+    if len(body.items) > state.config.max_rows_per_request:
+        raise ServingError(
+            413,
+            f"{len(body.items)} items, more than the {state.config.max_rows_per_request} "
+            "allowed per request; send them in smaller batches",
+            kind="too_many_rows",
+            loc=["body", "items"],
+        )
+    if state.predlog is None:
+        raise ServingError(
+            409,
+            "the prediction log is off on this server, so feedback cannot be matched to "
+            "predictions; start it with --prediction-log (MODELYARD_SERVE_PREDICTION_LOG=true)",
+            kind="conflict",
+            loc=["body"],
+        )
+    labels = [FeedbackItem(i.request_id, i.label, i.row) for i in body.items]
+    try:
+        stored = await asyncio.to_thread(state.predlog.record_feedback, body.model, labels)
+    except DataValidationError as exc:
+        items = [
+            {
+                "loc": ["body", "items", problem.get("item"), problem.get("field")],
+                "msg": str(problem.get("message")),
+                "type": "value_error",
+            }
+            for problem in exc.problems
+            if isinstance(problem, dict)
+        ]
+        raise ServingError(
+            422, exc.message, kind="validation", loc=["body", "items"], items=items
+        ) from None
+    return json_response({"model": body.model, "stored": stored})
+
+
+def _invalid(exc: ValidationError) -> ServingError:
+    items = [
+        {"loc": ["body", *item["loc"]], "msg": item["msg"], "type": item["type"]}
+        for item in exc.errors(include_url=False)
+    ]
+    return ServingError(
+        422,
+        "the body does not have the documented shape: "
+        + "; ".join(f"{'.'.join(map(str, i['loc'][1:])) or 'body'}: {i['msg']}" for i in items),
+        kind="validation",
+        items=items,
+    )
+
+
+# -- admin ------------------------------------------------------------------------------
+
+
+@router.post(
+    "/v1/admin/reload",
+    response_model=ReloadResponse,
+    responses=_errors(401, 403),
+    tags=["admin"],
+)
+async def reload(request: Request) -> Response:
+    """Re-resolve every served reference now; load and swap in the versions that changed."""
+    state: ServingState = request.app.state.serving
+    state.check_admin_key(request)
+    changes = await state.manager.reload()
+    return json_response({"changes": [_swap(change) for change in changes]})
+
+
+@router.post(
+    "/v1/admin/models/{name}/load",
+    response_model=ReloadResponse,
+    responses=_errors(400, 401, 403, 404, 409, 413, 415, 422),
+    openapi_extra=_body("LoadRequest"),
+    tags=["admin"],
+)
+async def load(request: Request, name: str) -> Response:
+    """Serve the version ``ref`` names for model ``name`` (e.g. ``{"ref": "name:3"}``)."""
+    from modelyard.errors import ModelyardError
+
+    state: ServingState = request.app.state.serving
+    state.check_admin_key(request)
+    require_json(request)
+    payload = parse_json(await read_body(request, state.config.max_body_bytes))
+    try:
+        body = LoadRequest.model_validate(payload)
+    except ValidationError as exc:
+        raise _invalid(exc) from None
+    try:
+        change = await state.manager.load(name, body.ref)
+    except ModelyardError as exc:
+        raise ServingError(422, exc.message, kind="validation", loc=["body", "ref"]) from None
+    if change.status == "failed":
+        raise ServingError(
+            404 if change.not_found else 409,
+            change.error or f"{body.ref} was not loaded",
+            kind="load",
+            loc=["body", "ref"],
+        )
+    return json_response({"changes": [_swap(change)]})
+
+
+def _swap(change: Any) -> dict[str, Any]:
+    return {
+        "model": change.model,
+        "ref": change.ref,
+        "status": change.status,
+        "from_version": change.from_version,
+        "to_version": change.to_version,
+        "error": change.error,
+    }

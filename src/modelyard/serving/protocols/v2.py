@@ -1,0 +1,567 @@
+"""The Open Inference Protocol V2 (KServe, MLServer, Triton), over HTTP/REST.
+
+One input tensor per model column (``FP64`` for numbers, ``BYTES`` for categories and
+dates, shape ``[rows, 1]`` or ``[rows]``); outputs ``predict`` (one value per row) and,
+for classifiers, ``predict_proba`` (``FP64 [rows, classes]``, class order in its
+``parameters.classes`` and in the model metadata). Triton's binary tensor extension is
+supported both ways (``Inference-Header-Content-Length``), which is what
+``tritonclient.http`` sends and asks for by default.
+
+Errors are ``{"error": "..."}``: 400 for a bad request, 404 for an unknown model or
+version, 401/413/415/503 as their names say.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from datetime import UTC, datetime
+from importlib.metadata import version as dist_version
+from typing import Any, Literal
+
+import numpy as np
+import orjson
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+from starlette.responses import Response
+
+from modelyard.serving.protocols import (
+    SCHEMA_REF,
+    ServingError,
+    ServingState,
+    component_schemas,
+    json_response,
+    parse_json,
+    read_body,
+    request_id,
+    require_json,
+    require_object,
+    set_labels,
+)
+
+__all__ = ["openapi_schemas", "router"]
+
+router = APIRouter(tags=["open inference protocol v2"])
+
+_NUMERIC = {
+    "FP16": "<f2",
+    "FP32": "<f4",
+    "FP64": "<f8",
+    "INT8": "<i1",
+    "INT16": "<i2",
+    "INT32": "<i4",
+    "INT64": "<i8",
+    "UINT8": "<u1",
+    "UINT16": "<u2",
+    "UINT32": "<u4",
+    "UINT64": "<u8",
+    "BOOL": "?",
+}
+Datatype = Literal[
+    "BOOL",
+    "UINT8",
+    "UINT16",
+    "UINT32",
+    "UINT64",
+    "INT8",
+    "INT16",
+    "INT32",
+    "INT64",
+    "FP16",
+    "FP32",
+    "FP64",
+    "BYTES",
+]
+_LENGTH = struct.Struct("<I")
+
+
+# -- documented shapes ------------------------------------------------------------------
+
+
+class TensorInput(BaseModel):
+    """One input tensor: a model column (``shape`` ``[rows, 1]`` or ``[rows]``)."""
+
+    name: str
+    shape: list[int] = Field(min_length=1, max_length=2)
+    datatype: Datatype
+    data: list[Any] | None = Field(default=None, description="Flat or nested values.")
+    parameters: dict[str, Any] | None = None
+
+
+class RequestedOutput(BaseModel):
+    """An output to return: ``predict`` or ``predict_proba``."""
+
+    name: str
+    parameters: dict[str, Any] | None = None
+
+
+class InferRequest(BaseModel):
+    """An inference request."""
+
+    id: str | None = None
+    parameters: dict[str, Any] | None = None
+    inputs: list[TensorInput] = Field(min_length=1)
+    outputs: list[RequestedOutput] | None = None
+
+
+class TensorOutput(BaseModel):
+    """One output tensor (``data`` is absent when sent as binary)."""
+
+    name: str
+    shape: list[int]
+    datatype: str
+    data: list[Any] | None = None
+    parameters: dict[str, Any] | None = None
+
+
+class InferResponse(BaseModel):
+    """An inference response."""
+
+    model_name: str
+    model_version: str
+    id: str
+    outputs: list[TensorOutput]
+
+
+class TensorMetadata(BaseModel):
+    """Name, datatype and shape (-1: any number of rows) of a tensor."""
+
+    name: str
+    datatype: str
+    shape: list[int]
+
+
+class ModelMetadata(BaseModel):
+    """A model's inputs and outputs."""
+
+    name: str
+    versions: list[str]
+    platform: str
+    inputs: list[TensorMetadata]
+    outputs: list[TensorMetadata]
+    parameters: dict[str, Any] | None = None
+
+
+class ServerMetadata(BaseModel):
+    """The server's name, version and protocol extensions."""
+
+    name: str
+    version: str
+    extensions: list[str]
+
+
+class Live(BaseModel):
+    """Liveness."""
+
+    live: bool
+
+
+class Ready(BaseModel):
+    """Readiness."""
+
+    ready: bool
+
+
+class ModelReady(BaseModel):
+    """Readiness of a model."""
+
+    name: str
+    ready: bool
+
+
+class V2Error(BaseModel):
+    """The V2 error shape."""
+
+    error: str
+
+
+def openapi_schemas() -> dict[str, Any]:
+    """The request-body schemas this protocol's operations refer to."""
+    return component_schemas(InferRequest)
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {status: {"model": V2Error} for status in statuses}
+
+
+_INFER_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"$ref": SCHEMA_REF.format(model="InferRequest")}}
+        },
+    }
+}
+
+
+# -- health and metadata ----------------------------------------------------------------
+
+
+@router.get("/v2", response_model=ServerMetadata)
+async def server_metadata() -> Response:
+    """The server's name, version and supported extensions."""
+    return json_response(
+        {
+            "name": "modelyard",
+            "version": dist_version("modelyard"),
+            "extensions": ["binary_tensor_data"],
+        }
+    )
+
+
+@router.get("/v2/health/live", response_model=Live)
+async def live() -> Response:
+    """200 while the server runs."""
+    return json_response({"live": True})
+
+
+@router.get("/v2/health/ready", response_model=Ready, responses={503: {"model": Ready}})
+async def ready(request: Request) -> Response:
+    """200 once every served model is loaded, else 503."""
+    state: ServingState = request.app.state.serving
+    is_ready = not state.manager.not_ready()
+    return json_response({"ready": is_ready}, status=200 if is_ready else 503)
+
+
+@router.get("/v2/models/{name}", response_model=ModelMetadata, responses=_errors(404, 503))
+async def model_metadata(request: Request, name: str) -> Response:
+    """The served version's inputs (one per column) and outputs."""
+    return json_response(_metadata(request, name, None))
+
+
+@router.get(
+    "/v2/models/{name}/versions/{version}",
+    response_model=ModelMetadata,
+    responses=_errors(404, 503),
+)
+async def version_metadata(request: Request, name: str, version: str) -> Response:
+    """Inputs and outputs of ``version``, if it is the one served."""
+    return json_response(_metadata(request, name, version))
+
+
+@router.get(
+    "/v2/models/{name}/ready",
+    response_model=ModelReady,
+    responses={404: {"model": V2Error}, 503: {"model": ModelReady}},
+)
+async def model_ready(request: Request, name: str) -> Response:
+    """200 if a version of ``name`` is loaded, else 503."""
+    return _readiness(request, name, None)
+
+
+@router.get(
+    "/v2/models/{name}/versions/{version}/ready",
+    response_model=ModelReady,
+    responses={404: {"model": V2Error}, 503: {"model": ModelReady}},
+)
+async def version_ready(request: Request, name: str, version: str) -> Response:
+    """200 if ``version`` of ``name`` is loaded and served, else 503 (404 if not served)."""
+    return _readiness(request, name, version)
+
+
+def _readiness(request: Request, name: str, version: str | None) -> Response:
+    state: ServingState = request.app.state.serving
+    slot = state.slot(name)
+    loaded = slot.current
+    if loaded is not None and version is not None and version != str(loaded.number):
+        raise ServingError(
+            404,
+            f"model {name!r} version {version!r} is not served here; it serves version "
+            f"{loaded.number}",
+            kind="not_found",
+        )
+    return json_response(
+        {"name": name, "ready": loaded is not None}, status=200 if loaded is not None else 503
+    )
+
+
+def _metadata(request: Request, name: str, version: str | None) -> dict[str, Any]:
+    state: ServingState = request.app.state.serving
+    loaded = state.acquire(state.slot(name), version)
+    loaded.release()
+    cached = loaded.cache.get("v2_metadata")
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    inputs = [
+        {"name": c.name, "datatype": "FP64" if c.kind == "numeric" else "BYTES", "shape": [-1, 1]}
+        for c in loaded.input_spec.columns
+    ]
+    outputs = [{"name": "predict", "datatype": _label_datatype(loaded), "shape": [-1]}]
+    parameters: dict[str, Any] = {"task": loaded.task, "runtime": loaded.runtime_name}
+    if loaded.task != "regression":
+        classes = loaded.classes or []
+        outputs.append({"name": "predict_proba", "datatype": "FP64", "shape": [-1, len(classes)]})
+        parameters["classes"] = [_plain(c) for c in classes]
+    metadata = {
+        "name": name,
+        "versions": [str(loaded.number)],
+        "platform": f"modelyard_{loaded.runtime_name}",
+        "inputs": inputs,
+        "outputs": outputs,
+        "parameters": parameters,
+    }
+    loaded.cache["v2_metadata"] = metadata
+    return metadata
+
+
+def _label_datatype(loaded: Any) -> str:
+    if loaded.task == "regression":
+        return "FP64"
+    classes = loaded.classes or []
+    if classes and all(isinstance(c, bool | np.bool_) for c in classes):
+        return "BOOL"
+    if classes and all(isinstance(c, int | np.integer) for c in classes):
+        return "INT64"
+    return "BYTES"
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+# -- inference --------------------------------------------------------------------------
+
+
+@router.post(
+    "/v2/models/{name}/infer",
+    response_model=InferResponse,
+    responses=_errors(400, 401, 404, 413, 415, 503),
+    openapi_extra=_INFER_BODY,
+)
+async def infer(request: Request, name: str) -> Response:
+    """Predict with the served version of ``name``."""
+    return await _infer(request, name, None)
+
+
+@router.post(
+    "/v2/models/{name}/versions/{version}/infer",
+    response_model=InferResponse,
+    responses=_errors(400, 401, 404, 413, 415, 503),
+    openapi_extra=_INFER_BODY,
+)
+async def infer_version(request: Request, name: str, version: str) -> Response:
+    """Predict with ``version`` of ``name``, if that is the one served."""
+    return await _infer(request, name, version)
+
+
+async def _infer(request: Request, name: str, version: str | None) -> Response:
+    from modelyard.serving.decode import RequestValidationError, decode_v2
+
+    state: ServingState = request.app.state.serving
+    received_at = datetime.now(UTC)
+    started = time.perf_counter()
+    set_labels(request, "", "", "v2_infer")
+    state.check_predict_key(request)
+    slot = state.slot(name)
+    require_json(request, also=("application/octet-stream",))
+    body = await read_body(request, state.config.max_body_bytes)
+    header, binary = _split_binary(request, body)
+    payload = require_object(parse_json(header), '{"inputs": [...]}')
+    inputs = _inline_binary(payload.get("inputs"), binary)
+    wanted = _requested_outputs(payload)
+    loaded = state.acquire(slot, version)
+    set_labels(request, name, str(loaded.number), "v2_infer")
+    try:
+        try:
+            columns, rows = decode_v2(inputs, loaded.input_spec)
+        except RequestValidationError as exc:
+            raise ServingError.from_validation(exc, loc=("body", "inputs")) from None
+        output = await loaded.batcher.predict(columns, rows)
+    finally:
+        loaded.release()
+    rid = request_id(request)
+    given_id = payload.get("id")
+    parameters = payload.get("parameters")
+    binary_default = isinstance(parameters, dict) and parameters.get("binary_data_output") is True
+    tensors, blobs = _outputs(output, rows, wanted, binary_default)
+    state.log_prediction(
+        loaded,
+        request_id=rid,
+        received_at=received_at,
+        columns=columns,
+        rows=rows,
+        output=output,
+        latency_ms=(time.perf_counter() - started) * 1000,
+        endpoint="v2_infer",
+    )
+    content = {
+        "model_name": name,
+        "model_version": str(loaded.number),
+        "id": given_id if isinstance(given_id, str) else rid,
+        "outputs": tensors,
+    }
+    if not blobs:
+        return json_response(content)
+    head = orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+    return Response(
+        b"".join([head, *blobs]),
+        media_type="application/octet-stream",
+        headers={"Inference-Header-Content-Length": str(len(head))},
+    )
+
+
+def _split_binary(request: Request, body: bytes) -> tuple[bytes, bytes]:
+    """The JSON header and the binary tensor data after it (Triton's extension)."""
+    declared = request.headers.get("inference-header-content-length")
+    if declared is None:
+        return body, b""
+    if not declared.isdigit() or not 0 < int(declared) <= len(body):
+        raise ServingError(
+            400,
+            f"Inference-Header-Content-Length {declared!r} must be the byte length of the "
+            f"JSON header, between 1 and the body's {len(body)} bytes",
+            kind="bad_request",
+        )
+    return body[: int(declared)], body[int(declared) :]
+
+
+def _inline_binary(inputs: Any, binary: bytes) -> Any:
+    """Inputs whose data came as binary get it as a list, as if sent in JSON."""
+    if not isinstance(inputs, list):
+        return inputs
+    offset = 0
+    inlined = []
+    for index, tensor in enumerate(inputs):
+        parameters = tensor.get("parameters") if isinstance(tensor, dict) else None
+        size = parameters.get("binary_data_size") if isinstance(parameters, dict) else None
+        if size is not None:
+            if type(size) is not int or size < 0 or offset + size > len(binary):
+                raise ServingError(
+                    400,
+                    f"inputs[{index}]: binary_data_size {size!r} goes past the "
+                    f"{len(binary)} bytes of binary data after the JSON header",
+                    kind="bad_request",
+                )
+            chunk = binary[offset : offset + size]
+            offset += size
+            tensor = {**tensor, "data": _decode_binary(chunk, tensor.get("datatype"), index)}
+        inlined.append(tensor)
+    if offset != len(binary):
+        raise ServingError(
+            400,
+            f"{len(binary) - offset} bytes of binary data follow the JSON header that no "
+            "input's parameters.binary_data_size accounts for",
+            kind="bad_request",
+        )
+    return inlined
+
+
+def _decode_binary(chunk: bytes, datatype: Any, index: int) -> list[Any]:
+    if datatype == "BYTES":
+        values = []
+        offset = 0
+        while offset < len(chunk):
+            if offset + 4 > len(chunk):
+                break
+            (length,) = _LENGTH.unpack_from(chunk, offset)
+            offset += 4
+            if offset + length > len(chunk):
+                break
+            try:
+                values.append(chunk[offset : offset + length].decode("utf-8"))
+            except UnicodeDecodeError:
+                raise ServingError(
+                    400, f"inputs[{index}]: BYTES element is not UTF-8 text", kind="bad_request"
+                ) from None
+            offset += length
+        else:
+            return values
+        raise ServingError(
+            400,
+            f"inputs[{index}]: BYTES data is cut short; each element is a 4-byte "
+            "little-endian length followed by that many bytes",
+            kind="bad_request",
+        )
+    dtype = _NUMERIC.get(datatype) if isinstance(datatype, str) else None
+    if dtype is None:
+        raise ServingError(
+            400,
+            f"inputs[{index}]: datatype {datatype!r} cannot be sent as binary data; use one "
+            f"of {', '.join([*_NUMERIC, 'BYTES'])}",
+            kind="bad_request",
+        )
+    width = np.dtype(dtype).itemsize
+    if len(chunk) % width:
+        raise ServingError(
+            400,
+            f"inputs[{index}]: {len(chunk)} bytes of binary data is not a whole number of "
+            f"{datatype} values ({width} bytes each)",
+            kind="bad_request",
+        )
+    return np.frombuffer(chunk, dtype=dtype).tolist()  # type: ignore[no-any-return]
+
+
+def _requested_outputs(payload: dict[str, Any]) -> list[tuple[str, bool | None]] | None:
+    requested = payload.get("outputs")
+    if requested is None:
+        return None
+    if not isinstance(requested, list) or not all(
+        isinstance(item, dict) and isinstance(item.get("name"), str) for item in requested
+    ):
+        raise ServingError(
+            400,
+            '"outputs" must be a list of {"name": "predict" or "predict_proba"}',
+            kind="bad_request",
+        )
+    wanted = []
+    for item in requested:
+        parameters = item.get("parameters")
+        binary = parameters.get("binary_data") if isinstance(parameters, dict) else None
+        wanted.append((item["name"], binary if isinstance(binary, bool) else None))
+    return wanted
+
+
+def _outputs(
+    output: Any, rows: int, wanted: list[tuple[str, bool | None]] | None, binary_default: bool
+) -> tuple[list[dict[str, Any]], list[bytes]]:
+    available: dict[str, np.ndarray] = {"predict": np.asarray(output.values)}
+    if output.proba is not None:
+        available["predict_proba"] = np.asarray(output.proba, dtype=np.float64)
+    if wanted is None:
+        wanted = [(name, None) for name in available]
+    tensors: list[dict[str, Any]] = []
+    blobs: list[bytes] = []
+    for name, binary in wanted:
+        values = available.get(name)
+        if values is None:
+            raise ServingError(
+                400,
+                f"output {name!r} does not exist; this model has: {', '.join(available)}",
+                kind="bad_request",
+            )
+        datatype, values = _as_tensor(values)
+        tensor: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(values.shape)}
+        if name == "predict_proba" and output.classes is not None:
+            tensor["parameters"] = {"classes": [_plain(c) for c in output.classes]}
+        if binary if binary is not None else binary_default:
+            blob = _encode_binary(values, datatype)
+            tensor.setdefault("parameters", {})["binary_data_size"] = len(blob)
+            blobs.append(blob)
+        else:
+            tensor["data"] = values.ravel() if datatype != "BYTES" else values.ravel().tolist()
+        tensors.append(tensor)
+    return tensors, blobs
+
+
+def _as_tensor(values: np.ndarray) -> tuple[str, np.ndarray]:
+    kind = values.dtype.kind
+    if kind == "f":
+        return "FP64", np.ascontiguousarray(values, dtype=np.float64)
+    if kind in "iu":
+        return "INT64", np.ascontiguousarray(values, dtype=np.int64)
+    if kind == "b":
+        return "BOOL", np.ascontiguousarray(values)
+    return "BYTES", np.array([str(_plain(v)) for v in values.ravel()], dtype=object).reshape(
+        values.shape
+    )
+
+
+def _encode_binary(values: np.ndarray, datatype: str) -> bytes:
+    if datatype != "BYTES":
+        return np.ascontiguousarray(values, dtype=_NUMERIC[datatype]).tobytes()
+    parts = []
+    for value in values.ravel():
+        encoded = str(value).encode("utf-8")
+        parts.append(_LENGTH.pack(len(encoded)))
+        parts.append(encoded)
+    return b"".join(parts)

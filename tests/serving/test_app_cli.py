@@ -1,0 +1,108 @@
+"""``modelyard serve`` as users run it: a real process, one or several workers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+
+if TYPE_CHECKING:
+    from conftest import Yard
+
+Rows = list[dict[str, Any]]
+
+
+def _serve(yard: Yard, *args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "MODELYARD_HOME": str(yard.settings.home)}
+    env.pop("MODELYARD_REGISTRY_URL", None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "modelyard", "serve", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _wait_ready(process: subprocess.Popen[str], url: str, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            output = process.stdout.read() if process.stdout else ""
+            raise AssertionError(f"the server exited {process.returncode}:\n{output}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{url} did not become ready")
+
+
+def _stop(process: subprocess.Popen[str]) -> str:
+    process.send_signal(signal.SIGINT)
+    try:
+        output, _ = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
+    return output
+
+
+def test_unknown_reference_fails_before_serving(yard: Yard) -> None:
+    process = _serve(yard, "houses@nowhere", "--port", str(_port()))
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 2
+    assert "no alias 'nowhere'" in output and "Traceback" not in output
+
+
+def _port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_command_answers_and_shuts_down_cleanly(
+    yard: Yard, house_rows: Rows, workers: int
+) -> None:
+    port = _port()
+    url = f"http://127.0.0.1:{port}"
+    process = _serve(
+        yard,
+        "houses",
+        "churn:1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--runtime",
+        "sklearn",
+        "--no-prediction-log",
+    )
+    try:
+        _wait_ready(process, url)
+        # each worker loads the models on its own: one may still answer 503 for a moment
+        deadline = time.monotonic() + 60
+        while True:
+            response = httpx.post(f"{url}/v1/models/houses/predict", json={"rows": house_rows})
+            if response.status_code != 503 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        models = httpx.get(f"{url}/v1/models").json()["models"]
+    finally:
+        output = _stop(process)
+    assert response.status_code == 200, response.text
+    assert response.json()["predictions"] == yard.reference("houses:1", house_rows).values.tolist()
+    # (this worker may still be loading one of them: only the references are certain)
+    assert [m["ref"] for m in models] == ["houses@production", "churn:1"]
+    assert process.returncode == 0, output
+    assert "serving houses:1 (houses@production)" in output
