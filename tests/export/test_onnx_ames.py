@@ -91,3 +91,17 @@ def test_quickstart_version_exports_through_the_api(tmp_path: Path) -> None:
     assert parity["ok"] is True
     assert parity["rows"] >= 3 * version.lineage["data"]["eval_rows"]
     assert (tmp_path / "hp.onnx").stat().st_size == version.artifacts["onnx"].size
+
+
+def test_parity_is_checked_on_a_bounded_sample(ames_project: Path, ames: pd.DataFrame) -> None:
+    spec = _example_spec(
+        ames_project, **{"features.drop": ["Mo.Sold", "sold_on", "expensive", "band"]}
+    )
+    result = build(spec, ames_project, ames)
+    full = export_pipeline(result.pipeline, result.eval_frame, task="regression")
+    sampled = export_pipeline(result.pipeline, result.eval_frame, task="regression", max_rows=40)
+    assert len(result.eval_frame) > 40
+    # the given rows plus two harder copies of them
+    assert full.parity.rows == 3 * len(result.eval_frame)
+    assert sampled.parity.rows == 3 * 40
+    assert sampled.parity.ok
