@@ -235,7 +235,12 @@ def test_diff_and_evaluate_on_new_data(tmp_path: Path) -> None:
             },
         },
     )
-    run_cli("train", str(project), home=home)
+    run_cli("train", str(project), "--no-onnx", home=home)
+    first = _json(run_cli("models", "show", "houses:1", "--json", home=home))
+    second = _json(run_cli("models", "show", "houses:2", "--json", home=home))
+    assert first["lineage"]["onnx"]["parity"]["ok"] is True and "onnx" in first["artifacts"]
+    assert second["lineage"]["onnx"] == {"exported": False, "skipped": True}
+    assert "onnx" not in second["artifacts"]
     diff = _json(run_cli("diff", "houses:1", "houses:2", "--atol", "1", "--json", home=home))
     assert diff["changed"] > 0 and len(diff["top_rows"]) == 10
     text = run_cli("diff", "houses:1", "houses:2", home=home).stdout

@@ -144,8 +144,12 @@ def train(
     actor: str,
     spec_path: Path | None = None,
     progress: Progress | None = None,
+    onnx: bool = True,
 ) -> TrainResult:
     """Train, evaluate and register one version of ``spec.name``.
+
+    With ``onnx`` (the default) the pipeline is also exported to ONNX and its parity
+    recorded, so servers can use ONNX Runtime; ``modelyard export`` can do it later.
 
     A version whose gates fail is registered all the same, with its report and
     ``gates_passed = False``: it can be inspected and diffed, but not promoted
@@ -173,7 +177,10 @@ def train(
             id_columns=_present(spec.data.id_columns, frame),
         )
     with progress.step("exporting to ONNX and checking parity"):
-        onnx_artifact, onnx_summary = _export_onnx(spec, result)
+        if onnx:
+            onnx_artifact, onnx_summary = _export_onnx(spec, result)
+        else:
+            onnx_artifact, onnx_summary = None, {"exported": False, "skipped": True}
     with progress.step("registering the version"):
         schema = infer_schema(
             frame[_schema_columns(spec, result.plan, frame)],

@@ -120,8 +120,11 @@ def train(
     settings: Settings | None = None,
     actor: str | None = None,
     progress: Progress | None = None,
+    onnx: bool = True,
 ) -> TrainResult:
     """Train, evaluate and register the project's model; see :class:`TrainResult`.
+
+    ``onnx=False`` skips the ONNX export (``modelyard export`` can add it later).
 
     A version whose gates fail is registered with ``passed = False`` and cannot be
     promoted without ``allow_failed_gates``.
@@ -137,6 +140,7 @@ def train(
             actor=actor or default_actor(),
             spec_path=loaded.path,
             progress=progress,
+            onnx=onnx,
         )
 
 

@@ -118,6 +118,9 @@ def init(
 @app.command()
 def train(
     project: Annotated[Path, typer.Argument(help="Project folder or spec file.")] = Path("."),
+    onnx: Annotated[
+        bool, typer.Option(help="Export to ONNX and record its parity, for fast serving.")
+    ] = True,
     as_json: JsonOption = False,
 ) -> None:
     """Train, evaluate and register a version; print NAME:VERSION.
@@ -130,7 +133,7 @@ def train(
     from modelyard import api
 
     with _progress(not as_json) as progress:
-        result = api.train(project, settings=_settings(), progress=progress)
+        result = api.train(project, settings=_settings(), progress=progress, onnx=onnx)
     _print_train(result, as_json)
     if not result.passed:
         raise typer.Exit(1)

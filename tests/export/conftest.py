@@ -82,7 +82,7 @@ def yard(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     date column), trained by ``modelyard.api.train``, without ONNX exports."""
     base = tmp_path_factory.mktemp("yard")
     settings = Settings(home=base / "home")
-    api.train(regression_project(base / "houses"), settings=settings)
+    api.train(regression_project(base / "houses"), settings=settings, onnx=False)
     folder = base / "churn"
     (folder / "data").mkdir(parents=True)
     classification_frame(rows=400).to_csv(folder / "data" / "customers.csv", index=False)
@@ -106,7 +106,7 @@ def yard(tmp_path_factory: pytest.TempPathFactory) -> Settings:
             },
         },
     )
-    api.train(folder, settings=settings)
+    api.train(folder, settings=settings, onnx=False)
     return settings
 
 

@@ -56,7 +56,7 @@ def test_a_registry_at_revision_0001_is_upgraded_and_keeps_its_versions(tmp_path
     engine = db.create_registry_engine(url)
     try:
         with engine.connect() as connection:
-            assert db.current_revision(connection) == db.head_revision() == "0002"
+            assert db.current_revision(connection) == db.head_revision()
             context = MigrationContext.configure(
                 connection, opts={"version_table": db.VERSION_TABLE, "compare_type": True}
             )
