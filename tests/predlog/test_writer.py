@@ -19,7 +19,7 @@ from sklearn.preprocessing import OneHotEncoder
 
 from modelyard.errors import ModelyardError
 from modelyard.predlog import PredictionLog, read_predictions
-from modelyard.serving.runtime import RuntimeOutput, SklearnRuntime
+from modelyard.serving.runtime import ColumnBlocks, ColumnLayout, RuntimeOutput, SklearnRuntime
 from modelyard.settings import Settings
 
 from .conftest import T0, LogFn, at, house_columns
@@ -326,3 +326,34 @@ def _request(request_id: str, rows: int) -> dict[str, object]:
         "latency_ms": 1.0,
         "endpoint": "predict",
     }
+
+
+def test_decoded_blocks_are_written_like_separate_arrays(
+    settings: Settings, predlog: PredictionLog
+) -> None:
+    """Requests decoded as blocks (what the server logs) give the very rows that the same
+    inputs given as one array per column give, mixed in one flush."""
+    layout = ColumnLayout(("area", "district", "built"), ("numeric", "categorical", "datetime"))
+    sizes = [1, 3, 1, 2, 1]
+    offset = 0
+    for index, rows in enumerate(sizes):
+        columns = house_columns(rows, offset=offset)
+        offset += rows
+        for form, given in (("blocks", ColumnBlocks.of(layout, columns, rows)), ("dict", columns)):
+            predlog.log(
+                model=form,
+                version=1,
+                request_id=f"r{index}",
+                received_at=at(index),
+                columns=given,
+                rows=rows,
+                output=RuntimeOutput(values=np.arange(rows, dtype=np.float64) + index),
+                latency_ms=1.0 + index,
+                endpoint="predict",
+            )
+    predlog.flush()
+    frames = [
+        read_predictions(settings, form).drop(columns=["model"]) for form in ("blocks", "dict")
+    ]
+    assert len(frames[0]) == sum(sizes)
+    pd.testing.assert_frame_equal(frames[0], frames[1])

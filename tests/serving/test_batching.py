@@ -18,7 +18,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
 from modelyard.errors import ModelyardError
-from modelyard.serving.batching import MicroBatcher
+from modelyard.serving.batching import INLINE_MAX_ROWS, Activity, MicroBatcher
 from modelyard.serving.decode import InputColumn, InputSpec, decode_records
 from modelyard.serving.runtime import Columns, RuntimeOutput, SklearnRuntime
 
@@ -315,3 +315,53 @@ def test_batched_sklearn_pipeline_predictions_equal_per_request_predictions() ->
     for pick, output in zip(picks, _run(main), strict=True):
         expected = pipeline.predict(frame.iloc[pick])
         np.testing.assert_allclose(output.values, expected, rtol=1e-12)
+
+
+class BriefRowSums(RowSums):
+    """RowSums that says its calls are brief, and records the thread of each call."""
+
+    inline = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: list[int] = []
+
+    def predict(self, columns: Columns, rows: int) -> RuntimeOutput:
+        self.threads.append(threading.get_ident())
+        return super().predict(columns, rows)
+
+
+def test_a_lone_small_request_runs_on_the_loop_thread_only_when_alone() -> None:
+    brief = BriefRowSums()
+    slow = RowSums()  # no `inline`: always on a thread
+    activity = Activity()
+    batches: list[tuple[int, int]] = []
+
+    async def main() -> None:
+        loop_thread = threading.get_ident()
+        batcher = MicroBatcher(
+            brief, activity=activity, on_batch=lambda r, n: batches.append((r, n))
+        )
+        activity.requests = 1  # this request is the server's only one
+        output = await batcher.predict(_request(5.0, 2), 2)
+        np.testing.assert_array_equal(output.values, [5.0, 6.0])
+        assert brief.threads[-1] == loop_thread
+        assert batches[-1] == (2, 1)  # counted like any runtime call
+        big = INLINE_MAX_ROWS + 1
+        output = await batcher.predict(_request(0.0, big), big)
+        assert brief.threads[-1] != loop_thread  # too many rows for the loop thread
+        activity.requests = 3  # others are being handled: hand over, so they can batch
+        output = await batcher.predict(_request(1.0, 1), 1)
+        assert output.values.tolist() == [1.0] and brief.threads[-1] != loop_thread
+        await batcher.aclose()
+        unaware = MicroBatcher(brief)  # no activity given: never on the loop thread
+        activity.requests = 1
+        await unaware.predict(_request(1.0, 1), 1)
+        assert brief.threads[-1] != loop_thread
+        await unaware.aclose()
+        plain = MicroBatcher(slow, activity=activity)
+        await plain.predict(_request(1.0, 1), 1)
+        assert slow.calls == [1]
+        await plain.aclose()
+
+    _run(main)

@@ -32,7 +32,7 @@ from modelyard.serving.decode import (
     decode_split,
     decode_v2,
 )
-from modelyard.serving.runtime import Columns, SklearnRuntime
+from modelyard.serving.runtime import ColumnBlocks, Columns, SklearnRuntime, concat_columns
 from modelyard.settings import Settings
 
 SPEC = InputSpec(
@@ -522,3 +522,108 @@ def test_any_text_gives_columns_or_a_request_validation_error(text: str) -> None
         with contextlib.suppress(RequestValidationError):
             columns, rows = decode_csv(candidate, SPEC)
             assert all(len(values) == rows for values in columns.values())
+
+
+# -- the fast path of small requests ----------------------------------------------------
+
+_NUMBER = (
+    st.floats()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.none()
+    | st.booleans()
+    | st.just("12.5")
+)
+_VALUES = {
+    "size": _NUMBER,
+    "rooms": _NUMBER,
+    "town": st.sampled_from(["alpha", "beta", "omega"]) | st.none() | st.integers(0, 3),
+    "zone": st.sampled_from(["20", "60", "2.5", "7", 20, 20.0, 2.5]) | st.none() | st.booleans(),
+    "garage": st.booleans() | st.sampled_from(["True", "False", "maybe"]) | st.none(),
+    "sold": st.sampled_from(["2024-05-31", "2024-05-31T12:00:00+02:00", "soon"]) | st.none(),
+}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rows=st.lists(st.fixed_dictionaries(_VALUES), min_size=1, max_size=6),
+    reject_unseen=st.booleans(),
+)
+def test_small_requests_decode_like_the_value_by_value_path(
+    rows: list[dict[str, Any]], reject_unseen: bool
+) -> None:
+    """Records and split rows take the whole-block checks; columnar input never does."""
+    spec = InputSpec(SPEC.columns, reject_unseen=reject_unseen, max_rows=300)
+    by_column = {name: [row[name] for row in rows] for name in spec.names}
+    split = [[row[name] for name in spec.names] for row in rows]
+    outcomes = []
+    for decode, payload in (
+        (decode_columnar, (by_column,)),
+        (decode_records, (rows,)),
+        (decode_split, (spec.names, split)),
+    ):
+        try:
+            columns, count = decode(*payload, spec)  # type: ignore[operator]
+        except RequestValidationError as error:
+            outcomes.append([(p.row, p.column, p.kind, p.message) for p in error.problems])
+        else:
+            assert count == len(rows)
+            outcomes.append(columns)
+    careful, *fast = outcomes
+    for outcome in fast:
+        if isinstance(careful, list):
+            assert outcome == careful
+        else:
+            assert not isinstance(outcome, list), outcome
+            _same(outcome, careful)
+
+
+def test_plain_valid_rows_skip_the_value_by_value_checks(monkeypatch: pytest.MonkeyPatch) -> None:
+    from modelyard.serving import decode
+
+    spec = InputSpec(SPEC.columns[:5], reject_unseen=True)
+    rows = [
+        {"size": 80.5, "rooms": None, "town": "alpha", "zone": "20", "garage": None},
+        {"size": 120, "rooms": 3, "town": "beta", "zone": "2.5", "garage": "True"},
+    ]
+
+    def careful(*args: Any) -> Any:
+        raise AssertionError("the value-by-value path was taken")
+
+    monkeypatch.setattr(decode, "_decode_column", careful)
+    columns, rows_count = decode_records(rows, spec)
+    assert rows_count == 2
+    assert isinstance(columns, ColumnBlocks)
+    np.testing.assert_array_equal(columns["size"], [80.5, 120.0])
+    assert math.isnan(columns["rooms"][0]) and columns["rooms"][1] == 3.0
+    assert columns["zone"].tolist() == ["20", "2.5"]
+    assert columns["garage"].tolist() == [None, "True"]
+    columns, _ = decode_split(spec.names, [list(row.values()) for row in rows], spec)
+    assert columns["town"].tolist() == ["alpha", "beta"]
+    with pytest.raises(AssertionError, match="value-by-value"):  # unseen: checked one by one
+        decode_records([{**rows[0], "town": "omega"}], spec)
+
+
+def test_decoded_blocks_read_as_one_array_per_input() -> None:
+    columns, rows = decode_records([ROW, {**ROW, "size": 64.0, "town": "beta"}], SPEC)
+    assert isinstance(columns, ColumnBlocks)
+    numeric, categorical, dates = columns.blocks
+    assert numeric.shape == (2, 2) and numeric.flags.c_contiguous
+    assert categorical.shape == (2, 3) and categorical.dtype == object
+    assert dates.shape == (2, 1) and dates.dtype == np.dtype("datetime64[ns]")
+    assert len(columns) == 6 and list(columns) == SPEC.names
+    np.testing.assert_array_equal(columns["size"], [120.5, 64.0])
+    assert columns["town"].tolist() == ["alpha", "beta"]
+    again, _ = decode_records([{**ROW, "size": 1.0}], SPEC)
+    joined = ColumnBlocks.concat([columns, again])  # type: ignore[list-item]
+    assert joined.rows == 3 and joined["size"].tolist() == [120.5, 64.0, 1.0]
+    np.testing.assert_array_equal(joined["sold"], np.repeat(columns["sold"][:1], 3))
+    copied = ColumnBlocks.of(SPEC.layout, dict(joined), 3)
+    _same(copied, joined)
+    other = InputSpec(SPEC.columns, max_rows=5)  # equal columns, another layout
+    elsewhere, _ = decode_records([ROW], other)
+    with pytest.raises(ValueError, match="one layout"):
+        ColumnBlocks.concat([columns, elsewhere])  # type: ignore[list-item]
+    with pytest.raises(ValueError, match="does not hold 2 float64 columns of 3 rows"):
+        ColumnBlocks(SPEC.layout, columns.blocks, 3)
+    mixed = concat_columns([columns, dict(again)])
+    assert not isinstance(mixed, ColumnBlocks) and mixed["size"].tolist() == [120.5, 64.0, 1.0]

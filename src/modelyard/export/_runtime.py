@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -13,7 +14,15 @@ from modelyard.errors import MissingExtraError, ModelyardError
 from modelyard.export._common import MISSING_CATEGORY, ExportError
 from modelyard.export._convert import require
 from modelyard.export._records import OnnxInput, Parity
-from modelyard.serving.runtime import Columns, Runtime, RuntimeOutput, SklearnRuntime
+from modelyard.serving.runtime import (
+    KINDS,
+    ColumnBlocks,
+    ColumnLayout,
+    Columns,
+    Runtime,
+    RuntimeOutput,
+    SklearnRuntime,
+)
 
 if TYPE_CHECKING:
     from modelyard.registry.records import ModelVersion
@@ -26,6 +35,66 @@ logger = logging.getLogger(__name__)
 ROLE = "onnx"
 #: Up to this many rows, category values are checked one by one (faster than pandas).
 _SMALL = 64
+#: Graph inputs of the grouped graph are named after their dtype, with a prefix no
+#: exported input name can have (skl2onnx turns dots into underscores).
+_GROUP_PREFIX = "modelyard.inputs."
+_NONE: Any = None  # np.equal(block, None) compares each cell with None
+_TENSOR_TYPES = {"float64": 11, "float32": 1, "string": 8, "int64": 7}  # onnx.TensorProto
+
+
+@dataclass(frozen=True)
+class _Group:
+    """One input of the grouped graph: the exported inputs of one dtype, side by side."""
+
+    name: str
+    dtype: str
+    items: tuple[OnnxInput, ...]
+
+
+def _groups(inputs: list[OnnxInput]) -> list[_Group]:
+    by_dtype: dict[str, list[OnnxInput]] = {}
+    for item in inputs:
+        by_dtype.setdefault(item.dtype, []).append(item)
+    return [_Group(_GROUP_PREFIX + dtype, dtype, tuple(items)) for dtype, items in by_dtype.items()]
+
+
+def _grouped_model(model: bytes, groups: list[_Group]) -> bytes:
+    """The exported graph behind one ``[N, k]`` input per dtype, split into its inputs.
+
+    ONNX Runtime's per-input cost (conversion and checks, some of it quadratic in the
+    number of inputs) dominated one-row calls of graphs with many columns: the Ames
+    graph has 77 inputs, and grouped it runs in 100 µs instead of 155 µs. The split is
+    exact, so predictions are unchanged; onnx.compose joins the two graphs.
+    """
+    onnx = require("onnx")
+    from onnx import compose, helper
+
+    exported = onnx.load_from_string(model)
+    opset = next(
+        (entry.version for entry in exported.opset_import if entry.domain in ("", "ai.onnx")), 18
+    )
+    opset = max(opset, 13)  # Split takes its sizes as an input from opset 13
+    nodes, graph_inputs, graph_outputs = [], [], []
+    for group in groups:
+        element = _TENSOR_TYPES[group.dtype]
+        names = [item.onnx_name for item in group.items]
+        graph_inputs.append(helper.make_tensor_value_info(group.name, element, ["N", len(names)]))
+        graph_outputs += [helper.make_tensor_value_info(name, element, ["N", 1]) for name in names]
+        if len(names) == 1:
+            nodes.append(helper.make_node("Identity", [group.name], names))
+            continue
+        sizes = group.name + ".sizes"
+        ones = helper.make_tensor(sizes, 7, [len(names)], [1] * len(names))
+        nodes.append(helper.make_node("Constant", [], [sizes], value=ones))
+        nodes.append(helper.make_node("Split", [group.name, sizes], names, axis=1))
+    front = helper.make_model(
+        helper.make_graph(nodes, "modelyard_inputs", graph_inputs, graph_outputs),
+        opset_imports=[helper.make_opsetid("", opset)],
+        ir_version=exported.ir_version,
+    )
+    io_map = [(item.onnx_name, item.onnx_name) for group in groups for item in group.items]
+    merged = compose.merge_models(front, exported, io_map=io_map)
+    return bytes(merged.SerializeToString())
 
 
 class OnnxRuntime:
@@ -45,6 +114,8 @@ class OnnxRuntime:
             model's metadata.
         intra_op_threads: threads ONNX Runtime uses for one call (1 suits servers that
             run several calls at once).
+        grouped: run the graph behind one ``[N, k]`` input per dtype (see
+            :func:`_grouped_model`); ``False`` feeds the exported inputs one by one.
 
     Raises:
         MissingExtraError: onnxruntime is not installed.
@@ -52,6 +123,7 @@ class OnnxRuntime:
     """
 
     name = "onnx"
+    inline = True  # one row: about 0.1 ms
 
     def __init__(
         self,
@@ -61,6 +133,7 @@ class OnnxRuntime:
         task: str,
         classes: list[Any] | None,
         intra_op_threads: int = 1,
+        grouped: bool = True,
     ) -> None:
         ort = require("onnxruntime")
         options = ort.SessionOptions()
@@ -71,16 +144,29 @@ class OnnxRuntime:
         # Idle pool threads would spin and take CPU from the server's other work.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
-            self._session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+            session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # ONNX Runtime's own error types
             raise ExportError(f"ONNX Runtime cannot load the model: {exc}") from exc
         expected = {item.onnx_name for item in inputs}
-        found = {item.name for item in self._session.get_inputs()}
+        found = {item.name for item in session.get_inputs()}
         if expected != found:
             raise ExportError(
                 f"the ONNX model's inputs {sorted(found)} differ from the recorded "
                 f"{sorted(expected)}; re-export the version"
             )
+        self._metadata = dict(session.get_modelmeta().custom_metadata_map)
+        self._groups: list[_Group] | None = None
+        if grouped and len(inputs) > 1:
+            groups = _groups(list(inputs))
+            try:
+                session = ort.InferenceSession(
+                    _grouped_model(model, groups), options, providers=["CPUExecutionProvider"]
+                )
+            except Exception as exc:  # onnx's and ONNX Runtime's own error types
+                raise ExportError(f"cannot group the ONNX model's inputs: {exc}") from exc
+            self._groups = groups
+        self._session = session
+        self._positions: dict[ColumnLayout, list[tuple[int, np.ndarray[Any, Any] | None]]] = {}
         self.inputs = list(inputs)
         self.task = task
         self.parity: Parity | None = None
@@ -88,8 +174,7 @@ class OnnxRuntime:
         self._classes: np.ndarray[Any, Any] | None = None
         if task != "regression":
             if classes is None:
-                meta = self._session.get_modelmeta().custom_metadata_map
-                classes = json.loads(meta.get("modelyard.classes", "null"))
+                classes = json.loads(self._metadata.get("modelyard.classes", "null"))
             if not classes:
                 raise ExportError("the ONNX model of a classifier records no classes")
             labels = np.asarray(classes)
@@ -102,7 +187,12 @@ class OnnxRuntime:
 
     @classmethod
     def from_version(
-        cls, registry: Registry, version: ModelVersion, *, intra_op_threads: int = 1
+        cls,
+        registry: Registry,
+        version: ModelVersion,
+        *,
+        intra_op_threads: int = 1,
+        grouped: bool = True,
     ) -> OnnxRuntime:
         """The runtime of a version's ``onnx`` artifact, read checksum-verified.
 
@@ -126,14 +216,72 @@ class OnnxRuntime:
             task=str(version.spec.get("task", "regression")),
             classes=extra.get("classes"),
             intra_op_threads=intra_op_threads,
+            grouped=grouped,
         )
         if "parity" in extra:
             runtime.parity = Parity.from_dict(extra["parity"])
         return runtime
 
     def feeds(self, columns: Columns, rows: int) -> dict[str, np.ndarray[Any, Any]]:
-        """The graph's feeds for decoded columns (each ``[rows, 1]``)."""
-        return build_feeds(self.inputs, columns, rows)
+        """The session's feeds for decoded columns: one ``[rows, k]`` array per dtype
+        (``[rows, 1]`` per input when the graph is not grouped)."""
+        if self._groups is None:
+            return build_feeds(self.inputs, columns, rows)
+        if isinstance(columns, ColumnBlocks):
+            return self._block_feeds(columns)
+        feeds = {}
+        for group in self._groups:
+            parts = [_feed(item, _column(columns, item), rows) for item in group.items]
+            feeds[group.name] = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+        return feeds
+
+    def _block_feeds(self, columns: ColumnBlocks) -> dict[str, np.ndarray[Any, Any]]:
+        """Feeds sliced from decoded blocks: a few NumPy calls, whatever the width."""
+        assert self._groups is not None
+        positions = self._positions.get(columns.layout)
+        if positions is None:
+            positions = self._positions[columns.layout] = self._place(columns.layout)
+        feeds = {}
+        for group, (kind, index) in zip(self._groups, positions, strict=True):
+            block = columns.blocks[kind]
+            part = block if index is None else block[:, index]
+            if kind == 0:
+                feeds[group.name] = part.astype(group.dtype, copy=False)
+            elif kind == 2:
+                feeds[group.name] = part.view(np.int64)
+            else:
+                feeds[group.name] = _missing_texts(part, copied=index is not None)
+        return feeds
+
+    def _place(self, layout: ColumnLayout) -> list[tuple[int, np.ndarray[Any, Any] | None]]:
+        """Which block, and which of its columns, each group's inputs are (None: all)."""
+        assert self._groups is not None
+        placed = []
+        for group in self._groups:
+            found = []
+            for item in group.items:
+                if item.column not in layout.index:
+                    raise ModelyardError(
+                        f"no values for input column {item.column!r}; send every column "
+                        "the model was trained on"
+                    )
+                kind, position = layout.index[item.column]
+                if KINDS[kind] != item.kind:
+                    raise ModelyardError(
+                        f"input column {item.column!r} was decoded as {KINDS[kind]}, "
+                        f"the ONNX graph takes it as {item.kind}; re-export the version"
+                    )
+                found.append((kind, position))
+            kinds = {kind for kind, _ in found}
+            if len(kinds) != 1:
+                raise ModelyardError(f"the {group.dtype} inputs mix kinds of columns")
+            kind = kinds.pop()
+            index = np.array([position for _, position in found], dtype=np.intp)
+            whole = len(index) == len(layout.names[kind]) and bool(
+                (index == np.arange(len(index))).all()
+            )
+            placed.append((kind, None if whole else index))
+        return placed
 
     def predict(self, columns: Columns, rows: int) -> RuntimeOutput:
         """Predict ``rows`` rows given as one array per input column."""
@@ -204,6 +352,21 @@ def _texts(array: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     array = array.astype(object, copy=True)
     array[missing] = MISSING_CATEGORY
     return array
+
+
+def _missing_texts(block: np.ndarray[Any, Any], *, copied: bool) -> np.ndarray[Any, Any]:
+    """A decoded category block (``str`` or ``None``) with ``None`` as MISSING_CATEGORY."""
+    if block.size <= _SMALL:
+        if None not in block.ravel().tolist():
+            return block
+        missing = np.equal(block, _NONE)
+    else:
+        missing = np.equal(block, _NONE)
+        if not missing.any():
+            return block
+    texts = block if copied else block.copy()
+    texts[missing] = MISSING_CATEGORY
+    return texts
 
 
 def _missing(value: Any) -> bool:

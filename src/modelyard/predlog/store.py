@@ -114,10 +114,14 @@ def write_segment(table: pa.Table, folder: Path) -> tuple[Path, int]:
     final = folder / name
     temporary = folder / f".{name}{TEMP_SUFFIX}"
     try:
-        with open(temporary, "wb") as sink:
-            pq.write_table(table, sink, compression=_COMPRESSION)
-            sink.flush()
-            os.fsync(sink.fileno())
+        # A path, not a Python file object: pyarrow then writes natively, without taking
+        # the GIL for every chunk (which stalled the server's event loop thread).
+        pq.write_table(table, str(temporary), compression=_COMPRESSION)
+        handle = os.open(temporary, os.O_RDONLY)
+        try:
+            os.fsync(handle)
+        finally:
+            os.close(handle)
         os.replace(temporary, final)
     except BaseException:
         temporary.unlink(missing_ok=True)

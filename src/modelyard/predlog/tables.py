@@ -32,8 +32,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
+from modelyard.serving.runtime import ColumnBlocks
+
 if TYPE_CHECKING:
-    from modelyard.serving.runtime import RuntimeOutput
+    from modelyard.serving.runtime import Columns, RuntimeOutput
 
 __all__ = [
     "BASE_FIELDS",
@@ -131,9 +133,13 @@ def micros(moment: datetime) -> int:
 def problem_of(request: LoggedRequest) -> str | None:
     """Why a logged request cannot be written, or None when it can."""
     rows = request.rows
-    for name, values in request.columns.items():
-        if np.ndim(values) != 1 or len(values) != rows:
-            return f"input column {name!r} has shape {np.shape(values)}, expected ({rows},)"
+    if isinstance(request.columns, ColumnBlocks):  # its blocks' shapes were checked
+        if request.columns.rows != rows:
+            return f"the input columns have {request.columns.rows} rows, expected {rows}"
+    else:
+        for name, values in request.columns.items():
+            if np.ndim(values) != 1 or len(values) != rows:
+                return f"input column {name!r} has shape {np.shape(values)}, expected ({rows},)"
     values = request.output.values
     if np.ndim(values) != 1 or len(values) != rows:
         return f"predictions have shape {np.shape(values)}, expected ({rows},)"
@@ -146,9 +152,13 @@ def problem_of(request: LoggedRequest) -> str | None:
 
 
 def _signature(request: LoggedRequest) -> tuple[Any, ...]:
-    inputs = tuple(
-        (name, np.asarray(values).dtype.kind) for name, values in request.columns.items()
-    )
+    inputs: Any
+    if isinstance(request.columns, ColumnBlocks):
+        inputs = request.columns.layout  # one per model version, compared by identity
+    else:
+        inputs = tuple(
+            (name, np.asarray(values).dtype.kind) for name, values in request.columns.items()
+        )
     output = request.output
     classes = None if output.classes is None else tuple(label_text(c) for c in output.classes)
     width = None if output.proba is None else np.shape(output.proba)[1]
@@ -193,9 +203,7 @@ def _build_uniform(requests: Sequence[LoggedRequest]) -> pa.Table:
         "endpoint": pa.array(repeated((r.endpoint for r in requests), object), pa.string()),
         "latency_ms": pa.array(repeated((r.latency_ms for r in requests), np.float32)),
     }
-    for name in first.columns:
-        parts = [np.asarray(r.columns[name]) for r in requests]
-        arrays[INPUT_PREFIX + name] = input_array(_concat(parts))
+    arrays.update(_input_arrays([r.columns for r in requests]))
     values = _concat([np.asarray(r.output.values) for r in requests])
     if _is_classifier(first.output):
         arrays["prediction"] = pa.array([label_text(v) for v in values], pa.string())
@@ -211,6 +219,23 @@ def _build_uniform(requests: Sequence[LoggedRequest]) -> pa.Table:
         for index, name in enumerate(names):
             arrays[f"{PROBA_PREFIX}{name}"] = pa.array(proba[:, index])
     return pa.table(arrays).replace_schema_metadata(_FORMAT)
+
+
+def _input_arrays(parts: list[Columns]) -> dict[str, pa.Array]:
+    """The ``input.<column>`` arrays of requests that share their columns, in order."""
+    first = parts[0]
+    if isinstance(first, ColumnBlocks):  # grouped by layout: every part is blocks
+        joined = ColumnBlocks.concat(parts)  # type: ignore[arg-type]
+        by_column = [np.ascontiguousarray(block.T) for block in joined.blocks]
+        found = {}
+        for name in first:
+            kind, position = first.layout.index[name]
+            found[INPUT_PREFIX + name] = input_array(by_column[kind][position])
+        return found
+    return {
+        INPUT_PREFIX + name: input_array(_concat([np.asarray(part[name]) for part in parts]))
+        for name in first
+    }
 
 
 def _concat(parts: list[np.ndarray]) -> np.ndarray:

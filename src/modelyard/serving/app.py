@@ -39,6 +39,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelyard.errors import ModelyardError
+from modelyard.serving.batching import Activity
 from modelyard.serving.config import ServeConfig, config_from_env
 from modelyard.serving.manager import ModelManager
 from modelyard.serving.metrics import CONTENT_TYPE, ServingMetrics
@@ -99,7 +100,8 @@ def create_app(config: ServeConfig | None = None, *, registry: Registry | None =
     """
     config = config if config is not None else config_from_env()
     metrics = ServingMetrics()
-    manager = ModelManager(config, metrics=metrics, registry=registry)
+    activity = Activity()
+    manager = ModelManager(config, metrics=metrics, registry=registry, activity=activity)
     state = ServingState(
         config=config,
         manager=manager,
@@ -133,7 +135,7 @@ def create_app(config: ServeConfig | None = None, *, registry: Registry | None =
     app.state.serving = state
     _add_routes(app)
     _add_error_handlers(app, state)
-    app.add_middleware(_RequestContext, metrics=metrics)
+    app.add_middleware(_RequestContext, metrics=metrics, activity=activity)
     if config.cors_origins:
         from starlette.middleware.cors import CORSMiddleware
 
@@ -314,14 +316,16 @@ def _add_error_handlers(app: FastAPI, state: ServingState) -> None:
 
 
 class _RequestContext:
-    """Gives each request an id (``X-Request-ID``) and counts it in the metrics.
+    """Gives each request an id (``X-Request-ID``), counts it in the metrics and in
+    ``activity`` while it runs.
 
     A plain ASGI middleware, so it costs a header scan and a timer per request.
     """
 
-    def __init__(self, app: ASGIApp, *, metrics: ServingMetrics) -> None:
+    def __init__(self, app: ASGIApp, *, metrics: ServingMetrics, activity: Activity) -> None:
         self.app = app
         self.metrics = metrics
+        self.activity = activity
         # A random prefix per app and a counter: unique ids without os.urandom per request.
         self._prefix = os.urandom(8).hex()
         self._counter = itertools.count(1)
@@ -347,9 +351,11 @@ class _RequestContext:
                 message["headers"] = [*message.get("headers", ()), (b"x-request-id", request_id)]
             await send(message)
 
+        self.activity.requests += 1
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            self.activity.requests -= 1
             if labels[2]:
                 self.metrics.observe_request(
                     labels[0], labels[1], labels[2], status, time.perf_counter() - started

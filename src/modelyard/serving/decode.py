@@ -1,9 +1,11 @@
 """Request decoding: parsed JSON (or CSV text) straight into validated :data:`Columns`.
 
 Each decoder takes one request shape (records, split, Open Inference Protocol V2
-tensors, the MLflow scoring formats, CSV) and returns one NumPy array per model input,
-in feature order, plus the row count. No pandas on this path: a small request is
-checked value by value, a large one column by column with NumPy.
+tensors, the MLflow scoring formats, CSV) and returns the model's inputs as
+:class:`~modelyard.serving.runtime.ColumnBlocks` (one row-major block per kind, which
+reads as one NumPy array per input, in feature order), plus the row count. No pandas on
+this path: a small request is checked value by value, a large one column by column with
+NumPy.
 
 Rules; each break is an :class:`InputProblem`, all are counted, the first 50 listed:
 
@@ -27,19 +29,20 @@ from __future__ import annotations
 
 import csv
 import difflib
+import functools
 import io
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from itertools import repeat
+from itertools import chain, repeat
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 import numpy as np
 
 from modelyard.errors import DataValidationError, ModelyardError
-from modelyard.serving.runtime import Columns
+from modelyard.serving.runtime import KINDS, ColumnBlocks, ColumnLayout, Columns
 
 if TYPE_CHECKING:
     from modelyard.registry.records import ModelVersion
@@ -117,6 +120,22 @@ class InputSpec:
     def names(self) -> list[str]:
         """The input column names, in feature order."""
         return [column.name for column in self.columns]
+
+    @functools.cached_property
+    def layout(self) -> ColumnLayout:
+        """Where each input sits in the decoded blocks (one layout per spec)."""
+        return ColumnLayout(
+            tuple(column.name for column in self.columns),
+            tuple(column.kind for column in self.columns),
+        )
+
+    @functools.cached_property
+    def _plan(self) -> _FastPlan:
+        return _FastPlan.of(self)
+
+    @functools.cached_property
+    def _record_getters(self) -> tuple[Callable[[Any], tuple[Any, ...]] | None, ...]:
+        return tuple(_row_getter(names) if names else None for names in self.layout.names)
 
     @classmethod
     def from_version(cls, version: ModelVersion, *, max_rows: int) -> InputSpec:
@@ -336,8 +355,12 @@ def _datetime(column: InputColumn, row: int, value: Any, problems: _Problems) ->
 
 def _decode_column(
     column: InputColumn, values: Sequence[Any], problems: _Problems, reject_unseen: bool
-) -> np.ndarray:
-    """One column's values as its array; the vectorised path only when every value fits."""
+) -> Sequence[Any] | np.ndarray:
+    """One column's checked values (a list, or an array when the request is large).
+
+    Numbers come back as floats (NaN for missing), categories as ``str`` or ``None``,
+    dates as a ``datetime64[ns]`` array; the vectorised path only when every value fits.
+    """
     large = len(values) > _SMALL
     allowed = {_NONE} if column.nullable else set()
     if column.kind == "numeric":
@@ -350,18 +373,119 @@ def _decode_column(
                 finite = np.isfinite(numbers)
                 if finite.all() or (column.nullable and not np.isinf(numbers).any()):
                     return numbers
-        checked = [_number(column, row, value, problems) for row, value in enumerate(values)]
-        return np.array(checked, dtype=np.float64)
+        return [_number(column, row, value, problems) for row, value in enumerate(values)]
     if column.kind == "categorical":
         known = column.categories if reject_unseen else None
         texts_only = large and set(map(type, values)) <= allowed | {str}
         if texts_only and (known is None or set(values) - {None} <= known):
-            return np.array(values, dtype=object)
-        texts = [_category(column, row, value, problems, known) for row, value in enumerate(values)]
-        return np.array(texts, dtype=object)
+            return values
+        return [_category(column, row, value, problems, known) for row, value in enumerate(values)]
     # Integers, not datetime objects: NumPy converts those ten times slower.
     ticks = [_datetime(column, row, value, problems) for row, value in enumerate(values)]
     return np.array(ticks, dtype=np.int64).view("datetime64[us]").astype("datetime64[ns]")
+
+
+_BLOCK_DTYPES = {
+    "numeric": np.dtype(np.float64),
+    "categorical": np.dtype(object),
+    "datetime": np.dtype("datetime64[ns]"),
+}
+
+
+def _block(parts: list[Sequence[Any] | np.ndarray], kind: str, rows: int) -> np.ndarray:
+    """Checked columns of one kind as one C-contiguous ``[rows, len(parts)]`` block."""
+    dtype = _BLOCK_DTYPES[kind]
+    if not parts:
+        return np.empty((rows, 0), dtype=dtype)
+    if rows > _SMALL:
+        return np.stack([np.asarray(part, dtype=dtype) for part in parts], axis=1)
+    by_column = np.array(parts, dtype=dtype)  # [columns, rows]: one call for every value
+    if by_column.shape != (len(parts), rows):  # an object cell holding a sequence, say
+        by_column = np.empty((len(parts), rows), dtype=dtype)
+        for index, part in enumerate(parts):
+            by_column[index, :] = part
+    return np.ascontiguousarray(by_column.T)
+
+
+@dataclass(frozen=True)
+class _FastPlan:
+    """What the fast path of small requests needs of a spec, worked out once."""
+
+    numeric_nullable: np.ndarray  # bool, one per numeric input
+    categorical_nullable: tuple[bool, ...]
+    categorical_known: tuple[frozenset[str] | None, ...] | None  # None: any category
+
+    @classmethod
+    def of(cls, spec: InputSpec) -> _FastPlan:
+        numeric = [column for column in spec.columns if column.kind == "numeric"]
+        categorical = [column for column in spec.columns if column.kind == "categorical"]
+        known = None
+        if spec.reject_unseen and any(column.categories is not None for column in categorical):
+            known = tuple(column.categories for column in categorical)
+        return cls(
+            numeric_nullable=np.array([column.nullable for column in numeric], dtype=bool),
+            categorical_nullable=tuple(column.nullable for column in categorical),
+            categorical_known=known,
+        )
+
+
+def _row_getter(positions: Sequence[Any]) -> Callable[[Any], tuple[Any, ...]]:
+    """``row -> (row[p] for p in positions)`` as a tuple, in C (itemgetter)."""
+    if len(positions) == 1:
+        key = positions[0]
+        return lambda row: (row[key],)
+    return itemgetter(*positions)
+
+
+_NUMBER_TYPES = frozenset({int, float})
+_NULLABLE_NUMBER_TYPES = frozenset({int, float, _NONE})
+
+
+def _fast_numeric(values: list[tuple[Any, ...]], plan: _FastPlan) -> np.ndarray | None:
+    """``[rows, columns]`` float64 when every value is a plain valid number, else None.
+
+    A whole-request check: one ``set(map(type, ...))`` and one array conversion instead
+    of a check per value. Anything unusual (booleans, text, infinities, a null where
+    none is allowed) returns None, and the careful path finds and reports it.
+    """
+    types = set(map(type, chain.from_iterable(values)))
+    if not types <= _NULLABLE_NUMBER_TYPES:
+        return None
+    if _NONE in types:
+        values = [tuple(math.nan if v is None else v for v in row) for row in values]
+    try:
+        block = np.array(values, dtype=np.float64)
+    except OverflowError:
+        return None
+    finite = np.isfinite(block)
+    if finite.all():
+        return block
+    missing = ~finite
+    if np.isinf(block).any() or (missing & ~plan.numeric_nullable).any():
+        return None
+    return block
+
+
+def _fast_categorical(values: list[tuple[Any, ...]], plan: _FastPlan) -> np.ndarray | None:
+    """``[rows, columns]`` object block when every value is known text, else None."""
+    types = set(map(type, chain.from_iterable(values)))
+    if types != {str} and types != {str, _NONE} and types != {_NONE}:
+        return None
+    if _NONE in types:
+        nullable = plan.categorical_nullable
+        for row in values:
+            for value, allowed in zip(row, nullable, strict=True):
+                if value is None and not allowed:
+                    return None
+    known = plan.categorical_known
+    if known is not None:
+        for row in values:
+            for value, categories in zip(row, known, strict=True):
+                if categories is not None and value is not None and value not in categories:
+                    return None
+    block = np.empty((len(values), len(values[0])), dtype=object)
+    block[:] = values
+    return block
 
 
 def _assemble(
@@ -369,19 +493,48 @@ def _assemble(
     lookup: Callable[[InputColumn], Sequence[Any] | None],
     given: Iterable[str],
     problems: _Problems,
-) -> Columns:
-    """Decode each input column ``lookup`` finds; report those it does not."""
-    columns: dict[str, np.ndarray] = {}
+    rows: int,
+    by_row: tuple[Callable[[Any], tuple[Any, ...]] | None, ...] | None = None,
+    table: Sequence[Any] = (),
+) -> ColumnBlocks:
+    """Decode each input column ``lookup`` finds; report those it does not.
+
+    A small request may be given ``by_row``: per kind, a getter that takes a row of
+    ``table`` to that kind's values (in layout order). Numeric and categorical inputs are
+    then checked and converted a whole block at once when every value is plainly valid;
+    otherwise (and for dates) column by column, value by value, naming each problem.
+    """
+    fast: dict[str, np.ndarray] = {}
+    if by_row is not None:
+        plan = spec._plan
+        for kind, check in (("numeric", _fast_numeric), ("categorical", _fast_categorical)):
+            getter = by_row[KINDS.index(kind)]
+            if getter is None:
+                continue
+            try:
+                by_kind = list(map(getter, table))
+            except KeyError:  # a row lacks a column: the careful path says which
+                continue
+            block = check(by_kind, plan)
+            if block is not None:
+                fast[kind] = block
+    parts: dict[str, list[Sequence[Any] | np.ndarray]] = {kind: [] for kind in KINDS}
     for column in spec.columns:
+        if column.kind in fast:
+            continue
         values = lookup(column)
         if values is None:
             close = difflib.get_close_matches(column.name, [str(name) for name in given], n=2)
             hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
             problems.add(None, column.name, "missing_column", f"missing{hint}")
         else:
-            columns[column.name] = _decode_column(column, values, problems, spec.reject_unseen)
+            decoded = _decode_column(column, values, problems, spec.reject_unseen)
+            parts[column.kind].append(decoded)
     problems.check()
-    return columns
+    blocks = tuple(
+        fast[kind] if kind in fast else _block(parts[kind], kind, rows) for kind in KINDS
+    )
+    return ColumnBlocks(spec.layout, blocks, rows)  # type: ignore[arg-type]
 
 
 # -- shapes -----------------------------------------------------------------------------
@@ -407,17 +560,19 @@ def decode_records(records: object, spec: InputSpec) -> tuple[Columns, int]:
         problems.check()
 
     names = spec.names
-    try:  # row by row while each record is in the CPU cache: twice as fast as by column
-        by_row = (
-            map(itemgetter(*names), records)
-            if len(names) > 1
-            else ((record[names[0]],) for record in records)
-        )
-        table = dict(zip(names, zip(*by_row, strict=True), strict=True))
-    except KeyError:  # some record lacks a column: find which, column by column
-        table = {}
+    table: dict[str, Sequence[Any]] | None = None
+
+    def by_column() -> dict[str, Sequence[Any]]:
+        try:  # row by row while each record is in the CPU cache: twice as fast as by column
+            by_row = map(_row_getter(names), records)
+            return dict(zip(names, zip(*by_row, strict=True), strict=True))
+        except KeyError:  # some record lacks a column: find which, column by column
+            return {}
 
     def lookup(column: InputColumn) -> Sequence[Any] | None:
+        nonlocal table
+        if table is None:
+            table = by_column()
         if column.name in table:
             return table[column.name]
         values = list(map(dict.get, records, repeat(column.name), repeat(_ABSENT)))
@@ -425,7 +580,9 @@ def decode_records(records: object, spec: InputSpec) -> tuple[Columns, int]:
             return None
         return values
 
-    return _assemble(spec, lookup, records[0].keys(), problems), rows
+    getters = spec._record_getters if rows <= _SMALL else None
+    decoded = _assemble(spec, lookup, records[0].keys(), problems, rows, getters, records)
+    return decoded, rows
 
 
 def decode_split(columns: object, data: object, spec: InputSpec) -> tuple[Columns, int]:
@@ -472,7 +629,15 @@ def _decode_rows(
         values = list(map(itemgetter(index), data))
         return values if parse is None else parse(column, values)
 
-    return _assemble(spec, lookup, columns, problems), rows
+    getters = None
+    if parse is None and rows <= _SMALL:
+        getters = tuple(
+            _row_getter([position[name] for name in names])
+            if names and all(name in position for name in names)
+            else None
+            for names in spec.layout.names
+        )
+    return _assemble(spec, lookup, columns, problems, rows, getters, data), rows
 
 
 def decode_columnar(columns: object, spec: InputSpec) -> tuple[Columns, int]:
@@ -489,7 +654,7 @@ def decode_columnar(columns: object, spec: InputSpec) -> tuple[Columns, int]:
         counts = ", ".join(f"{name!r}: {count}" for name, count in wanted.items())
         _fail("malformed", f"the columns have different numbers of values ({counts})")
     rows = _check_count(next(iter(wanted.values()), 1), spec)
-    return _assemble(spec, lambda column: lists.get(column.name), lists, _Problems()), rows
+    return _assemble(spec, lambda column: lists.get(column.name), lists, _Problems(), rows), rows
 
 
 def decode_v2(inputs: object, spec: InputSpec) -> tuple[Columns, int]:
@@ -539,7 +704,7 @@ def decode_v2(inputs: object, spec: InputSpec) -> tuple[Columns, int]:
         return []
 
     assert rows is not None  # a tensor was decoded, or problems.check() raised
-    return _assemble(spec, lookup, tensors, problems), rows
+    return _assemble(spec, lookup, tensors, problems, rows), rows
 
 
 def _v2_tensor(
