@@ -174,6 +174,23 @@ def test_too_large_bodies_are_refused_by_length_and_while_streaming(
         assert "65,536 bytes" in response.json()["detail"][0]["msg"]
 
 
+def test_wrong_methods_get_405_in_each_protocol_shape(module_server: LiveServer) -> None:
+    """The prediction endpoints (served by lean routes ahead of the documented ones)
+    refuse other methods as the documented routes do."""
+    with module_server.client() as client:
+        own = client.get("/v1/models/houses/predict")
+        versioned = client.get("/v1/models/houses/versions/1/predict")
+        v2 = client.put("/v2/models/houses/infer")
+        mlflow = client.get("/invocations")
+    for response in (own, versioned, v2, mlflow):
+        assert response.status_code == 405, response.text
+        assert response.headers["allow"] == "POST"
+        assert response.headers["x-request-id"]
+    assert own.json()["detail"][0]["type"] == versioned.json()["detail"][0]["type"]
+    assert "error" in v2.json()
+    assert mlflow.json()["error_code"] == "BAD_REQUEST"
+
+
 def test_too_many_rows_is_413(module_server: LiveServer, house_rows: Rows) -> None:
     with module_server.client() as client:
         response = _predict(client, "houses", {"rows": house_rows * 20})

@@ -36,6 +36,7 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelyard.errors import ModelyardError
@@ -214,6 +215,30 @@ def _add_routes(app: FastAPI) -> None:
     # prediction here, a third of the app's own time for a one-row request.
     for router in (mlflow.router, own.router, v2.router):
         app.router.routes.extend(router.routes)
+    app.router.routes[:0] = _lean_routes()
+
+
+def _lean_routes() -> list[Route]:
+    """Plain Starlette routes for the three hot prediction endpoints, matched first.
+
+    These endpoints read and check their bodies themselves and take no dependencies, so
+    FastAPI's per-request machinery around them (dependency solving, its route wrapper)
+    only adds time: 40 µs of the 340 µs a one-row prediction took in process. The
+    FastAPI routes they shadow stay, and describe them in the OpenAPI document.
+    """
+    from modelyard.serving.protocols import mlflow, own, v2
+
+    async def predict(request: Request) -> Response:
+        return await own.predict(request, request.path_params["name"])
+
+    async def infer(request: Request) -> Response:
+        return await v2.infer(request, request.path_params["name"])
+
+    return [
+        Route("/invocations", mlflow.invocations, methods=["POST"], include_in_schema=False),
+        Route("/v1/models/{name}/predict", predict, methods=["POST"], include_in_schema=False),
+        Route("/v2/models/{name}/infer", infer, methods=["POST"], include_in_schema=False),
+    ]
 
 
 def _describe(app: FastAPI) -> None:

@@ -437,7 +437,6 @@ def _row_getter(positions: Sequence[Any]) -> Callable[[Any], tuple[Any, ...]]:
     return itemgetter(*positions)
 
 
-_NUMBER_TYPES = frozenset({int, float})
 _NULLABLE_NUMBER_TYPES = frozenset({int, float, _NONE})
 
 
