@@ -453,8 +453,10 @@ def serve(
     from pydantic import ValidationError
 
     from modelyard.serving.config import ServeConfig
-    from modelyard.serving.server import resolve_models
+    from modelyard.serving.server import require_serving, resolve_models
     from modelyard.serving.server import serve as run_server
+
+    require_serving()
 
     given: dict[str, Any] = {
         "runtime": runtime,

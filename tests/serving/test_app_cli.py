@@ -63,6 +63,23 @@ def test_unknown_reference_fails_before_serving(yard: Yard) -> None:
     assert "no alias 'nowhere'" in output and "Traceback" not in output
 
 
+def test_serving_without_the_serve_extra_says_what_to_install(yard: Yard) -> None:
+    """As on a base install: uvicorn cannot be imported (its sys.modules entry is None)."""
+    code = (
+        "import sys; sys.modules['uvicorn'] = None; from modelyard.cli import main; "
+        "sys.argv = ['modelyard', 'serve', 'houses']; main()"
+    )
+    env = {**os.environ, "MODELYARD_HOME": str(yard.settings.home)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert "serving needs uvicorn, which is not installed" in output
+    assert "pip install 'modelyard[serve]'" in output
+    assert "Traceback" not in output and "serving houses" not in output
+
+
 def _port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))

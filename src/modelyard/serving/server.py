@@ -12,14 +12,36 @@ import logging
 import os
 from typing import TYPE_CHECKING
 
+from modelyard.errors import MissingExtraError
 from modelyard.serving.config import CONFIG_ENV, ServeConfig
 
 if TYPE_CHECKING:
     from modelyard.registry.records import ModelVersion
 
-__all__ = ["resolve_models", "serve"]
+__all__ = ["require_serving", "resolve_models", "serve"]
+
+#: The modules serving needs beyond modelyard's own dependencies (the ``serve`` extra).
+SERVING_MODULES = ("fastapi", "uvicorn", "orjson", "prometheus_client")
 
 logger = logging.getLogger(__name__)
+
+
+def require_serving() -> None:
+    """Check that the ``serve`` extra is installed.
+
+    Raises:
+        MissingExtraError: a module serving needs is missing; the message says what to
+            install.
+    """
+    import importlib.util
+
+    missing = [name for name in SERVING_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise MissingExtraError(
+            f"serving needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} "
+            "not installed: run pip install 'modelyard[serve]' (or pip install -r "
+            "requirements.lock in a clone of modelyard)"
+        )
 
 
 def resolve_models(config: ServeConfig) -> list[ModelVersion]:
@@ -56,7 +78,11 @@ def serve(
         workers: server processes (each loads every model).
         log_level: uvicorn's log level.
         access_log: log one line per request (off by default: it costs throughput).
+
+    Raises:
+        MissingExtraError: the ``serve`` extra is not installed.
     """
+    require_serving()
     import uvicorn
 
     if workers > 1:
