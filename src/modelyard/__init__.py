@@ -12,8 +12,9 @@ Imports are lazy: ``import modelyard`` loads neither pandas nor scikit-learn.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from modelyard._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from modelyard.api import (
@@ -82,16 +83,8 @@ _HOMES = {
     "modelyard.settings": ["Settings"],
     "modelyard.spec": ["ProjectSpec", "load_spec"],
 }
+_ELSEWHERE = {name: module for module, names in _HOMES.items() for name in names}
 
-
-def __getattr__(name: str) -> Any:
-    for module, names in _HOMES.items():
-        if name in names:
-            return getattr(importlib.import_module(module), name)
-    if name in __all__:
-        return getattr(importlib.import_module("modelyard.api"), name)
-    raise AttributeError(f"module 'modelyard' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(
+    __name__, {name: _ELSEWHERE.get(name, "modelyard.api") for name in __all__}
+)

@@ -6,8 +6,9 @@ none of the ONNX libraries (they are the optional ``modelyard[onnx]`` extra).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from modelyard._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from modelyard.export.onnx import (
@@ -35,7 +36,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in __all__:
-        return getattr(importlib.import_module("modelyard.export.onnx"), name)
-    raise AttributeError(f"module 'modelyard.export' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, dict.fromkeys(__all__, "modelyard.export.onnx"))

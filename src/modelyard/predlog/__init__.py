@@ -12,8 +12,9 @@ Names are imported on first use, so ``import modelyard.predlog`` does not load p
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from modelyard._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from modelyard.predlog.feedback import FeedbackItem
@@ -37,26 +38,16 @@ __all__ = [
     "segment_paths",
 ]
 
-_HOMES = {
-    "FeedbackItem": "feedback",
-    "IndexRepair": "reader",
-    "PredictionLog": "writer",
-    "PredictionLogStats": "writer",
-    "read_feedback": "reader",
-    "read_predictions": "reader",
-    "repair_index": "reader",
-    "segment_paths": "reader",
-}
-
-
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'modelyard.predlog' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"modelyard.predlog.{home}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "FeedbackItem": "modelyard.predlog.feedback",
+        "IndexRepair": "modelyard.predlog.reader",
+        "PredictionLog": "modelyard.predlog.writer",
+        "PredictionLogStats": "modelyard.predlog.writer",
+        "read_feedback": "modelyard.predlog.reader",
+        "read_predictions": "modelyard.predlog.reader",
+        "repair_index": "modelyard.predlog.reader",
+        "segment_paths": "modelyard.predlog.reader",
+    },
+)

@@ -11,8 +11,9 @@ Example:
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from modelyard._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from modelyard.registry.records import (
@@ -41,29 +42,19 @@ __all__ = [
     "parse_ref",
 ]
 
-_HOMES = {
-    "AliasChange": "records",
-    "ArtifactInput": "records",
-    "ArtifactRecord": "records",
-    "ArtifactStore": "store",
-    "AuditEntry": "records",
-    "LocalArtifactStore": "store",
-    "ModelRef": "refs",
-    "ModelSummary": "records",
-    "ModelVersion": "records",
-    "Registry": "registry",
-    "parse_ref": "refs",
-}
-
-
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'modelyard.registry' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"modelyard.registry.{home}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "AliasChange": "modelyard.registry.records",
+        "ArtifactInput": "modelyard.registry.records",
+        "ArtifactRecord": "modelyard.registry.records",
+        "ArtifactStore": "modelyard.registry.store",
+        "AuditEntry": "modelyard.registry.records",
+        "LocalArtifactStore": "modelyard.registry.store",
+        "ModelRef": "modelyard.registry.refs",
+        "ModelSummary": "modelyard.registry.records",
+        "ModelVersion": "modelyard.registry.records",
+        "Registry": "modelyard.registry.registry",
+        "parse_ref": "modelyard.registry.refs",
+    },
+)

@@ -10,8 +10,9 @@ scoring) loads neither FastAPI nor uvicorn.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from modelyard._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from modelyard.serving.app import app_factory, create_app
@@ -21,24 +22,14 @@ if TYPE_CHECKING:
 
 __all__ = ["ModelManager", "ServeConfig", "app_factory", "create_app", "select_runtime", "serve"]
 
-_HOMES = {
-    "ModelManager": "manager",
-    "ServeConfig": "config",
-    "app_factory": "app",
-    "create_app": "app",
-    "select_runtime": "manager",
-    "serve": "server",
-}
-
-
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'modelyard.serving' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"modelyard.serving.{home}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "ModelManager": "modelyard.serving.manager",
+        "ServeConfig": "modelyard.serving.config",
+        "app_factory": "modelyard.serving.app",
+        "create_app": "modelyard.serving.app",
+        "select_runtime": "modelyard.serving.manager",
+        "serve": "modelyard.serving.server",
+    },
+)

@@ -14,7 +14,8 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -30,7 +31,7 @@ from modelyard.errors import ModelyardError
 if TYPE_CHECKING:
     from modelyard.predlog.writer import PredictionLog
     from modelyard.serving.config import ServeConfig
-    from modelyard.serving.decode import InputProblem, RequestValidationError
+    from modelyard.serving.decode import InputProblem, InputSpec, RequestValidationError
     from modelyard.serving.manager import LoadedModel, ModelManager, ServedModel
     from modelyard.serving.metrics import ServingMetrics
     from modelyard.serving.runtime import Columns, RuntimeOutput
@@ -230,6 +231,45 @@ class ServingState:
             )
         loaded.acquire()
         return loaded
+
+    async def predict(
+        self,
+        request: Request,
+        slot: ServedModel,
+        version: int | str | None,
+        decode: Callable[[InputSpec], tuple[Columns, int]],
+        *,
+        endpoint: str,
+        received_at: datetime,
+        started: float,
+    ) -> tuple[LoadedModel, int, RuntimeOutput]:
+        """One prediction request: on the version :meth:`acquire` gives, ``decode`` the
+        request with its input spec, predict through its batcher, then log the prediction.
+
+        The version is held from decoding to the answer, so a swap never splits a
+        request. ``decode`` raises :class:`ServingError` for input that does not fit.
+
+        Returns:
+            The version that answered, the row count and its output.
+        """
+        loaded = self.acquire(slot, version)
+        set_labels(request, slot.name, str(loaded.number), endpoint)
+        try:
+            columns, rows = decode(loaded.input_spec)
+            output = await loaded.batcher.predict(columns, rows)
+        finally:
+            loaded.release()
+        self.log_prediction(
+            loaded,
+            request_id=request_id(request),
+            received_at=received_at,
+            columns=columns,
+            rows=rows,
+            output=output,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            endpoint=endpoint,
+        )
+        return loaded, rows, output
 
     def log_prediction(
         self,

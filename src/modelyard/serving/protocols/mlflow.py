@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 from importlib.metadata import version as dist_version
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -35,10 +35,13 @@ from modelyard.serving.protocols import (
     media_type,
     parse_json,
     read_body,
-    request_id,
     require_json,
     set_labels,
 )
+
+if TYPE_CHECKING:
+    from modelyard.serving.decode import InputSpec
+    from modelyard.serving.runtime import Columns
 
 __all__ = ["openapi_schemas", "router"]
 
@@ -156,28 +159,23 @@ async def invocations(request: Request) -> Response:
             ) from None
     else:
         payload = parse_json(body)
-    loaded = state.acquire(slot, None)
-    set_labels(request, loaded.name, str(loaded.number), "invocations")
-    try:
+
+    def decode(spec: InputSpec) -> tuple[Columns, int]:
         try:
             if found == "text/csv":
-                columns, rows = decode_csv(payload, loaded.input_spec)
-            else:
-                columns, rows = decode_mlflow(payload, loaded.input_spec)
+                return decode_csv(payload, spec)
+            return decode_mlflow(payload, spec)
         except RequestValidationError as exc:
             raise ServingError.from_validation(exc) from None
-        output = await loaded.batcher.predict(columns, rows)
-    finally:
-        loaded.release()
-    state.log_prediction(
-        loaded,
-        request_id=request_id(request),
-        received_at=received_at,
-        columns=columns,
-        rows=rows,
-        output=output,
-        latency_ms=(time.perf_counter() - started) * 1000,
+
+    _, _, output = await state.predict(
+        request,
+        slot,
+        None,
+        decode,
         endpoint="invocations",
+        received_at=received_at,
+        started=started,
     )
     return json_response({"predictions": jsonable_array(output.values)})
 

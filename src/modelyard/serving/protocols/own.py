@@ -242,34 +242,25 @@ async def _predict(request: Request, name: str, version: int | None) -> Response
         parse_json(await read_body(request, state.config.max_body_bytes)),
         'with "rows" (a list of objects) or "columns" and "data"',
     )
-    loaded = state.acquire(slot, version)
-    set_labels(request, name, str(loaded.number), "v1_predict")
-    try:
-        columns, rows = _decode(payload, loaded.input_spec)
-        output = await loaded.batcher.predict(columns, rows)
-    finally:
-        loaded.release()
-    rid = request_id(request)
+    loaded, _, output = await state.predict(
+        request,
+        slot,
+        version,
+        lambda spec: _decode(payload, spec),
+        endpoint="v1_predict",
+        received_at=received_at,
+        started=started,
+    )
     content: dict[str, Any] = {
         "model": name,
         "version": loaded.number,
-        "request_id": rid,
+        "request_id": request_id(request),
         "runtime": loaded.runtime_name,
         "predictions": jsonable_array(output.values),
     }
     if output.proba is not None:
         content["probabilities"] = jsonable_array(output.proba)
         content["classes"] = output.classes
-    state.log_prediction(
-        loaded,
-        request_id=rid,
-        received_at=received_at,
-        columns=columns,
-        rows=rows,
-        output=output,
-        latency_ms=(time.perf_counter() - started) * 1000,
-        endpoint="v1_predict",
-    )
     return json_response(content)
 
 

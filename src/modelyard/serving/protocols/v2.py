@@ -17,7 +17,7 @@ import struct
 import time
 from datetime import UTC, datetime
 from importlib.metadata import version as dist_version
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import orjson
@@ -38,6 +38,10 @@ from modelyard.serving.protocols import (
     require_object,
     set_labels,
 )
+
+if TYPE_CHECKING:
+    from modelyard.serving.decode import InputSpec
+    from modelyard.serving.runtime import Columns
 
 __all__ = ["openapi_schemas", "router"]
 
@@ -359,31 +363,27 @@ async def _infer(request: Request, name: str, version: str | None) -> Response:
     payload = require_object(parse_json(header), '{"inputs": [...]}')
     inputs = _inline_binary(payload.get("inputs"), binary)
     wanted = _requested_outputs(payload)
-    loaded = state.acquire(slot, version)
-    set_labels(request, name, str(loaded.number), "v2_infer")
-    try:
+
+    def decode(spec: InputSpec) -> tuple[Columns, int]:
         try:
-            columns, rows = decode_v2(inputs, loaded.input_spec)
+            return decode_v2(inputs, spec)
         except RequestValidationError as exc:
             raise ServingError.from_validation(exc, loc=("body", "inputs")) from None
-        output = await loaded.batcher.predict(columns, rows)
-    finally:
-        loaded.release()
+
+    loaded, rows, output = await state.predict(
+        request,
+        slot,
+        version,
+        decode,
+        endpoint="v2_infer",
+        received_at=received_at,
+        started=started,
+    )
     rid = request_id(request)
     given_id = payload.get("id")
     parameters = payload.get("parameters")
     binary_default = isinstance(parameters, dict) and parameters.get("binary_data_output") is True
     tensors, blobs = _outputs(output, rows, wanted, binary_default)
-    state.log_prediction(
-        loaded,
-        request_id=rid,
-        received_at=received_at,
-        columns=columns,
-        rows=rows,
-        output=output,
-        latency_ms=(time.perf_counter() - started) * 1000,
-        endpoint="v2_infer",
-    )
     content = {
         "model_name": name,
         "model_version": str(loaded.number),
