@@ -19,10 +19,11 @@ from modelyard import api
 from modelyard._training import load_version_pipeline
 from modelyard.errors import IntegrityError, ModelyardError
 from modelyard.export.onnx import OnnxRuntime, select_runtime
+from modelyard.models.runtime import SklearnRuntime
 from modelyard.registry import ArtifactInput, Registry
 from modelyard.serving.decode import InputSpec, decode_records
-from modelyard.serving.runtime import ColumnBlocks, SklearnRuntime
 from modelyard.settings import Settings
+from modelyard.types import ColumnBlocks
 
 
 def _records(name: str, count: int) -> list[dict[str, Any]]:

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from modelyard.predlog import PredictionLog
-from modelyard.serving.runtime import RuntimeOutput
 from modelyard.settings import Settings
+from modelyard.types import RuntimeOutput
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 

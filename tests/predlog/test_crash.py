@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 import numpy as np
 from modelyard.predlog import PredictionLog
-from modelyard.serving.runtime import RuntimeOutput
+from modelyard.types import RuntimeOutput
 from modelyard.settings import Settings
 
 log = PredictionLog.open(

@@ -12,8 +12,8 @@ from alembic.runtime.migration import MigrationContext
 
 from modelyard.predlog import PredictionLog, read_predictions
 from modelyard.registry import ArtifactInput, LocalArtifactStore, Registry, db
-from modelyard.serving.runtime import RuntimeOutput
 from modelyard.settings import Settings
+from modelyard.types import RuntimeOutput
 
 from .conftest import T0
 

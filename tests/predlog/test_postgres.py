@@ -14,8 +14,8 @@ from modelyard.predlog import (
     repair_index,
     segment_paths,
 )
-from modelyard.serving.runtime import RuntimeOutput
 from modelyard.settings import Settings
+from modelyard.types import RuntimeOutput
 
 from .conftest import at, house_columns
 

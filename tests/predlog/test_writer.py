@@ -18,9 +18,10 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
 from modelyard.errors import ModelyardError
+from modelyard.models.runtime import SklearnRuntime
 from modelyard.predlog import PredictionLog, read_predictions
-from modelyard.serving.runtime import ColumnBlocks, ColumnLayout, RuntimeOutput, SklearnRuntime
 from modelyard.settings import Settings
+from modelyard.types import ColumnBlocks, ColumnLayout, RuntimeOutput
 
 from .conftest import T0, LogFn, at, house_columns
 

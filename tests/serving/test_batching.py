@@ -18,9 +18,10 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
 from modelyard.errors import ModelyardError
+from modelyard.models.runtime import SklearnRuntime
 from modelyard.serving.batching import INLINE_MAX_ROWS, Activity, MicroBatcher
 from modelyard.serving.decode import InputColumn, InputSpec, decode_records
-from modelyard.serving.runtime import Columns, RuntimeOutput, SklearnRuntime
+from modelyard.types import Columns, RuntimeOutput
 
 
 class RowSums:

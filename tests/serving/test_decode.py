@@ -20,6 +20,7 @@ from _projects import regression_project
 from modelyard import api
 from modelyard.errors import DataValidationError, ModelyardError
 from modelyard.features.transformers import category_values
+from modelyard.models.runtime import SklearnRuntime
 from modelyard.registry.records import ModelVersion
 from modelyard.serving.decode import (
     InputColumn,
@@ -32,8 +33,8 @@ from modelyard.serving.decode import (
     decode_split,
     decode_v2,
 )
-from modelyard.serving.runtime import ColumnBlocks, Columns, SklearnRuntime, concat_columns
 from modelyard.settings import Settings
+from modelyard.types import ColumnBlocks, Columns, concat_columns
 
 SPEC = InputSpec(
     (

@@ -14,15 +14,8 @@ from modelyard.errors import MissingExtraError, ModelyardError
 from modelyard.export._common import MISSING_CATEGORY, ExportError
 from modelyard.export._convert import require
 from modelyard.export._records import OnnxInput, Parity
-from modelyard.serving.runtime import (
-    KINDS,
-    ColumnBlocks,
-    ColumnLayout,
-    Columns,
-    Runtime,
-    RuntimeOutput,
-    SklearnRuntime,
-)
+from modelyard.models.runtime import SklearnRuntime
+from modelyard.types import KINDS, ColumnBlocks, ColumnLayout, Columns, Runtime, RuntimeOutput
 
 if TYPE_CHECKING:
     from modelyard.registry.records import ModelVersion
@@ -100,7 +93,7 @@ def _grouped_model(model: bytes, groups: list[_Group]) -> bytes:
 class OnnxRuntime:
     """Predict with an ONNX graph from :func:`~modelyard.export.onnx.convert_pipeline`.
 
-    Takes decoded :data:`~modelyard.serving.runtime.Columns` (numbers as float64 with
+    Takes decoded :data:`~modelyard.types.Columns` (numbers as float64 with
     NaN, categories as ``str`` with ``None``, dates as ``datetime64``). Classifier labels
     are the class of highest probability, which is what every supported scikit-learn,
     LightGBM and XGBoost classifier predicts. ``predict`` is safe to call from several

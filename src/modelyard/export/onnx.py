@@ -57,7 +57,7 @@ from modelyard.export._records import OnnxExport, OnnxInput, Parity
 from modelyard.export._runtime import OnnxRuntime, select_runtime
 from modelyard.features.transformers import FrameCoercer
 from modelyard.models.fit import predict
-from modelyard.serving.runtime import Columns
+from modelyard.types import Columns
 
 __all__ = [
     "MISSING_CATEGORY",

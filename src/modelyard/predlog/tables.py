@@ -32,10 +32,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from modelyard.serving.runtime import ColumnBlocks
+from modelyard.types import ColumnBlocks
 
 if TYPE_CHECKING:
-    from modelyard.serving.runtime import Columns, RuntimeOutput
+    from modelyard.types import Columns, RuntimeOutput
 
 __all__ = [
     "BASE_FIELDS",

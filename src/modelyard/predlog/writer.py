@@ -53,7 +53,7 @@ from modelyard.registry.refs import check_model_name
 from modelyard.settings import Settings
 
 if TYPE_CHECKING:
-    from modelyard.serving.runtime import Columns, RuntimeOutput
+    from modelyard.types import Columns, RuntimeOutput
 
 __all__ = ["FeedbackItem", "PredictionLog", "PredictionLogStats"]  # FeedbackItem: re-export
 
@@ -86,7 +86,7 @@ class PredictionLog:
         >>> from datetime import UTC, datetime
         >>> from pathlib import Path
         >>> import numpy as np
-        >>> from modelyard.serving.runtime import RuntimeOutput
+        >>> from modelyard.types import RuntimeOutput
         >>> settings = Settings(home=Path(tempfile.mkdtemp()))
         >>> with PredictionLog.open(settings) as predlog:
         ...     predlog.log(model="house-prices", version=1, request_id="r1",

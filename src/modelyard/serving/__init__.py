@@ -4,8 +4,8 @@ Example:
     >>> from modelyard.serving import ServeConfig, create_app
     >>> app = create_app(ServeConfig(models=["house-prices"]))   # any ASGI server runs it
 
-Names are imported on first use, so ``import modelyard.serving.runtime`` (used by batch
-scoring) loads neither FastAPI nor uvicorn.
+Names are imported on first use, so importing this package
+loads neither FastAPI nor uvicorn.
 """
 
 from __future__ import annotations

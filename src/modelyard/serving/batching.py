@@ -33,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from modelyard.errors import ModelyardError
-from modelyard.serving.runtime import Columns, Runtime, RuntimeOutput, concat_columns
+from modelyard.types import Columns, Runtime, RuntimeOutput, concat_columns
 
 __all__ = ["Activity", "BatchStats", "MicroBatcher"]
 

@@ -2,7 +2,7 @@
 
 Each decoder takes one request shape (records, split, Open Inference Protocol V2
 tensors, the MLflow scoring formats, CSV) and returns the model's inputs as
-:class:`~modelyard.serving.runtime.ColumnBlocks` (one row-major block per kind, which
+:class:`~modelyard.types.ColumnBlocks` (one row-major block per kind, which
 reads as one NumPy array per input, in feature order), plus the row count. No pandas on
 this path: a small request is checked value by value, a large one column by column with
 NumPy.
@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, Literal, NoReturn
 import numpy as np
 
 from modelyard.errors import DataValidationError, ModelyardError
-from modelyard.serving.runtime import KINDS, ColumnBlocks, ColumnLayout, Columns
+from modelyard.types import KINDS, ColumnBlocks, ColumnLayout, Columns
 
 if TYPE_CHECKING:
     from modelyard.registry.records import ModelVersion

@@ -3,7 +3,7 @@
 A :class:`ModelManager` keeps one :class:`ServedModel` slot per model name. Each slot
 follows a reference (``house-prices@production``, ``churn:3``, ``churn:latest``) and
 holds the :class:`LoadedModel` answering requests: the checksum-verified pipeline (or
-ONNX graph) behind a :class:`~modelyard.serving.runtime.Runtime`, its
+ONNX graph) behind a :class:`~modelyard.types.Runtime`, its
 :class:`~modelyard.serving.decode.InputSpec` and its
 :class:`~modelyard.serving.batching.MicroBatcher`.
 
@@ -40,9 +40,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from modelyard.errors import MissingExtraError, ModelNotFoundError, ModelyardError
+from modelyard.models.runtime import SklearnRuntime
 from modelyard.registry.refs import ModelRef
 from modelyard.serving.config import ServeConfig, served_ref
-from modelyard.serving.runtime import Columns, Runtime, SklearnRuntime
+from modelyard.types import Columns, Runtime
 
 if TYPE_CHECKING:
     from modelyard.registry.records import ModelVersion

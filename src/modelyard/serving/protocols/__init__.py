@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from modelyard.serving.decode import InputProblem, InputSpec, RequestValidationError
     from modelyard.serving.manager import LoadedModel, ModelManager, ServedModel
     from modelyard.serving.metrics import ServingMetrics
-    from modelyard.serving.runtime import Columns, RuntimeOutput
+    from modelyard.types import Columns, RuntimeOutput
 
 __all__ = [
     "LABELS_KEY",

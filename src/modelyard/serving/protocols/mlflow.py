@@ -41,7 +41,7 @@ from modelyard.serving.protocols import (
 
 if TYPE_CHECKING:
     from modelyard.serving.decode import InputSpec
-    from modelyard.serving.runtime import Columns
+    from modelyard.types import Columns
 
 __all__ = ["openapi_schemas", "router"]
 

@@ -1,4 +1,8 @@
-"""Runtimes: what turns decoded request columns into predictions.
+"""Shared column and runtime types: what every prediction path hands around.
+
+A neutral module (like Starlette's ``types.py``): the contract, the runtimes, the
+prediction log, export, serving, batch and streaming all import these, and it imports
+nothing of modelyard, so no layer has to import a consumer to name them.
 
 A request is decoded straight into :data:`Columns` (one NumPy array per input column,
 in the version's recorded feature order), never through pandas on the fast path:
@@ -12,28 +16,25 @@ row-major block per kind (``[rows, columns]``), so that merging requests, feedin
 Runtime and writing the prediction log each cost a few NumPy calls per request instead
 of one per column (the house-price model has 77 inputs).
 
-Two runtimes take them: :class:`OnnxRuntime` (ONNX Runtime, used when the version's
-recorded parity holds) and :class:`SklearnRuntime` (the reference pipeline itself).
+A :class:`Runtime` turns them into a :class:`RuntimeOutput`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from sklearn.pipeline import Pipeline
 
 __all__ = [
     "ColumnBlocks",
     "ColumnLayout",
     "Columns",
     "Runtime",
+    "Kind",
+    "KINDS",
     "RuntimeOutput",
-    "SklearnRuntime",
     "concat_columns",
 ]
 
@@ -168,24 +169,3 @@ class Runtime(Protocol):
 
     def predict(self, columns: Columns, rows: int) -> RuntimeOutput:
         """Predict ``rows`` rows given as one array per input column."""
-
-
-class SklearnRuntime:
-    """The reference runtime: the fitted scikit-learn pipeline, fed a DataFrame."""
-
-    name = "sklearn"
-    inline = False  # a ColumnTransformer call costs milliseconds
-
-    def __init__(self, pipeline: Pipeline, feature_order: list[str]) -> None:
-        self.pipeline = pipeline
-        self.feature_order = feature_order
-
-    def predict(self, columns: Columns, rows: int) -> RuntimeOutput:
-        import pandas as pd
-
-        from modelyard.models.fit import predict
-
-        frame = pd.DataFrame({name: columns[name] for name in self.feature_order})
-        result = predict(self.pipeline, frame)
-        classes = list(result.classes) if result.classes is not None else None
-        return RuntimeOutput(values=np.asarray(result.values), proba=result.proba, classes=classes)
