@@ -25,10 +25,10 @@ from rich.table import Table
 from modelyard.errors import ModelyardError
 
 if TYPE_CHECKING:
-    from modelyard._reproduce import ReproduceReport
-    from modelyard._training import TrainResult
     from modelyard.registry.registry import ModelVersion
     from modelyard.settings import Settings
+    from modelyard.workflows.reproduce import ReproduceReport
+    from modelyard.workflows.train import TrainResult
 
 __all__ = ["app", "main", "run"]
 

@@ -16,7 +16,6 @@ import pytest
 
 from _projects import classification_frame
 from modelyard import api
-from modelyard._training import load_version_pipeline
 from modelyard.errors import IntegrityError, ModelyardError
 from modelyard.export.onnx import OnnxRuntime, select_runtime
 from modelyard.models.runtime import SklearnRuntime
@@ -24,6 +23,7 @@ from modelyard.registry import ArtifactInput, Registry
 from modelyard.serving.decode import InputSpec, decode_records
 from modelyard.settings import Settings
 from modelyard.types import ColumnBlocks
+from modelyard.workflows.train import load_version_pipeline
 
 
 def _records(name: str, count: int) -> list[dict[str, Any]]:

@@ -439,7 +439,7 @@ def _onnx_problem(version: ModelVersion) -> str | None:
 
 
 def _sklearn(registry: Registry, version: ModelVersion) -> SklearnRuntime:
-    from modelyard._training import load_version_pipeline
+    from modelyard.workflows.train import load_version_pipeline
 
     pipeline = load_version_pipeline(registry, version)
     return SklearnRuntime(pipeline, list(version.lineage["features"]["feature_order"]))

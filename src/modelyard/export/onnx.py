@@ -204,7 +204,7 @@ def export_pipeline(
 
     Args:
         pipeline: the fitted pipeline.
-        rows: real rows, e.g. the evaluation rows (``modelyard._training.evaluation_frame``).
+        rows: real rows, e.g. the evaluation rows (``modelyard.workflows.train.evaluation_frame``).
         task: ``regression``, ``binary`` or ``multiclass``.
 
     Raises:

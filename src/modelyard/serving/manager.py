@@ -103,7 +103,7 @@ def select_runtime(
                 f"cannot serve {version.ref} on ONNX Runtime: modelyard's ONNX support is not "
                 "installed; run: pip install 'modelyard[onnx]', or serve with --runtime sklearn"
             )
-    from modelyard._training import load_version_pipeline
+    from modelyard.workflows.train import load_version_pipeline
 
     pipeline = load_version_pipeline(registry, version)
     runtime = SklearnRuntime(pipeline, list(version.lineage["features"]["feature_order"]))
@@ -528,9 +528,9 @@ class ModelManager:
         """A few of the version's evaluation rows, decoded as a client's request would be."""
         import orjson
 
-        from modelyard._training import evaluation_frame
         from modelyard.errors import DataValidationError
         from modelyard.serving.decode import decode_records
+        from modelyard.workflows.train import evaluation_frame
 
         rows = self.config.warmup_rows
         if rows == 0:

@@ -26,13 +26,13 @@ import numpy as np
 import pandas as pd
 
 from modelyard._progress import NullProgress, Progress
-from modelyard._training import build
 from modelyard.data.snapshot import frame_digest, frame_from_parquet
 from modelyard.data.sources import read_source
 from modelyard.errors import DataError, IntegrityError, SpecError
 from modelyard.registry.lineage import capture_environment, capture_git
 from modelyard.registry.registry import ModelVersion, Registry
 from modelyard.spec import SPEC_FILENAME, ProjectSpec, load_spec, spec_to_dict
+from modelyard.workflows.train import build
 
 __all__ = ["ReproduceReport", "reproduce_version"]
 

@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from modelyard._evaluate import Reference, evaluate_rows
 from modelyard._progress import NullProgress, Progress
 from modelyard.data.schema import DataSchema, infer_schema
 from modelyard.data.snapshot import frame_digest, frame_to_parquet
@@ -37,6 +36,7 @@ from modelyard.models.fit import Predictions, build_pipeline, fit_pipeline, pred
 from modelyard.registry.lineage import capture_environment, capture_git, predictions_fingerprint
 from modelyard.registry.registry import ArtifactInput, ModelVersion, Registry
 from modelyard.spec import ProjectSpec, spec_digest, spec_to_dict
+from modelyard.workflows.evaluate import Reference, evaluate_rows
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
