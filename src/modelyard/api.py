@@ -158,8 +158,8 @@ def evaluate(
     from modelyard.data.snapshot import frame_from_parquet
     from modelyard.errors import ModelNotFoundError
     from modelyard.models.fit import predict
+    from modelyard.registry.readers import evaluation_frame, load_version_pipeline
     from modelyard.workflows.evaluate import Reference, evaluate_rows
-    from modelyard.workflows.train import evaluation_frame, load_version_pipeline
 
     with open_registry(settings) as registry:
         version = registry.get_version(ref)
@@ -167,11 +167,11 @@ def evaluate(
         pipeline = load_version_pipeline(registry, version)
         rows = evaluation_frame(registry, version) if data is None else _read_table(data)
         check_target(rows, spec.target, spec.task)
-        schema = DataSchema.model_validate(version.lineage["schema"])
+        schema = DataSchema.model_validate(version.lineage_record.data_schema)
         check_frame(
             rows,
             schema,
-            columns=version.lineage["features"]["feature_order"],
+            columns=version.lineage_record.features.feature_order,
             unseen_categories="error" if spec.features.encode.unknown == "error" else "ignore",
             check_ranges=False,
         )
@@ -211,7 +211,7 @@ def diff(
     """
     from modelyard.evaluation.diff import diff_predictions
     from modelyard.models.fit import predict
-    from modelyard.workflows.train import evaluation_frame, load_version_pipeline
+    from modelyard.registry.readers import evaluation_frame, load_version_pipeline
 
     with open_registry(settings) as registry:
         old_version = registry.get_version(ref_a)
@@ -281,8 +281,8 @@ def export_onnx(
     """
     from modelyard.errors import CheckFailed
     from modelyard.export.onnx import export_pipeline
+    from modelyard.registry.readers import evaluation_frame, load_version_pipeline
     from modelyard.registry.registry import ArtifactInput
-    from modelyard.workflows.train import evaluation_frame, load_version_pipeline
 
     with open_registry(settings) as registry:
         version = registry.get_version(ref)
@@ -314,7 +314,7 @@ def export_onnx(
 
 def load_model(ref: str, *, settings: Settings | None = None) -> Pipeline:
     """The fitted pipeline of a version, after checking its checksum against the registry."""
-    from modelyard.workflows.train import load_version_pipeline
+    from modelyard.registry.readers import load_version_pipeline
 
     with open_registry(settings) as registry:
         return load_version_pipeline(registry, registry.get_version(ref))

@@ -153,7 +153,7 @@ def quickstart(
         result = api.quickstart(directory, settings=_settings(), progress=progress)
     _print_train(result, as_json)
     if not as_json:
-        folder = result.version.lineage["project_dir"]
+        folder = result.version.lineage_record.project_dir
         name = result.version.name
         out.print("\n[bold]Try next[/bold]")
         out.print(f"  modelyard models show {result.ref}")
@@ -516,7 +516,7 @@ def _print_train(result: TrainResult, as_json: bool) -> None:
 
 
 def _print_version(version: ModelVersion) -> None:
-    lineage = version.lineage
+    lineage = version.lineage_record
     out.print(f"[bold]{version.ref}[/bold]  aliases: {', '.join(version.aliases) or '-'}")
     out.print(f"created {version.created_at:%Y-%m-%d %H:%M:%S} by {version.created_by}")
     out.print(f"gates: {'passed' if version.gates_passed else 'FAILED'}")
@@ -524,11 +524,10 @@ def _print_version(version: ModelVersion) -> None:
     for key, value in version.metrics.items():
         table.add_row(key, f"{value:,.6g}")
     out.print(table)
-    data = lineage.get("data", {})
-    code = lineage.get("code", {})
-    env = lineage.get("environment", {})
-    out.print(f"data snapshot: {data.get('snapshot_digest')} ({data.get('rows'):,} rows)")
-    out.print(f"features: {lineage.get('features', {}).get('definition_hash')}")
+    data, code, env = lineage.data, lineage.code, lineage.environment
+    rows = f"{data.rows:,}" if data.rows is not None else "?"
+    out.print(f"data snapshot: {data.snapshot_digest} ({rows} rows)")
+    out.print(f"features: {lineage.features.definition_hash}")
     out.print(
         f"code: {code.get('commit') or 'not a git checkout'}"
         + (" (dirty)" if code.get("dirty") else "")
@@ -536,7 +535,7 @@ def _print_version(version: ModelVersion) -> None:
     out.print(
         f"python {env.get('python')} on {env.get('os')}; {len(env.get('packages', {}))} packages"
     )
-    out.print(f"predictions fingerprint: {lineage.get('predictions', {}).get('fingerprint')}")
+    out.print(f"predictions fingerprint: {lineage.predictions.fingerprint}")
     for role, record in version.artifacts.items():
         out.print(f"artifact {role}: sha256 {record.digest} ({record.size:,} bytes)")
 

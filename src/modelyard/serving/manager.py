@@ -40,8 +40,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from modelyard.errors import MissingExtraError, ModelNotFoundError, ModelyardError
-from modelyard.models.runtime import SklearnRuntime
 from modelyard.registry.refs import ModelRef
+from modelyard.runtime.select import RuntimePreference, select_runtime
 from modelyard.serving.config import ServeConfig, served_ref
 from modelyard.types import Columns, Runtime
 
@@ -58,12 +58,9 @@ __all__ = [
     "RuntimePreference",
     "ServedModel",
     "SwapResult",
-    "select_runtime",
 ]
 
 logger = logging.getLogger(__name__)
-
-RuntimePreference = Literal["auto", "onnx", "sklearn"]
 
 _DRAIN_SECONDS = 60.0
 #: How long a thread may keep the GIL while another waits for it, while serving. Python's
@@ -71,52 +68,6 @@ _DRAIN_SECONDS = 60.0
 #: at each hand-over: one-connection p99 latency was 8-11 ms, and 1.7-1.9 ms at 0.2 ms,
 #: with the same throughput (measured with benchmarks/serving.py's load on the example).
 SWITCH_INTERVAL = 0.0002
-
-
-def select_runtime(
-    registry: Registry, version: ModelVersion, preference: str
-) -> tuple[Runtime, str]:
-    """The runtime serving ``version`` (ONNX Runtime or the scikit-learn pipeline), and why.
-
-    ``preference`` is ``auto`` (ONNX when the version has an ONNX export whose recorded
-    parity holds, else scikit-learn), ``onnx`` (ONNX or an error) or ``sklearn``. The
-    choice is :func:`modelyard.export.onnx.select_runtime`'s when ONNX support is
-    installed. Every artifact is read through the registry, so its checksum is verified.
-
-    Raises:
-        IntegrityError: an artifact's bytes do not match their recorded checksum.
-        MissingExtraError: ``onnx`` was asked for and ONNX support is not installed.
-        ModelyardError: ``onnx`` was asked for and the version cannot run on it, or
-            ``preference`` is unknown.
-    """
-    if preference not in ("auto", "onnx", "sklearn"):
-        raise ModelyardError(
-            f"runtime {preference!r} is not known; use 'auto', 'onnx' or 'sklearn'"
-        )
-    if preference != "sklearn":
-        chooser = _onnx_chooser()
-        if chooser is not None:
-            runtime, reason = chooser(registry, version, preference=preference)
-            return runtime, str(reason)
-        if preference == "onnx":
-            raise MissingExtraError(
-                f"cannot serve {version.ref} on ONNX Runtime: modelyard's ONNX support is not "
-                "installed; run: pip install 'modelyard[onnx]', or serve with --runtime sklearn"
-            )
-    from modelyard.workflows.train import load_version_pipeline
-
-    pipeline = load_version_pipeline(registry, version)
-    runtime = SklearnRuntime(pipeline, list(version.lineage["features"]["feature_order"]))
-    return runtime, f"scikit-learn pipeline ({preference})"
-
-
-def _onnx_chooser() -> Any:
-    """The ONNX export's runtime picker, or None when ONNX support is not installed."""
-    try:
-        from modelyard.export import onnx as onnx_export
-    except ImportError:
-        return None
-    return getattr(onnx_export, "select_runtime", None)
 
 
 @dataclass(eq=False)
@@ -529,13 +480,13 @@ class ModelManager:
         import orjson
 
         from modelyard.errors import DataValidationError
+        from modelyard.registry.readers import evaluation_frame
         from modelyard.serving.decode import decode_records
-        from modelyard.workflows.train import evaluation_frame
 
         rows = self.config.warmup_rows
         if rows == 0:
             return None
-        feature_order = list(version.lineage["features"]["feature_order"])
+        feature_order = list(version.lineage_record.features.feature_order)
         frame = evaluation_frame(registry, version).head(rows)[feature_order]
         # JSON round trip: the rows reach the model exactly as a client's would.
         records = orjson.loads(frame.to_json(orient="records", date_format="iso"))
