@@ -438,6 +438,14 @@ def serve(
         int | None,
         typer.Option(help="Native threads per model call; 0: library default; default 1."),
     ] = None,
+    gc_freeze: Annotated[
+        bool | None,
+        typer.Option(help="Freeze the loaded heap out of garbage collection; default on."),
+    ] = None,
+    switch_interval_ms: Annotated[
+        float | None,
+        typer.Option(help="GIL switch interval while serving; 0: Python's; default 0.2."),
+    ] = None,
     access_log: Annotated[bool, typer.Option(help="Log one line per request.")] = False,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
@@ -471,6 +479,8 @@ def serve(
         "cors_origins": cors_origin or None,
         "prediction_log": prediction_log,
         "model_threads": model_threads,
+        "gc_freeze": gc_freeze,
+        "switch_interval_ms": switch_interval_ms,
     }
     try:
         config = ServeConfig(

@@ -17,6 +17,8 @@ where, and what to do about it.
     ├── IntegrityError                  exit 3, HTTP 409   an artifact's checksum does not match
     ├── MissingExtraError (ImportError) exit 2, HTTP 500   optional dependency not installed
     ├── AuthError                       exit 2, HTTP 401   missing or wrong API key
+    ├── ServerFault                     exit 1, HTTP 500   the server failed, not the request
+    │   └── ServiceUnavailable          exit 1, HTTP 503   not able to answer now; retry
     └── CheckFailed                     exit 1, HTTP 409   a check ran and said no
         ├── GateFailed                  exit 1            evaluation gates failed
         └── ReproductionMismatch        exit 1            reproduce found differences
@@ -39,6 +41,8 @@ __all__ = [
     "PromotionRefused",
     "RegistryError",
     "ReproductionMismatch",
+    "ServerFault",
+    "ServiceUnavailable",
     "SpecError",
 ]
 
@@ -109,6 +113,21 @@ class AuthError(ModelyardError):
     """A request lacks the API key an endpoint requires, or gives a wrong one."""
 
     http_status = 401
+
+
+class ServerFault(ModelyardError):
+    """A failure of the server itself (a runtime that broke its contract, say), never
+    caused by the request: servers answer 500 with the request id and log a traceback."""
+
+    exit_code = 1
+    http_status = 500
+
+
+class ServiceUnavailable(ServerFault):
+    """The server cannot answer this request now (a model being unloaded); the client
+    may retry."""
+
+    http_status = 503
 
 
 class CheckFailed(ModelyardError):
