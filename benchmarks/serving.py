@@ -151,8 +151,8 @@ def runtime_reference(records: list[dict[str, Any]]) -> dict[str, Any]:
 
     import modelyard
     from modelyard.api import open_registry
+    from modelyard.runtime import select_runtime
     from modelyard.serving.decode import InputSpec, decode_records
-    from modelyard.serving.manager import select_runtime
 
     with open_registry() as registry:
         version = registry.get_version(REF)

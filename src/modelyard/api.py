@@ -26,8 +26,6 @@ if TYPE_CHECKING:
     import pandas as pd
     from sklearn.pipeline import Pipeline
 
-    from modelyard._reproduce import ReproduceReport
-    from modelyard._training import TrainResult
     from modelyard.evaluation.diff import PredictionDiff
     from modelyard.evaluation.report import EvaluationReport
     from modelyard.registry.registry import (
@@ -37,6 +35,8 @@ if TYPE_CHECKING:
         ModelVersion,
         Registry,
     )
+    from modelyard.workflows.reproduce import ReproduceReport
+    from modelyard.workflows.train import TrainResult
 
 __all__ = [
     "diff",
@@ -129,7 +129,7 @@ def train(
     A version whose gates fail is registered with ``passed = False`` and cannot be
     promoted without ``allow_failed_gates``.
     """
-    from modelyard._training import train as run_training
+    from modelyard.workflows.train import train as run_training
 
     loaded = load_spec(project)
     with open_registry(settings) as registry:
@@ -154,12 +154,12 @@ def evaluate(
 
     New data is validated against the version's recorded schema first.
     """
-    from modelyard._evaluate import Reference, evaluate_rows
-    from modelyard._training import evaluation_frame, load_version_pipeline
     from modelyard.data.schema import DataSchema, check_frame, check_target
     from modelyard.data.snapshot import frame_from_parquet
     from modelyard.errors import ModelNotFoundError
     from modelyard.models.fit import predict
+    from modelyard.registry.readers import evaluation_frame, load_version_pipeline
+    from modelyard.workflows.evaluate import Reference, evaluate_rows
 
     with open_registry(settings) as registry:
         version = registry.get_version(ref)
@@ -167,11 +167,11 @@ def evaluate(
         pipeline = load_version_pipeline(registry, version)
         rows = evaluation_frame(registry, version) if data is None else _read_table(data)
         check_target(rows, spec.target, spec.task)
-        schema = DataSchema.model_validate(version.lineage["schema"])
+        schema = DataSchema.model_validate(version.lineage_record.data_schema)
         check_frame(
             rows,
             schema,
-            columns=version.lineage["features"]["feature_order"],
+            columns=version.lineage_record.features.feature_order,
             unseen_categories="error" if spec.features.encode.unknown == "error" else "ignore",
             check_ranges=False,
         )
@@ -209,9 +209,9 @@ def diff(
 
     Both versions predict the same rows: ``data`` if given, else ``ref_b``'s evaluation rows.
     """
-    from modelyard._training import evaluation_frame, load_version_pipeline
     from modelyard.evaluation.diff import diff_predictions
     from modelyard.models.fit import predict
+    from modelyard.registry.readers import evaluation_frame, load_version_pipeline
 
     with open_registry(settings) as registry:
         old_version = registry.get_version(ref_a)
@@ -279,9 +279,9 @@ def export_onnx(
             ignores it) and ``output`` is not written.
         IntegrityError: an artifact's bytes differ from their recorded checksum.
     """
-    from modelyard._training import evaluation_frame, load_version_pipeline
     from modelyard.errors import CheckFailed
     from modelyard.export.onnx import export_pipeline
+    from modelyard.registry.readers import evaluation_frame, load_version_pipeline
     from modelyard.registry.registry import ArtifactInput
 
     with open_registry(settings) as registry:
@@ -314,7 +314,7 @@ def export_onnx(
 
 def load_model(ref: str, *, settings: Settings | None = None) -> Pipeline:
     """The fitted pipeline of a version, after checking its checksum against the registry."""
-    from modelyard._training import load_version_pipeline
+    from modelyard.registry.readers import load_version_pipeline
 
     with open_registry(settings) as registry:
         return load_version_pipeline(registry, registry.get_version(ref))
@@ -380,8 +380,8 @@ def reproduce(
     settings: Settings | None = None,
     progress: Progress | None = None,
 ) -> ReproduceReport:
-    """Rebuild a version from its lineage and compare; see :mod:`modelyard._reproduce`."""
-    from modelyard._reproduce import reproduce_version
+    """Rebuild a version from its lineage and compare; see :mod:`modelyard.workflows.reproduce`."""
+    from modelyard.workflows.reproduce import reproduce_version
 
     with open_registry(settings) as registry:
         version = registry.get_version(ref)

@@ -16,11 +16,12 @@ import pytest
 
 from _projects import classification_frame
 from modelyard import api
-from modelyard._training import load_version_pipeline
 from modelyard.errors import IntegrityError, ModelyardError
-from modelyard.export.onnx import OnnxRuntime, select_runtime
+from modelyard.export.onnx import OnnxRuntime
 from modelyard.models.runtime import SklearnRuntime
 from modelyard.registry import ArtifactInput, Registry
+from modelyard.registry.readers import load_version_pipeline
+from modelyard.runtime import select_runtime
 from modelyard.serving.decode import InputSpec, decode_records
 from modelyard.settings import Settings
 from modelyard.types import ColumnBlocks

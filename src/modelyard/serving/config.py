@@ -16,7 +16,7 @@ Example:
 from __future__ import annotations
 
 import os
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -24,6 +24,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from modelyard.errors import ModelyardError
 from modelyard.registry.refs import ModelRef, parse_ref
 from modelyard.settings import Settings
+
+if TYPE_CHECKING:
+    from modelyard.serving.process import ProcessSettings
 
 __all__ = ["CONFIG_ENV", "ServeConfig", "config_from_env", "served_ref"]
 
@@ -88,7 +91,16 @@ class ServeConfig(BaseSettings):
         model_threads: threads one model call may use inside native libraries (OpenMP,
             BLAS). 1 suits a server, whose parallelism comes from concurrent requests:
             an idle OpenMP team costs more than a small batch takes. 0 keeps the
-            libraries' own defaults.
+            libraries' own defaults. The limit applies to the server's own runtime
+            threads only (OpenMP's limit is per thread), and ONNX Runtime sessions run
+            one intra-op thread each, so neither changes an embedding app's threads.
+        gc_freeze: freeze the live heap out of garbage collection after each load, and
+            release retired versions by unfreezing and collecting after a swap
+            (:mod:`modelyard.serving.process`). Process-wide: None (the default) means
+            on under ``modelyard serve``, off in an app built with ``create_app``.
+        switch_interval_ms: the GIL switch interval while serving, in ms; 0 leaves
+            Python's. Process-wide: None means 0.2 under ``modelyard serve``, Python's
+            own in an app built with ``create_app``.
     """
 
     model_config = SettingsConfigDict(
@@ -110,6 +122,8 @@ class ServeConfig(BaseSettings):
     prediction_log: bool = True
     warmup_rows: int = Field(default=8, ge=0, le=1000)
     model_threads: int = Field(default=1, ge=0, le=256)
+    gc_freeze: bool | None = None
+    switch_interval_ms: float | None = Field(default=None, ge=0, le=100)
 
     @field_validator("models", "api_keys", "cors_origins", mode="before")
     @classmethod
@@ -154,6 +168,29 @@ class ServeConfig(BaseSettings):
     def served_refs(self) -> list[ModelRef]:
         """The references to serve, a bare name meaning ``NAME@production``."""
         return [served_ref(text) for text in self.models]
+
+    def process_settings(self) -> ProcessSettings:
+        """What this config changes in the process (None fields: nothing)."""
+        from modelyard.serving.process import ProcessSettings
+
+        interval = self.switch_interval_ms
+        return ProcessSettings(
+            gc_freeze=bool(self.gc_freeze),
+            switch_interval=interval / 1000 if interval else None,
+        )
+
+    def for_serve_process(self) -> ServeConfig:
+        """This config with ``modelyard serve``'s process settings where it leaves them
+        unset (:data:`~modelyard.serving.process.SERVE_DEFAULTS`)."""
+        from modelyard.serving.process import SERVE_DEFAULTS
+
+        update: dict[str, Any] = {}
+        if self.gc_freeze is None:
+            update["gc_freeze"] = SERVE_DEFAULTS.gc_freeze
+        if self.switch_interval_ms is None:
+            assert SERVE_DEFAULTS.switch_interval is not None
+            update["switch_interval_ms"] = SERVE_DEFAULTS.switch_interval * 1000
+        return self.model_copy(update=update)
 
     def to_env(self) -> str:
         """This config as JSON for :data:`CONFIG_ENV`, keys included (unlike ``repr``)."""
