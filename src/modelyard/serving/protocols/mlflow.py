@@ -40,7 +40,7 @@ from modelyard.serving.protocols import (
 )
 
 if TYPE_CHECKING:
-    from modelyard.serving.decode import InputSpec
+    from modelyard.contract import InputContract
     from modelyard.types import Columns
 
 __all__ = ["openapi_schemas", "router"]
@@ -138,7 +138,8 @@ _BODY = {
 )
 async def invocations(request: Request) -> Response:
     """Predict with the first served model (JSON or CSV, as MLflow's scoring server)."""
-    from modelyard.serving.decode import RequestValidationError, decode_csv, decode_mlflow
+    from modelyard.contract import RequestValidationError
+    from modelyard.serving.protocols._parse import decode_csv, decode_mlflow
 
     state: ServingState = request.app.state.serving
     received_at = datetime.now(UTC)
@@ -160,7 +161,7 @@ async def invocations(request: Request) -> Response:
     else:
         payload = parse_json(body)
 
-    def decode(spec: InputSpec) -> tuple[Columns, int]:
+    def decode(spec: InputContract) -> tuple[Columns, int]:
         try:
             if found == "text/csv":
                 return decode_csv(payload, spec)

@@ -265,7 +265,7 @@ async def _predict(request: Request, name: str, version: int | None) -> Response
 
 
 def _decode(payload: dict[str, Any], spec: Any) -> Any:
-    from modelyard.serving.decode import RequestValidationError, decode_records, decode_split
+    from modelyard.contract import RequestValidationError, decode_records, decode_split
 
     has_rows, has_split = "rows" in payload, "columns" in payload or "data" in payload
     if has_rows == has_split:

@@ -40,7 +40,7 @@ from modelyard.serving.protocols import (
 )
 
 if TYPE_CHECKING:
-    from modelyard.serving.decode import InputSpec
+    from modelyard.contract import InputContract
     from modelyard.types import Columns
 
 __all__ = ["openapi_schemas", "router"]
@@ -349,7 +349,8 @@ async def infer_version(request: Request, name: str, version: str) -> Response:
 
 
 async def _infer(request: Request, name: str, version: str | None) -> Response:
-    from modelyard.serving.decode import RequestValidationError, decode_v2
+    from modelyard.contract import RequestValidationError
+    from modelyard.serving.protocols._parse import decode_v2
 
     state: ServingState = request.app.state.serving
     received_at = datetime.now(UTC)
@@ -364,7 +365,7 @@ async def _infer(request: Request, name: str, version: str | None) -> Response:
     inputs = _inline_binary(payload.get("inputs"), binary)
     wanted = _requested_outputs(payload)
 
-    def decode(spec: InputSpec) -> tuple[Columns, int]:
+    def decode(spec: InputContract) -> tuple[Columns, int]:
         try:
             return decode_v2(inputs, spec)
         except RequestValidationError as exc:
