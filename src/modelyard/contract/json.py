@@ -32,7 +32,6 @@ counted, the first 50 listed):
 from __future__ import annotations
 
 import difflib
-import math
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
@@ -44,7 +43,7 @@ import numpy as np
 
 from modelyard.contract.model import InputColumn, InputContract
 from modelyard.contract.problems import Problems, fail, show
-from modelyard.contract.text import first_invalid_text
+from modelyard.contract.text import is_valid_text
 from modelyard.contract.values import ABSENT, SMALL, check_ranges, decode_column, to_block
 from modelyard.types import KINDS, ColumnBlocks, Columns
 
@@ -61,6 +60,7 @@ __all__ = [
 ]
 
 _NONE = type(None)
+_NO_TEXT = np.array(None, dtype=object)  # null, as an array np.equal compares with
 _DTYPES = (np.dtype(np.float64), np.dtype(object), np.dtype("datetime64[ns]"))
 _SUGGEST_FROM = 100  # names given, not the model's, that a missing column is compared to
 _SUGGEST_FOR = 10  # missing columns that get a suggestion
@@ -101,6 +101,7 @@ class _FastPlan:
 
     numeric_nullable: np.ndarray  # bool, one per numeric input
     categorical_nullable: tuple[bool, ...]
+    categorical_nullable_mask: np.ndarray  # the same, as an array
     categorical_known: tuple[frozenset[str] | None, ...] | None  # None: any category
     categorical_length: int  # the shortest max_length of the categorical inputs
     getters: tuple[Callable[[Any], tuple[Any, ...]] | None, ...]
@@ -118,6 +119,7 @@ class _FastPlan:
         plan = cls(
             numeric_nullable=np.array([column.nullable for column in numeric], dtype=bool),
             categorical_nullable=tuple(column.nullable for column in categorical),
+            categorical_nullable_mask=np.array([c.nullable for c in categorical], dtype=bool),
             categorical_known=known,
             categorical_length=min((column.max_length for column in categorical), default=0),
             getters=tuple(row_getter(names) if names else None for names in contract.layout.names),
@@ -147,9 +149,7 @@ def _fast_numeric(values: list[tuple[Any, ...]], plan: _FastPlan) -> np.ndarray 
     types = set(map(type, chain.from_iterable(values)))
     if not types <= _NULLABLE_NUMBER_TYPES:
         return None
-    if _NONE in types:
-        values = [tuple(math.nan if v is None else v for v in row) for row in values]
-    try:
+    try:  # null becomes NaN, which is how a missing number is held
         block = np.array(values, dtype=np.float64)
     except OverflowError:
         return None
@@ -163,30 +163,42 @@ def _fast_numeric(values: list[tuple[Any, ...]], plan: _FastPlan) -> np.ndarray 
 
 
 def _fast_categorical(values: list[tuple[Any, ...]], plan: _FastPlan) -> np.ndarray | None:
-    """``[rows, columns]`` object block when every value is known, valid text, else None."""
+    """``[rows, columns]`` object block when every value is known, valid text, else None.
+
+    A few rows are checked in plain loops; more, a column of the block at a time.
+    """
     flat = list(chain.from_iterable(values))
     types = set(map(type, flat))
     if types != {str} and types != {str, _NONE} and types != {_NONE}:
         return None
+    block = np.empty((len(values), len(values[0])), dtype=object)
+    block[:] = values
+    large = len(values) > SMALL
     if _NONE in types:
-        nullable = plan.categorical_nullable
-        for row in values:
-            for value, allowed in zip(row, nullable, strict=True):
-                if value is None and not allowed:
-                    return None
+        if large:
+            missing = np.equal(block, _NO_TEXT)
+            if (missing & ~plan.categorical_nullable_mask).any():
+                return None
+        else:
+            for row in values:
+                for value, allowed in zip(row, plan.categorical_nullable, strict=True):
+                    if value is None and not allowed:
+                        return None
         flat = [value for value in flat if value is not None]
-    if max(map(len, flat), default=0) > plan.categorical_length:
-        return None
-    if first_invalid_text(flat) is not None:
+    if flat and (max(map(len, flat)) > plan.categorical_length or not is_valid_text("".join(flat))):
         return None
     known = plan.categorical_known
-    if known is not None:
+    if known is not None and large:
+        for position, categories in enumerate(known):
+            if categories is not None and not set(block[:, position].tolist()) - {None} <= (
+                categories
+            ):
+                return None
+    elif known is not None:
         for row in values:
             for value, categories in zip(row, known, strict=True):
                 if categories is not None and value is not None and value not in categories:
                     return None
-    block = np.empty((len(values), len(values[0])), dtype=object)
-    block[:] = values
     return block
 
 
@@ -305,7 +317,7 @@ def decode_records(records: object, contract: InputContract) -> tuple[Columns, i
             return None
         return values
 
-    getters = _FastPlan.of(contract).getters if rows <= SMALL else None
+    getters = _FastPlan.of(contract).getters
     decoded = assemble(contract, lookup, records[0].keys(), problems, rows, getters, records)
     return decoded, rows
 
@@ -357,7 +369,7 @@ def decode_rows(
         return values if parse is None else parse(column, values)
 
     getters = None
-    if parse is None and rows <= SMALL:
+    if parse is None:
         getters = tuple(
             row_getter([position[name] for name in names])
             if names and all(name in position for name in names)

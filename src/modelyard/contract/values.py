@@ -21,7 +21,7 @@ import numpy as np
 
 from modelyard.contract.model import InputColumn, InputContract
 from modelyard.contract.problems import Problems, show
-from modelyard.contract.text import category_text, category_texts, first_invalid_text, is_valid_text
+from modelyard.contract.text import category_text, category_texts, is_valid_text
 
 __all__ = ["ABSENT", "SMALL", "check_ranges", "decode_column", "to_block"]
 
@@ -233,9 +233,10 @@ def _large_categories(
     types = set(map(type, values))
     if types <= allowed | {str}:
         texts: Sequence[Any] = values
-        if max(map(len, [value for value in values if value is not None]), default=0) > (
-            column.max_length
-        ) or (first_invalid_text(values) is not None):
+        strings = values if _NONE not in types else [value for value in values if value is not None]
+        if strings and (
+            max(map(len, strings)) > column.max_length or not is_valid_text("".join(strings))
+        ):
             return None
     elif types <= allowed | _NUMBER_TYPES and column.recorded != "boolean":
         texts = category_texts(np.array(values, dtype=object)).tolist()

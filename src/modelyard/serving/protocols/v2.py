@@ -349,7 +349,7 @@ async def infer_version(request: Request, name: str, version: str) -> Response:
 
 
 async def _infer(request: Request, name: str, version: str | None) -> Response:
-    from modelyard.contract import RequestValidationError
+    from modelyard.contract import RequestValidationError, is_valid_text
     from modelyard.serving.protocols._parse import decode_v2
 
     state: ServingState = request.app.state.serving
@@ -364,6 +364,15 @@ async def _infer(request: Request, name: str, version: str | None) -> Response:
     payload = require_object(parse_json(header), '{"inputs": [...]}')
     inputs = _inline_binary(payload.get("inputs"), binary)
     wanted = _requested_outputs(payload)
+    given_id = payload.get("id")
+    if isinstance(given_id, str) and not is_valid_text(given_id):
+        raise ServingError(
+            400,
+            "'id' holds a lone UTF-16 surrogate, which is not a Unicode character; send "
+            "valid UTF-8 text or leave 'id' out",
+            kind="bad_request",
+            loc=["body", "id"],
+        )
 
     def decode(spec: InputContract) -> tuple[Columns, int]:
         try:
@@ -381,7 +390,6 @@ async def _infer(request: Request, name: str, version: str | None) -> Response:
         started=started,
     )
     rid = request_id(request)
-    given_id = payload.get("id")
     parameters = payload.get("parameters")
     binary_default = isinstance(parameters, dict) and parameters.get("binary_data_output") is True
     tensors, blobs = _outputs(output, rows, wanted, binary_default)
