@@ -65,7 +65,7 @@ def predlog(tmp_path: Path) -> Iterator[PredictionLog]:
         log.close()
 
 
-def _run(pipeline: Pipeline, engine: PredictionEngine, body: Any) -> Any:
+def _run(pipeline: Pipeline, engine: PredictionEngine, body: Any, offload: bool = False) -> Any:
     async def main() -> Any:
         batcher = MicroBatcher(SklearnRuntime(pipeline, ["size", "town"]))
         try:
@@ -81,6 +81,7 @@ def _run(pipeline: Pipeline, engine: PredictionEngine, body: Any) -> Any:
                 received_at=datetime.now(UTC),
                 started=time.perf_counter(),
                 endpoint="v1_predict",
+                offload=offload,
             )
         finally:
             await batcher.aclose()
@@ -140,3 +141,12 @@ def test_a_failing_log_never_fails_the_prediction(pipeline: Pipeline, tmp_path: 
     log.close()  # a closed log drops and counts the rows; the answer still comes back
     answer = _run(pipeline, PredictionEngine(log), [{"size": 100.0, "town": "a"}])
     assert answer.rows == 1 and log.dropped_rows == 1
+
+
+def test_a_large_body_decodes_off_the_event_loop_to_the_same_answer(pipeline: Pipeline) -> None:
+    rows = [{"size": 40.0 + i % 160, "town": "ab"[i % 2]} for i in range(500)]
+    on_loop = _run(pipeline, PredictionEngine(), rows)
+    off_loop = _run(pipeline, PredictionEngine(), rows, offload=True)
+    np.testing.assert_array_equal(on_loop.output.values, off_loop.output.values)
+    with pytest.raises(RequestValidationError, match="row 3, column 'town'"):
+        _run(pipeline, PredictionEngine(), [*rows[:3], {"size": 50.0, "town": "z"}], offload=True)

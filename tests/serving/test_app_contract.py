@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pytest
 
 from _projects import regression_project
@@ -130,3 +131,33 @@ def test_out_of_range_is_refused_when_the_spec_says_so(
         assert "outside the training range" in item["msg"]
         near = {"size": 100.0, "rooms": 3, "town": "alpha"}
         assert client.post("/v1/models/houses/predict", json={"rows": [near]}).status_code == 200
+
+
+@pytest.mark.e2e
+def test_large_bodies_are_decoded_off_the_loop_in_every_protocol(
+    start_server: StartServer, yard: Any
+) -> None:
+    from modelyard.serving.protocols import OFFLOAD_BYTES
+
+    note = "an extra column the model ignores " * 2
+    rows = [
+        {"size": 40.0 + i % 200, "rooms": 1 + i % 6, "town": "alpha", "note": note}
+        for i in range(6_000)
+    ]
+    expected = yard.reference("houses@production", rows).values
+    csv = "size,rooms,town,note\n" + "".join(
+        f"{r['size']},{r['rooms']},alpha,{note}\n" for r in rows
+    )
+    assert len(csv) > OFFLOAD_BYTES
+    server = start_server(yard.settings, models=["houses"])
+    with server.client() as client:
+        own = client.post("/v1/models/houses/predict", json={"rows": rows})
+        assert own.status_code == 200
+        np.testing.assert_allclose(own.json()["predictions"], expected)
+        mlflow = client.post(
+            "/invocations", content=csv.encode(), headers={"content-type": "text/csv"}
+        )
+        assert mlflow.status_code == 200, mlflow.text[:300]
+        np.testing.assert_allclose(mlflow.json()["predictions"], expected)
+        bad = client.post("/v1/models/houses/predict", json={"rows": [*rows, {"size": "x"}]})
+        assert bad.status_code == 422

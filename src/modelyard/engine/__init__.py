@@ -14,6 +14,7 @@ hot swap between two calls never splits one.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -33,6 +34,7 @@ logger = logging.getLogger(__name__)
 
 #: Turns a version's contract into its decoded columns and row count, or raises.
 Decoder = Callable[[InputContract], tuple[Columns, int]]
+_OFFLOAD_ROWS = 1_000  # frames with more rows are checked on a worker thread
 _WARN_EVERY = 60.0  # seconds between log lines about out-of-range values, per model
 
 
@@ -79,7 +81,7 @@ class Prediction:
     """One request's answer: its id, rows, decoded inputs and the runtime's output.
 
     ``out_of_range`` counts the numbers accepted outside their training range (under
-    ``features.out_of_range: warn``).
+    ``data.out_of_range: warn``).
     """
 
     request_id: str
@@ -117,15 +119,21 @@ class PredictionEngine:
         received_at: datetime,
         started: float,
         endpoint: str,
+        offload: bool = False,
     ) -> Prediction:
-        """Predict one request on ``version``; ``decode`` checks and decodes its body.
+        """Predict one request on ``version``; ``decode`` checks and decodes its body
+        (on a worker thread with ``offload``, for a large body: the event loop keeps
+        serving meanwhile).
 
         Raises:
             RequestValidationError: (or whatever ``decode`` raises) the input does not
                 fit the contract; nothing is predicted or logged then.
         """
         contract = version.input_spec
-        columns, rows = decode(contract)
+        if offload:
+            columns, rows = await asyncio.to_thread(decode, contract)
+        else:
+            columns, rows = decode(contract)
         outside = 0
         if contract.ranges == "warn" and isinstance(columns, ColumnBlocks):
             outside = contract.count_out_of_range(columns)
@@ -161,6 +169,7 @@ class PredictionEngine:
             received_at=received_at,
             started=time.perf_counter(),
             endpoint=endpoint,
+            offload=len(frame) > _OFFLOAD_ROWS,
         )
 
     def log(self, version: ServedVersion, **prediction: Any) -> None:
@@ -180,7 +189,7 @@ class PredictionEngine:
             self._warned[version.name] = now
             logger.warning(
                 "%s:%s: request %s has %d numbers outside their training range (accepted: "
-                "features.out_of_range is warn; counted in modelyard_out_of_range_values_total)",
+                "data.out_of_range is warn; counted in modelyard_out_of_range_values_total)",
                 version.name,
                 version.number,
                 request_id,

@@ -49,7 +49,7 @@ class ServingMetrics:
         ``modelyard_model_info{model,version,runtime}`` (1 for each version served),
         ``modelyard_prediction_log_dropped_rows`` (rows the prediction log had to drop),
         ``modelyard_out_of_range_values_total{model}`` (numbers accepted outside their
-        training range, under ``features.out_of_range: warn``).
+        training range, under ``data.out_of_range: warn``).
     """
 
     def __init__(self) -> None:
@@ -93,7 +93,7 @@ class ServingMetrics:
         )
         self.out_of_range = Counter(
             "modelyard_out_of_range_values",
-            "Numbers accepted outside their training range (features.out_of_range: warn).",
+            "Numbers accepted outside their training range (data.out_of_range: warn).",
             ["model"],
             registry=self.registry,
         )

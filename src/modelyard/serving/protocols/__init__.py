@@ -11,6 +11,7 @@ the protocol the request used (see :func:`protocol_of`).
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -45,6 +46,7 @@ __all__ = [
     "component_schemas",
     "json_response",
     "jsonable_array",
+    "parse_body",
     "protocol_of",
 ]
 
@@ -56,6 +58,10 @@ REQUEST_ID_KEY = "modelyard.request_id"
 LABELS_KEY = "modelyard.labels"
 #: Where request-body schemas live in the OpenAPI document.
 SCHEMA_REF = "#/components/schemas/{model}"
+
+#: Prediction bodies larger than this are parsed and decoded on a worker thread, so the
+#: event loop (health checks, other requests) keeps answering while one is handled.
+OFFLOAD_BYTES = 256 * 1024
 
 Protocol = Literal["own", "v2", "mlflow"]
 _MLFLOW_PATHS = frozenset({"/invocations", "/ping", "/health", "/version"})
@@ -259,12 +265,15 @@ class ServingState:
         endpoint: str,
         received_at: datetime,
         started: float,
+        size: int = 0,
     ) -> tuple[LoadedModel, int, RuntimeOutput]:
         """One prediction request: on the version :meth:`acquire` gives, the engine
         decodes the request with its input contract, predicts and logs the prediction.
 
         The version is held from decoding to the answer, so a swap never splits a
-        request. ``decode`` raises :class:`ServingError` for input that does not fit.
+        request. ``decode`` raises :class:`ServingError` for input that does not fit;
+        it runs on a worker thread when the body had more than :data:`OFFLOAD_BYTES`
+        (``size``).
 
         Returns:
             The version that answered, the row count and its output.
@@ -279,6 +288,7 @@ class ServingState:
                 received_at=received_at,
                 started=started,
                 endpoint=endpoint,
+                offload=size > OFFLOAD_BYTES,
             )
         finally:
             loaded.release()
@@ -381,6 +391,14 @@ def _too_large(size: int, limit: int) -> ServingError:
         kind="body_too_large",
         loc=["body"],
     )
+
+
+async def parse_body(body: bytes) -> Any:
+    """:func:`parse_json`, on a worker thread when the body is larger than
+    :data:`OFFLOAD_BYTES`."""
+    if len(body) > OFFLOAD_BYTES:
+        return await asyncio.to_thread(parse_json, body)
+    return parse_json(body)
 
 
 def parse_json(body: bytes) -> Any:

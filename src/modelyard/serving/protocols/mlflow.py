@@ -33,7 +33,7 @@ from modelyard.serving.protocols import (
     json_response,
     jsonable_array,
     media_type,
-    parse_json,
+    parse_body,
     read_body,
     require_json,
     set_labels,
@@ -159,7 +159,7 @@ async def invocations(request: Request) -> Response:
                 400, f"the CSV body is not UTF-8 text: {exc}", kind="bad_request"
             ) from None
     else:
-        payload = parse_json(body)
+        payload = await parse_body(body)
 
     def decode(spec: InputContract) -> tuple[Columns, int]:
         try:
@@ -177,6 +177,7 @@ async def invocations(request: Request) -> Response:
         endpoint="invocations",
         received_at=received_at,
         started=started,
+        size=len(body),
     )
     return json_response({"predictions": jsonable_array(output.values)})
 

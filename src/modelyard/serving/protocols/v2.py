@@ -31,7 +31,7 @@ from modelyard.serving.protocols import (
     ServingState,
     component_schemas,
     json_response,
-    parse_json,
+    parse_body,
     read_body,
     request_id,
     require_json,
@@ -361,7 +361,7 @@ async def _infer(request: Request, name: str, version: str | None) -> Response:
     require_json(request, also=("application/octet-stream",))
     body = await read_body(request, state.config.max_body_bytes)
     header, binary = _split_binary(request, body)
-    payload = require_object(parse_json(header), '{"inputs": [...]}')
+    payload = require_object(await parse_body(header), '{"inputs": [...]}')
     inputs = _inline_binary(payload.get("inputs"), binary)
     wanted = _requested_outputs(payload)
     given_id = payload.get("id")
@@ -388,6 +388,7 @@ async def _infer(request: Request, name: str, version: str | None) -> Response:
         endpoint="v2_infer",
         received_at=received_at,
         started=started,
+        size=len(body),
     )
     rid = request_id(request)
     parameters = payload.get("parameters")
