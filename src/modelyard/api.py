@@ -10,6 +10,7 @@ Example:
 from __future__ import annotations
 
 import io
+import logging
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -154,7 +155,7 @@ def evaluate(
 
     New data is validated against the version's recorded schema first.
     """
-    from modelyard.data.schema import DataSchema, check_frame, check_target
+    from modelyard.data.schema import DataSchema, check_frame, check_target, validate_frame
     from modelyard.data.snapshot import frame_from_parquet
     from modelyard.errors import ModelNotFoundError
     from modelyard.models.fit import predict
@@ -168,13 +169,26 @@ def evaluate(
         rows = evaluation_frame(registry, version) if data is None else _read_table(data)
         check_target(rows, spec.target, spec.task)
         schema = DataSchema.model_validate(version.lineage_record.data_schema)
+        features = version.lineage_record.features.feature_order
         check_frame(
             rows,
             schema,
-            columns=version.lineage_record.features.feature_order,
+            columns=features,
             unseen_categories="error" if spec.features.encode.unknown == "error" else "ignore",
-            check_ranges=False,
+            check_ranges=spec.data.out_of_range == "refuse",
+            range_tolerance=spec.data.range_tolerance,
         )
+        if spec.data.out_of_range == "warn":
+            for problem in validate_frame(
+                rows,
+                schema,
+                columns=features,
+                unseen_categories="ignore",
+                range_tolerance=spec.data.range_tolerance,
+            ):
+                logging.getLogger(__name__).warning(
+                    "%s: %s (accepted: data.out_of_range is warn)", version.ref, problem.message
+                )
         snapshot = frame_from_parquet(registry.read_artifact(version, "snapshot"))
         train_mask = ~snapshot.index.isin(_evaluation_positions(registry, version))
         reference = None

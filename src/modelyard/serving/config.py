@@ -81,6 +81,12 @@ class ServeConfig(BaseSettings):
         max_batch_wait_ms: how long a queued request may wait beyond the call in flight.
         max_rows_per_request: larger requests are refused with 413.
         max_body_bytes: larger request bodies are refused with 413.
+        max_columns_per_request: a request naming more columns (keys of a row, names
+            of a split or CSV header, V2 tensors) is refused with 422 before its values
+            are looked at; at least the model's own inputs are always allowed.
+        max_text_length: the longest text value accepted, in characters; a categorical
+            input's own limit is 8 times its longest training category (at least
+            256), up to this.
         poll_seconds: how often followed aliases are re-resolved; 0 turns polling off.
         api_keys: keys accepted on the prediction endpoints (``X-API-Key`` or
             ``Authorization: Bearer``); empty means open.
@@ -115,6 +121,8 @@ class ServeConfig(BaseSettings):
     max_batch_wait_ms: float = Field(default=2.0, ge=0)
     max_rows_per_request: int = Field(default=10_000, ge=1)
     max_body_bytes: int = Field(default=16 * _MIB, ge=1024)
+    max_columns_per_request: int = Field(default=2_000, ge=1)
+    max_text_length: int = Field(default=4_096, ge=1)
     poll_seconds: float = Field(default=5.0, ge=0)
     api_keys: StrList = Field(default_factory=list, repr=False)
     admin_key: str | None = Field(default=None, repr=False)

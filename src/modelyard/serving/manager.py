@@ -4,7 +4,7 @@ A :class:`ModelManager` keeps one :class:`ServedModel` slot per model name. Each
 follows a reference (``house-prices@production``, ``churn:3``, ``churn:latest``) and
 holds the :class:`LoadedModel` answering requests: the checksum-verified pipeline (or
 ONNX graph) behind a :class:`~modelyard.types.Runtime`, its
-:class:`~modelyard.serving.decode.InputSpec` and its
+:class:`~modelyard.contract.InputContract` and its
 :class:`~modelyard.serving.batching.MicroBatcher`.
 
 A version is loaded and warmed up (it predicts a few of its own evaluation rows) in a
@@ -43,10 +43,10 @@ from modelyard.serving.process import TUNING
 from modelyard.types import Columns, Runtime
 
 if TYPE_CHECKING:
+    from modelyard.contract import InputContract
     from modelyard.registry.records import ModelVersion
     from modelyard.registry.registry import Registry
     from modelyard.serving.batching import Activity, MicroBatcher
-    from modelyard.serving.decode import InputSpec
     from modelyard.serving.metrics import ServingMetrics
 
 __all__ = [
@@ -67,7 +67,7 @@ class LoadedModel:
     """One version, loaded and warmed up, with what answering a request needs."""
 
     version: ModelVersion
-    input_spec: InputSpec
+    input_spec: InputContract
     runtime: Runtime
     runtime_reason: str
     batcher: MicroBatcher
@@ -462,11 +462,16 @@ class ModelManager:
 
     def _build(
         self, version: ModelVersion
-    ) -> tuple[InputSpec, Runtime, str, tuple[Columns, int] | None]:
+    ) -> tuple[InputContract, Runtime, str, tuple[Columns, int] | None]:
         """Blocking: the input spec and runtime of ``version``, and rows to warm it up with."""
-        from modelyard.serving.decode import InputSpec
+        from modelyard.contract import InputContract
 
-        input_spec = InputSpec.from_version(version, max_rows=self.config.max_rows_per_request)
+        input_spec = InputContract.from_version(
+            version,
+            max_rows=self.config.max_rows_per_request,
+            max_columns=self.config.max_columns_per_request,
+            max_text_length=self.config.max_text_length,
+        )
         registry = self._require_registry()
         with TUNING.loading():
             runtime, reason = select_runtime(registry, version, self.config.runtime)
@@ -474,14 +479,14 @@ class ModelManager:
         return input_spec, runtime, reason, warm_rows
 
     def _warm_up_rows(
-        self, registry: Registry, version: ModelVersion, input_spec: InputSpec
+        self, registry: Registry, version: ModelVersion, input_spec: InputContract
     ) -> tuple[Columns, int] | None:
         """A few of the version's evaluation rows, decoded as a client's request would be."""
         import orjson
 
+        from modelyard.contract import decode_records
         from modelyard.errors import DataValidationError
         from modelyard.registry.readers import evaluation_frame
-        from modelyard.serving.decode import decode_records
 
         rows = self.config.warmup_rows
         if rows == 0:
