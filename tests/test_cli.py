@@ -17,6 +17,7 @@ def _json(result: object) -> object:
     return json.loads(result.stdout)  # type: ignore[attr-defined]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("classes", [2, 3])
 def test_unseen_classification_csv_goes_through_init_train_reproduce(
     tmp_path: Path, classes: int
@@ -38,6 +39,7 @@ def test_unseen_classification_csv_goes_through_init_train_reproduce(
     assert "reproduced customers:1" in result.stdout
 
 
+@pytest.mark.slow
 def test_training_twice_gives_identical_fingerprints(tmp_path: Path) -> None:
     home = tmp_path / "home"
     project = regression_project(tmp_path / "houses")
@@ -51,6 +53,7 @@ def test_training_twice_gives_identical_fingerprints(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.slow
 def test_reproduce_names_each_deliberate_change(tmp_path: Path) -> None:
     home = tmp_path / "home"
     project = regression_project(tmp_path / "houses")
@@ -170,6 +173,7 @@ def test_bad_input_fails_clearly_and_leaves_registry_untouched(
     assert _models(home) == []
 
 
+@pytest.mark.slow
 def test_tampered_artifact_is_refused(tmp_path: Path) -> None:
     home = tmp_path / "home"
     project = regression_project(tmp_path / "houses")
@@ -184,6 +188,7 @@ def test_tampered_artifact_is_refused(tmp_path: Path) -> None:
     assert digest[:12] in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_promote_rollback_and_failed_gates(tmp_path: Path) -> None:
     home = tmp_path / "home"
     project = regression_project(tmp_path / "houses")
@@ -220,6 +225,7 @@ def test_promote_rollback_and_failed_gates(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.slow
 def test_diff_and_evaluate_on_new_data(tmp_path: Path) -> None:
     home = tmp_path / "home"
     project = regression_project(tmp_path / "houses")
