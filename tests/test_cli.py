@@ -186,6 +186,11 @@ def test_tampered_artifact_is_refused(tmp_path: Path) -> None:
     path.write_bytes(bytes(data))
     result = run_cli("evaluate", "houses:1", home=home, check=3)
     assert digest[:12] in result.stderr and "Traceback" not in result.stderr
+    refused = run_cli("promote", "houses:1", "--reason", "ship", home=home, check=3)
+    assert "refusing to promote houses:1" in refused.stderr
+    assert "--allow-corrupt-artifacts" in refused.stderr and "Traceback" not in refused.stderr
+    history = _json(run_cli("models", "history", "houses", "--json", home=home))
+    assert [entry["action"] for entry in history] == ["register"]
 
 
 @pytest.mark.slow

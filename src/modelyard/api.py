@@ -326,10 +326,16 @@ def promote(
     alias: str = "production",
     reason: str = "",
     allow_failed_gates: bool = False,
+    allow_corrupt: bool = False,
     actor: str | None = None,
     settings: Settings | None = None,
 ) -> AliasChange:
-    """Point ``alias`` of the model at the version ``ref`` names; audited."""
+    """Point ``alias`` of the model at the version ``ref`` names; audited.
+
+    The version's artifacts are verified first: a version that failed its gates, or
+    whose stored artifacts do not match the registry, is refused unless the matching
+    override (``allow_failed_gates``, ``allow_corrupt``) comes with a ``reason``.
+    """
     with open_registry(settings) as registry:
         version = registry.get_version(ref)
         return registry.set_alias(
@@ -339,6 +345,7 @@ def promote(
             actor=actor or default_actor(),
             reason=reason,
             allow_failed_gates=allow_failed_gates,
+            allow_corrupt=allow_corrupt,
         )
 
 
@@ -347,12 +354,23 @@ def rollback(
     *,
     alias: str = "production",
     reason: str = "",
+    allow_corrupt: bool = False,
     actor: str | None = None,
     settings: Settings | None = None,
 ) -> AliasChange:
-    """Move ``alias`` back to the version it pointed to before its latest move; audited."""
+    """Move ``alias`` back to the version it pointed to before its latest move; audited.
+
+    Refused when that version's artifacts do not verify, unless ``allow_corrupt`` comes
+    with a ``reason``.
+    """
     with open_registry(settings) as registry:
-        return registry.rollback(name, alias, actor=actor or default_actor(), reason=reason)
+        return registry.rollback(
+            name,
+            alias,
+            actor=actor or default_actor(),
+            reason=reason,
+            allow_corrupt=allow_corrupt,
+        )
 
 
 def reproduce(

@@ -51,6 +51,14 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 _STATE: dict[str, Any] = {"debug": False}
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+AllowCorruptOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-corrupt-artifacts",
+        help="Move the alias even though the version's stored artifacts do not verify "
+        "(needs --reason; audited).",
+    ),
+]
 
 
 @app.callback(invoke_without_command=True)
@@ -266,6 +274,7 @@ def promote(
     allow_failed_gates: Annotated[
         bool, typer.Option(help="Promote even though its gates failed (audited).")
     ] = False,
+    allow_corrupt_artifacts: AllowCorruptOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Point an alias (default: production) at a version.
@@ -275,7 +284,12 @@ def promote(
     from modelyard import api
 
     change = api.promote(
-        ref, alias=to, reason=reason, allow_failed_gates=allow_failed_gates, settings=_settings()
+        ref,
+        alias=to,
+        reason=reason,
+        allow_failed_gates=allow_failed_gates,
+        allow_corrupt=allow_corrupt_artifacts,
+        settings=_settings(),
     )
     _print_alias_change(change, as_json)
 
@@ -285,6 +299,7 @@ def rollback(
     name: Annotated[str, typer.Argument(help="Model name.")],
     alias: Annotated[str, typer.Option(help="The alias to move back.")] = "production",
     reason: Annotated[str, typer.Option(help="Why, for the audit trail.")] = "",
+    allow_corrupt_artifacts: AllowCorruptOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Move an alias back to the version it pointed to before.
@@ -293,7 +308,13 @@ def rollback(
     """
     from modelyard import api
 
-    change = api.rollback(name, alias=alias, reason=reason, settings=_settings())
+    change = api.rollback(
+        name,
+        alias=alias,
+        reason=reason,
+        allow_corrupt=allow_corrupt_artifacts,
+        settings=_settings(),
+    )
     _print_alias_change(change, as_json)
 
 

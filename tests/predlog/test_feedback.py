@@ -90,14 +90,31 @@ def test_invalid_feedback_is_refused_whole(settings: Settings, predlog: Predicti
         FeedbackItem("", 1.0),
         FeedbackItem("r1", [1, 2], row=2),
         FeedbackItem("r1", 1.0, row=-1),
+        FeedbackItem("r1", 1.0, row=2**31),
+        FeedbackItem("r1", float("inf")),
+        FeedbackItem("r1", 10**400),
+        FeedbackItem("r1", "\ud800"),
+        FeedbackItem("\udfff", 1.0),
+        FeedbackItem("x" * 257, 1.0),
+        FeedbackItem("r1", "y" * 10_001),
+        FeedbackItem("r1", 2**31 - 1),
     ]
-    with pytest.raises(DataValidationError, match=r"4 of 5 feedback items .* item 1 label") as err:
+    with pytest.raises(
+        DataValidationError, match=r"11 of 13 feedback items .* item 1 label"
+    ) as err:
         predlog.record_feedback("house-prices", items)
     assert [(p["item"], p["field"]) for p in err.value.problems] == [
         (1, "label"),
         (2, "request_id"),
         (3, "label"),
         (4, "row"),
+        (5, "row"),
+        (6, "label"),
+        (7, "label"),
+        (8, "label"),
+        (9, "request_id"),
+        (10, "request_id"),
+        (11, "label"),
     ]
     assert not (settings.home / "feedback").exists()
     assert read_feedback(settings, "house-prices").empty

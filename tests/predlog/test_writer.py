@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from sklearn.preprocessing import OneHotEncoder
 from modelyard.errors import ModelyardError
 from modelyard.models.runtime import SklearnRuntime
 from modelyard.predlog import PredictionLog, read_predictions
+from modelyard.predlog.tables import TRUNCATED
 from modelyard.settings import Settings
 from modelyard.types import ColumnBlocks, ColumnLayout, RuntimeOutput
 
@@ -321,9 +323,74 @@ def test_one_segment_per_model_version_and_day_per_flush(
     assert [p for p in (settings.home / "predictions").rglob("*") if p.name.startswith(".")] == []
 
 
+def test_long_texts_are_stored_cut_and_marked(settings: Settings) -> None:
+    with PredictionLog.open(
+        settings, flush_rows=1_000_000, flush_seconds=3600, max_text_chars=10
+    ) as log:
+        request = _request("long", rows=3)
+        columns = dict(request["columns"])  # type: ignore[call-overload]
+        columns["district"] = np.array(["é" * 5000, "short", None], dtype=object)
+        log.log(**{**request, "columns": columns})
+    frame = read_predictions(settings, "house-prices")
+    assert frame["input.district"].tolist()[:2] == ["é" * 10 + TRUNCATED, "short"]
+    assert pd.isna(frame["input.district"].iloc[2])
+
+
+def test_rows_beyond_max_buffer_bytes_are_dropped_and_counted(settings: Settings) -> None:
+    wide = _request("wide", rows=1)
+    columns = dict(wide["columns"])  # type: ignore[call-overload]
+    columns["district"] = np.array(["x" * 40_000], dtype=object)
+    wide = {**wide, "columns": columns}
+    with PredictionLog.open(
+        settings, flush_rows=1_000_000, flush_seconds=3600, max_buffer_bytes=100_000
+    ) as log:
+        log.log(**wide)
+        log.log(**{**wide, "request_id": "wide-2"})
+        log.log(**{**wide, "request_id": "over"})  # a third would pass 100 kB
+        log.log(**_request("narrow", rows=1))
+        assert log.dropped_rows == 1
+    frame = read_predictions(settings, "house-prices")
+    assert sorted(frame["request_id"].unique()) == ["narrow", "wide", "wide-2"]
+
+
+def test_flushes_when_flush_bytes_are_waiting(settings: Settings) -> None:
+    wide = _request("a", rows=1)
+    columns = dict(wide["columns"])  # type: ignore[call-overload]
+    columns["district"] = np.array(["x" * 30_000], dtype=object)
+    with PredictionLog.open(
+        settings, flush_rows=1_000_000, flush_seconds=3600, flush_bytes=50_000
+    ) as log:
+        log.log(**{**wide, "columns": columns})
+        time.sleep(0.2)
+        assert _segments(settings) == []  # below every trigger, long timer: waits
+        log.log(**{**wide, "columns": columns, "request_id": "b"})
+        assert _wait_for(lambda: log.stats().written_rows == 2)
+
+
+def test_open_removes_temporary_files_left_by_a_crash(settings: Settings) -> None:
+    folder = settings.home / "predictions" / "model=m" / "version=1" / "date=2025-03-01"
+    folder.mkdir(parents=True)
+    stale = folder / ".abc.parquet.tmp"
+    fresh = folder / ".def.parquet.tmp"  # another process may be writing it right now
+    for path in (stale, fresh):
+        path.write_bytes(b"PAR1 cut short")
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+    with PredictionLog.open(settings):
+        pass
+    assert not stale.exists() and fresh.exists()
+
+
 @pytest.mark.parametrize(
     ("option", "value"),
-    [("flush_rows", 0), ("flush_seconds", -1.0), ("max_buffer_rows", True)],
+    [
+        ("flush_rows", 0),
+        ("flush_seconds", -1.0),
+        ("max_buffer_rows", True),
+        ("flush_bytes", 0),
+        ("max_buffer_bytes", -5),
+        ("max_text_chars", 0.5 - 1),
+    ],
 )
 def test_settings_out_of_range_are_refused(settings: Settings, option: str, value: object) -> None:
     with pytest.raises(ModelyardError, match=f"PredictionLog {option} must be a positive number"):

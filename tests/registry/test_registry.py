@@ -266,6 +266,57 @@ def test_rollback_undoes_moves_one_by_one_with_an_audit_trail(
     ]
 
 
+def _corrupt(registry: Registry, version: ModelVersion, role: str = "model") -> None:
+    path = registry.store.path(version.artifacts[role].digest)
+    assert path is not None
+    os.chmod(path, 0o644)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_promote_refuses_a_version_whose_artifacts_were_altered(
+    registry: Registry, register: Register
+) -> None:
+    register("churn", model_bytes=b"version one")
+    altered = register("churn", model_bytes=b"version two")
+    registry.set_alias("churn", "production", 1, actor="ana")
+    _corrupt(registry, altered)
+    assert registry.verify_artifacts(registry.get_version("churn:1")) == []
+    assert [line.split(":")[0] for line in registry.verify_artifacts(altered)] == ["model"]
+    for kwargs in ({}, {"allow_corrupt": True}, {"reason": "urgent"}):
+        with pytest.raises(
+            IntegrityError, match=r"(?s)refusing to promote churn:2.*--allow-corrupt"
+        ):
+            registry.set_alias("churn", "production", 2, actor="bob", **kwargs)  # type: ignore[arg-type]
+    assert registry.get_version("churn@production").version == 1
+    assert [entry.action for entry in registry.audit_log("churn")].count("promote") == 1
+    change = registry.set_alias(
+        "churn", "production", 2, actor="bob", reason="restoring tonight", allow_corrupt=True
+    )
+    assert change.override and change.to_version == 2
+    entry = registry.audit_log("churn", limit=1)[0]
+    assert entry.reason == "restoring tonight"
+    assert [line.split(":")[0] for line in entry.details["allow_corrupt_artifacts"]] == ["model"]
+
+
+def test_rollback_refuses_a_target_whose_artifacts_were_altered(
+    registry: Registry, register: Register
+) -> None:
+    first = register("churn", model_bytes=b"version one")
+    register("churn", model_bytes=b"version two")
+    registry.set_alias("churn", "production", 1, actor="ana")
+    registry.set_alias("churn", "production", 2, actor="ana")
+    _corrupt(registry, first, "model")
+    with pytest.raises(IntegrityError, match=r"refusing to roll back to churn:1:"):
+        registry.rollback("churn", actor="bob", reason="v2 is slow")
+    assert registry.get_version("churn@production").version == 2
+    change = registry.rollback("churn", actor="bob", reason="v2 is down", allow_corrupt=True)
+    assert change.override and change.to_version == 1
+    details = registry.audit_log("churn", limit=1)[0].details
+    assert "undoes" in details and details["allow_corrupt_artifacts"]
+
+
 def test_rollback_of_an_alias_never_set_is_refused(registry: Registry, register: Register) -> None:
     register("churn")
     with pytest.raises(RegistryError, match="cannot roll back churn@staging: it was never set"):

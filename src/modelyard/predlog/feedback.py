@@ -48,8 +48,9 @@ def write_feedback(
     When several items name the same (request_id, row), the last one is kept.
 
     Raises:
-        DataValidationError: an item has an empty request id, a negative row, or a label
-            that is missing, NaN or not a scalar; nothing is stored then.
+        DataValidationError: an item has an empty, overlong or invalid request id, a row
+            outside 0 to 2**31 - 1, or a label that is missing, NaN, infinite, overlong,
+            invalid text or not a scalar; nothing is stored then.
         ModelyardError: the model name is invalid.
         RegistryError: the index could not be written.
     """
@@ -96,14 +97,46 @@ def write_feedback(
     return len(keys)
 
 
+_MAX_ROW = 2**31 - 1  # rows are stored as int32
+_MAX_ID_CHARS = 256
+_MAX_LABEL_CHARS = 10_000
+
+
 def _problem_of(item: FeedbackItem) -> tuple[str, str] | None:
-    if not isinstance(item.request_id, str) or not item.request_id:
-        return "request_id", f"must be a non-empty string, got {item.request_id!r}"
-    if isinstance(item.row, bool) or not isinstance(item.row, int) or item.row < 0:
-        return "row", f"must be an integer >= 0, got {item.row!r}"
+    request_id, row, label = item.request_id, item.row, item.label
+    if not isinstance(request_id, str) or not request_id:
+        return "request_id", f"must be a non-empty string, got {_show(request_id)}"
+    if len(request_id) > _MAX_ID_CHARS or not _is_unicode(request_id):
+        return "request_id", f"must be valid text of at most {_MAX_ID_CHARS} characters"
+    if isinstance(row, bool) or not isinstance(row, int) or not 0 <= row <= _MAX_ROW:
+        return "row", f"must be an integer from 0 to {_MAX_ROW}, got {_show(row)}"
+    if isinstance(label, str):
+        if len(label) > _MAX_LABEL_CHARS or not _is_unicode(label):
+            return "label", f"must be valid text of at most {_MAX_LABEL_CHARS} characters"
+        return None
+    finite = True
+    if isinstance(label, float | np.floating):
+        finite = bool(np.isfinite(label))
+    elif isinstance(label, int) and not isinstance(label, bool):
+        finite = abs(label) < 2**63  # label_float stores it as a float64 too
     if (
-        isinstance(item.label, list | tuple | dict | set | np.ndarray)
-        or label_text(item.label) is None
+        not finite
+        or isinstance(label, list | tuple | dict | set | np.ndarray)
+        or label_text(label) is None
     ):
-        return "label", f"must be a string, number or boolean (not NaN), got {item.label!r}"
+        return "label", f"must be a string, finite number or boolean, got {_show(label)}"
     return None
+
+
+def _is_unicode(text: str) -> bool:
+    """Whether ``text`` holds only Unicode scalar values (no lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _show(value: object) -> str:
+    shown = repr(value)
+    return shown if len(shown) <= 40 else shown[:37] + "..."

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -53,6 +54,7 @@ __all__ = [
     "home_of",
     "insert_segments",
     "open_index",
+    "remove_orphans",
     "segment_folder",
     "write_segment",
 ]
@@ -63,6 +65,10 @@ PREDICTIONS_DIR = "predictions"
 FEEDBACK_DIR = "feedback"
 #: Suffix of a segment being written; readers globbing ``*.parquet`` never match it.
 TEMP_SUFFIX = ".tmp"
+#: A temporary segment file older than this is left by a write a crash cut short (a
+#: write takes well under a second), so opening the log removes it. Younger ones may
+#: belong to another process writing right now (``serve --workers N``) and are kept.
+ORPHAN_AGE_SECONDS = 300.0
 _COMPRESSION = "zstd"
 
 
@@ -128,6 +134,22 @@ def write_segment(table: pa.Table, folder: Path) -> tuple[Path, int]:
         raise
     _sync_folder(folder)
     return final, final.stat().st_size
+
+
+def remove_orphans(home: Path, *, older_than: float = ORPHAN_AGE_SECONDS) -> int:
+    """Delete temporary segment files older than ``older_than`` seconds; return how many."""
+    removed = 0
+    now = time.time()
+    for kind in (PREDICTIONS_DIR, FEEDBACK_DIR):
+        root = home / kind
+        if not root.is_dir():
+            continue
+        for path in root.rglob(f".*{TEMP_SUFFIX}"):
+            with contextlib.suppress(FileNotFoundError):  # another process got there first
+                if now - path.stat().st_mtime > older_than:
+                    path.unlink()
+                    removed += 1
+    return removed
 
 
 def _sync_folder(folder: Path) -> None:

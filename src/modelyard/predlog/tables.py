@@ -16,6 +16,9 @@ proba.<class>      float64                    class probabilities (classifiers)
 =================  =========================  ==============================================
 
 ``model`` and ``version`` are partition keys (folder names), added by the readers.
+Input texts longer than the log's ``max_text_chars`` are stored cut to that many
+characters followed by :data:`TRUNCATED`, so one client sending huge category strings
+cannot blow up the log's disk and memory.
 Class labels are written as text by :func:`label_text`, the same way feedback labels are,
 so ``prediction`` and ``label`` compare as strings: 1, 1.0 and ``np.int64(1)`` all
 become ``"1"``.
@@ -31,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from modelyard.types import ColumnBlocks
 
@@ -43,6 +47,7 @@ __all__ = [
     "INPUT_PREFIX",
     "PROBA_PREFIX",
     "TIMESTAMP",
+    "TRUNCATED",
     "LoggedRequest",
     "build_feedback_table",
     "build_prediction_table",
@@ -51,6 +56,7 @@ __all__ = [
     "label_text",
     "micros",
     "problem_of",
+    "request_bytes",
 ]
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
@@ -58,6 +64,10 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 INPUT_PREFIX = "input."
 PROBA_PREFIX = "proba."
+#: Appended to an input text the log stores cut short.
+TRUNCATED = "…[truncated]"
+_SAMPLED = 4096  # object cells measured one by one; larger blocks are sampled
+_OVERHEAD = 256  # bytes per request besides its arrays (ids, times, Python objects)
 
 #: Columns every prediction frame has, in order (``model``, ``version`` from the path).
 BASE_FIELDS: tuple[pa.Field, ...] = (
@@ -92,6 +102,33 @@ class LoggedRequest:
     output: RuntimeOutput
     latency_ms: float
     endpoint: str
+
+
+def request_bytes(request: LoggedRequest) -> int:
+    """About how many bytes ``request`` holds in memory (its arrays and texts).
+
+    Cheap enough for the request path: NumPy's ``nbytes`` for numbers and dates, the
+    lengths of the texts for object columns (sampled evenly past a few thousand cells).
+    """
+    columns = request.columns
+    arrays = list(columns.blocks) if isinstance(columns, ColumnBlocks) else list(columns.values())
+    arrays.append(np.asarray(request.output.values))
+    if request.output.proba is not None:
+        arrays.append(np.asarray(request.output.proba))
+    return _OVERHEAD + sum(_array_bytes(array) for array in arrays)
+
+
+def _array_bytes(values: Any) -> int:
+    array = np.asarray(values)
+    if array.dtype != object:
+        return int(array.nbytes)
+    cells = array.ravel()
+    if cells.size == 0:
+        return 0
+    sample = cells if cells.size <= _SAMPLED else cells[:: cells.size // _SAMPLED]
+    text = sum(len(cell) for cell in sample if isinstance(cell, str))
+    # 8 bytes per pointer, ~50 per str object header, plus the characters.
+    return int(cells.size * 58 + text * cells.size / sample.size)
 
 
 def label_text(value: object) -> str | None:
@@ -169,22 +206,25 @@ def _is_classifier(output: RuntimeOutput) -> bool:
     return output.classes is not None or np.asarray(output.values).dtype.kind in "OUSb"
 
 
-def build_prediction_table(requests: Sequence[LoggedRequest]) -> pa.Table:
+def build_prediction_table(
+    requests: Sequence[LoggedRequest], *, max_text_chars: int | None = None
+) -> pa.Table:
     """One table of every row of ``requests`` (checked with :func:`problem_of` first).
 
     Requests whose inputs or outputs differ in schema (rare: one version has one
     feature order) are built apart and concatenated, missing columns becoming nulls.
+    Input texts longer than ``max_text_chars`` are cut and marked with :data:`TRUNCATED`.
     """
     groups: dict[tuple[Any, ...], list[LoggedRequest]] = {}
     for request in requests:
         groups.setdefault(_signature(request), []).append(request)
-    tables = [_build_uniform(group) for group in groups.values()]
+    tables = [_build_uniform(group, max_text_chars) for group in groups.values()]
     if len(tables) == 1:
         return tables[0]
     return pa.concat_tables(tables, promote_options="permissive")
 
 
-def _build_uniform(requests: Sequence[LoggedRequest]) -> pa.Table:
+def _build_uniform(requests: Sequence[LoggedRequest], max_text_chars: int | None) -> pa.Table:
     """Requests that share input columns, kinds and classes, concatenated column-wise."""
     counts = np.fromiter((r.rows for r in requests), dtype=np.int64, count=len(requests))
     total = int(counts.sum())
@@ -203,7 +243,10 @@ def _build_uniform(requests: Sequence[LoggedRequest]) -> pa.Table:
         "endpoint": pa.array(repeated((r.endpoint for r in requests), object), pa.string()),
         "latency_ms": pa.array(repeated((r.latency_ms for r in requests), np.float32)),
     }
-    arrays.update(_input_arrays([r.columns for r in requests]))
+    inputs = _input_arrays([r.columns for r in requests])
+    if max_text_chars is not None:
+        inputs = {name: _cut(array, max_text_chars) for name, array in inputs.items()}
+    arrays.update(inputs)
     values = _concat([np.asarray(r.output.values) for r in requests])
     if _is_classifier(first.output):
         arrays["prediction"] = pa.array([label_text(v) for v in values], pa.string())
@@ -236,6 +279,18 @@ def _input_arrays(parts: list[Columns]) -> dict[str, pa.Array]:
         INPUT_PREFIX + name: input_array(_concat([np.asarray(part[name]) for part in parts]))
         for name in first
     }
+
+
+def _cut(array: pa.Array, limit: int) -> pa.Array:
+    """Texts of ``array`` longer than ``limit`` characters, cut and marked."""
+    if not pa.types.is_string(array.type) or len(array) == 0:
+        return array
+    lengths = pc.utf8_length(array)
+    longest = pc.max(lengths).as_py()
+    if longest is None or longest <= limit:
+        return array
+    cut = pc.binary_join_element_wise(pc.utf8_slice_codeunits(array, 0, limit), TRUNCATED, "")
+    return pc.if_else(pc.greater(lengths, limit), cut, array)
 
 
 def _concat(parts: list[np.ndarray]) -> np.ndarray:

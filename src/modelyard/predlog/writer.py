@@ -3,25 +3,31 @@
 :meth:`PredictionLog.log` only appends the request to an in-memory buffer under a lock
 and returns: it never waits on disk or database and never raises into the request (a
 failure is logged and counted). A background thread turns the buffer into Parquet
-segments (see :mod:`modelyard.predlog.store`) every ``flush_seconds``, or as soon as
-``flush_rows`` rows wait, one segment per model, version and UTC day per flush, and
-records them in the index.
+segments (see :mod:`modelyard.predlog.store`) one per model, version and UTC day per
+flush, and records them in the index. A flush starts as soon as the oldest waiting row
+has waited ``flush_seconds``, or ``flush_rows`` rows or ``flush_bytes`` bytes wait,
+whichever comes first.
 
-Memory is bounded: when ``max_buffer_rows`` rows are held (waiting or being written), a
-new request's rows are dropped, not queued, and counted in :attr:`PredictionLog.dropped_rows`
-(a warning is logged once per flush), so a slow disk or database never makes the request
-path wait or the process grow without bound.
+Memory is bounded in rows and bytes: when ``max_buffer_rows`` rows or
+``max_buffer_bytes`` bytes are held (waiting or being written), a new request's rows are
+dropped, not queued, and counted in :attr:`PredictionLog.dropped_rows` (a warning is
+logged once per flush), so a slow disk or database never makes the request path wait or
+the process grow without bound. Texts longer than ``max_text_chars`` are stored cut to
+that length followed by :data:`~modelyard.predlog.tables.TRUNCATED` (the prediction
+itself used the whole text).
 
 Crash bound: a segment appears whole or not at all (written under a temporary name,
 synced, renamed), so a hard crash (SIGKILL, power loss) never leaves a corrupt file
-visible. It loses only the rows not yet in a segment, those logged since the last flush
-took the buffer: at most the last ``flush_seconds`` of predictions or about
-``flush_rows`` rows, whichever comes first, plus the segment being written at the moment
-of the crash if a flush was under way (the rows of the few milliseconds a flush takes,
-or up to about ``flush_rows`` more under load), never more than ``max_buffer_rows``;
-rows dropped before the crash are already counted. A crash between a segment's rename
-and its index record leaves a file the index-based readers do not see until
-:func:`modelyard.predlog.reader.repair_index` records it.
+visible. It loses only the rows not yet in a renamed segment. Because the flush deadline
+counts from the oldest waiting row (not from the end of the previous flush) and a
+segment holds at most about ``flush_bytes`` bytes, a row logged more than
+``flush_seconds`` plus the time to write one such segment before the crash is on disk;
+in rows the loss is at most about ``2 × flush_rows`` and never more than
+``max_buffer_rows``. Rows dropped before the crash are already counted. A write cut
+short leaves a hidden ``.tmp`` file; the next :meth:`PredictionLog.open` removes those
+older than :data:`~modelyard.predlog.store.ORPHAN_AGE_SECONDS`. A crash between a
+segment's rename and its index record leaves a file the index-based readers do not see
+until :func:`modelyard.predlog.reader.repair_index` records it.
 
 Shutdown: the flushing thread is a daemon thread and no ``atexit`` hook is installed. The
 owner (the server, on graceful shutdown) must call :meth:`PredictionLog.close`, which
@@ -36,6 +42,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -47,7 +54,12 @@ from sqlalchemy.engine import Engine
 from modelyard.errors import ModelyardError
 from modelyard.predlog import store
 from modelyard.predlog.feedback import FeedbackItem, write_feedback
-from modelyard.predlog.tables import LoggedRequest, build_prediction_table, problem_of
+from modelyard.predlog.tables import (
+    LoggedRequest,
+    build_prediction_table,
+    problem_of,
+    request_bytes,
+)
 from modelyard.registry import db
 from modelyard.registry.refs import check_model_name
 from modelyard.settings import Settings
@@ -106,15 +118,27 @@ class PredictionLog:
         flush_rows: int = 5000,
         flush_seconds: float = 2.0,
         max_buffer_rows: int = 200_000,
+        flush_bytes: int = 8 << 20,
+        max_buffer_bytes: int = 256 << 20,
+        max_text_chars: int = 1024,
     ) -> None:
-        _check_positive("flush_rows", flush_rows)
-        _check_positive("flush_seconds", flush_seconds)
-        _check_positive("max_buffer_rows", max_buffer_rows)
+        for name, value in (
+            ("flush_rows", flush_rows),
+            ("flush_seconds", flush_seconds),
+            ("max_buffer_rows", max_buffer_rows),
+            ("flush_bytes", flush_bytes),
+            ("max_buffer_bytes", max_buffer_bytes),
+            ("max_text_chars", max_text_chars),
+        ):
+            _check_positive(name, value)
         self._home = store.home_of(settings)
         self._engine = engine
         self._flush_rows = flush_rows
         self._flush_seconds = float(flush_seconds)
         self._max_buffer_rows = max_buffer_rows
+        self._flush_bytes = flush_bytes
+        self._max_buffer_bytes = max_buffer_bytes
+        self._max_text_chars = max_text_chars
         self._lock = threading.Lock()  # guards the buffer and the counters
         self._flush_lock = threading.Lock()  # one flush at a time
         self._close_lock = threading.Lock()
@@ -122,7 +146,10 @@ class PredictionLog:
         self._stopping = threading.Event()
         self._buffer: list[LoggedRequest] = []
         self._buffered_rows = 0
+        self._buffered_bytes = 0
+        self._oldest: float | None = None  # time.monotonic() of the oldest waiting row
         self._in_flight_rows = 0
+        self._in_flight_bytes = 0
         self._written_rows = 0
         self._written_segments = 0
         self._dropped_rows = 0
@@ -144,19 +171,33 @@ class PredictionLog:
         flush_rows: int = 5000,
         flush_seconds: float = 2.0,
         max_buffer_rows: int = 200_000,
+        flush_bytes: int = 8 << 20,
+        max_buffer_bytes: int = 256 << 20,
+        max_text_chars: int = 1024,
     ) -> PredictionLog:
         """Open the log under ``settings.home``, indexed in the registry database.
+
+        Temporary files left by a write that a crash cut short are removed first.
 
         Args:
             settings: where the home folder and the metadata database are.
             flush_rows: write as soon as this many rows wait.
-            flush_seconds: write at least this often while rows wait.
+            flush_seconds: write a row at most this long after it was logged.
             max_buffer_rows: rows held in memory beyond which new rows are dropped.
+            flush_bytes: write as soon as about this many bytes of rows wait.
+            max_buffer_bytes: bytes held in memory beyond which new rows are dropped.
+            max_text_chars: texts longer than this are stored cut, with a marker.
 
         Raises:
             RegistryError: the database cannot be reached, or has a newer schema.
             ModelyardError: a setting is out of range, or the database URL is malformed.
         """
+        removed = store.remove_orphans(store.home_of(settings))
+        if removed:
+            logger.warning(
+                "removed %d temporary prediction log files left by an interrupted write",
+                removed,
+            )
         engine = store.open_index(settings)
         try:
             return cls(
@@ -165,6 +206,9 @@ class PredictionLog:
                 flush_rows=flush_rows,
                 flush_seconds=flush_seconds,
                 max_buffer_rows=max_buffer_rows,
+                flush_bytes=flush_bytes,
+                max_buffer_bytes=max_buffer_bytes,
+                max_text_chars=max_text_chars,
             )
         except BaseException:
             engine.dispose()
@@ -204,14 +248,26 @@ class PredictionLog:
                 latency_ms=latency_ms,
                 endpoint=endpoint,
             )
+            size = request_bytes(request)
             with self._lock:
                 held = self._buffered_rows + self._in_flight_rows
-                if not self._accepting or held + rows > self._max_buffer_rows:
+                held_bytes = self._buffered_bytes + self._in_flight_bytes
+                if (
+                    not self._accepting
+                    or held + rows > self._max_buffer_rows
+                    or held_bytes + size > self._max_buffer_bytes
+                ):
                     self._dropped_rows += rows
                     return
+                if self._oldest is None:
+                    self._oldest = time.monotonic()
                 self._buffer.append(request)
                 self._buffered_rows += rows
-                full = self._buffered_rows >= self._flush_rows
+                self._buffered_bytes += size
+                full = (
+                    self._buffered_rows >= self._flush_rows
+                    or self._buffered_bytes >= self._flush_bytes
+                )
             if full:
                 self._wake.set()
         except Exception:
@@ -232,7 +288,10 @@ class PredictionLog:
             with self._lock:
                 requests, self._buffer = self._buffer, []
                 taken, self._buffered_rows = self._buffered_rows, 0
+                taken_bytes, self._buffered_bytes = self._buffered_bytes, 0
+                self._oldest = None
                 self._in_flight_rows += taken
+                self._in_flight_bytes += taken_bytes
                 newly_dropped = self._dropped_rows - self._dropped_reported
                 self._dropped_reported = self._dropped_rows
             if newly_dropped:
@@ -250,6 +309,7 @@ class PredictionLog:
             finally:
                 with self._lock:
                     self._in_flight_rows -= taken
+                    self._in_flight_bytes -= taken_bytes
 
     def _write(self, requests: list[LoggedRequest]) -> None:
         groups: dict[_GroupKey, list[LoggedRequest]] = {}
@@ -282,7 +342,7 @@ class PredictionLog:
                 self._count_failed(request.rows)
             if not good:
                 return
-            table = build_prediction_table(good)
+            table = build_prediction_table(good, max_text_chars=self._max_text_chars)
             folder = store.segment_folder(self._home, "predictions", model, version, day)
             path, size = store.write_segment(table, folder)
         except Exception:
@@ -329,11 +389,28 @@ class PredictionLog:
             self._failed_rows += rows
 
     def _run(self) -> None:
+        # The deadline counts from the oldest waiting row, so a row is written at most
+        # flush_seconds after it was logged, however long the previous flush took (the
+        # old loop waited flush_seconds after each flush ended, which let rows wait for
+        # flush_seconds plus a whole write). With nothing waiting, it still wakes every
+        # flush_seconds to retry segments not yet indexed.
         while True:
-            self._wake.wait(self._flush_seconds)
+            with self._lock:
+                oldest = self._oldest
+            timeout = self._flush_seconds
+            if oldest is not None:
+                timeout = max(0.0, oldest + self._flush_seconds - time.monotonic())
+            self._wake.wait(timeout)
             self._wake.clear()
             stopping = self._stopping.is_set()
-            self.flush()
+            with self._lock:
+                due = self._oldest is not None and (
+                    time.monotonic() >= self._oldest + self._flush_seconds
+                    or self._buffered_rows >= self._flush_rows
+                    or self._buffered_bytes >= self._flush_bytes
+                )
+            if due or stopping or self._unindexed:
+                self.flush()
             if stopping:
                 return
 

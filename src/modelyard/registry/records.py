@@ -107,7 +107,8 @@ class AliasChange:
     """The outcome of moving or deleting an alias.
 
     ``audit_id`` is None when nothing changed (the alias already pointed there).
-    ``override`` is True when a version whose gates failed was promoted on purpose.
+    ``override`` is True when a version whose gates failed, or whose artifacts do not
+    verify, was pointed at on purpose (the audit entry says which).
     """
 
     name: str

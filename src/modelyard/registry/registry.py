@@ -313,6 +313,43 @@ class Registry:
             )
         return data
 
+    def verify_artifacts(self, version: ModelVersion) -> list[str]:
+        """The problems of ``version``'s stored artifacts: one line per missing or altered one.
+
+        Every artifact is read back and hashed; an empty list means each one matches the
+        digest and size the registry recorded.
+        """
+        problems = []
+        for role in sorted(version.artifacts):
+            try:
+                self.read_artifact(version, role)
+            except IntegrityError as error:
+                problems.append(f"{role}: {error.message}")
+        return problems
+
+    def _check_integrity(
+        self, name: str, version: int, *, action: str, allow_corrupt: bool, reason: str
+    ) -> list[str]:
+        """Refuse to point an alias at a version whose artifacts do not verify.
+
+        Returns the problems found when ``allow_corrupt`` and a ``reason`` override them
+        (recorded in the audit trail by the caller).
+
+        Raises:
+            IntegrityError: an artifact is missing or altered and there is no override.
+        """
+        target = self.get_version(ModelRef(name, version=version))
+        problems = self.verify_artifacts(target)
+        if problems and not (allow_corrupt and reason.strip()):
+            lines = "\n".join(f"  - {problem}" for problem in problems)
+            raise IntegrityError(
+                f"refusing to {action} {name}:{version}: its stored artifacts do not match "
+                f"the registry, so a server could not load it:\n{lines}\nRestore them, or "
+                "pass --allow-corrupt-artifacts with --reason '...' (allow_corrupt=True, "
+                "reason=...) to move the alias anyway; the override is audited"
+            )
+        return problems
+
     def add_artifact(
         self,
         version: ModelVersion,
@@ -412,6 +449,7 @@ class Registry:
         actor: str,
         reason: str = "",
         allow_failed_gates: bool = False,
+        allow_corrupt: bool = False,
     ) -> AliasChange:
         """Point ``name@alias`` at ``version`` ("promote"), recording it in the audit log.
 
@@ -423,8 +461,15 @@ class Registry:
             ModelNotFoundError: no such model or version.
             PromotionRefused: the version failed its gates, and ``allow_failed_gates``
                 was not given together with a ``reason``.
+            IntegrityError: an artifact of the version is missing or altered, and
+                ``allow_corrupt`` was not given together with a ``reason``.
         """
         check_alias(alias)
+        # Verified before the write transaction: hashing artifacts can take a while, and an
+        # artifact's bytes never change once registered (content-addressed store).
+        corrupt = self._check_integrity(
+            name, version, action="promote", allow_corrupt=allow_corrupt, reason=reason
+        )
 
         def work(conn: Connection) -> AliasChange:
             model_id = self._model_id(conn, name, lock=True)
@@ -452,6 +497,8 @@ class Registry:
             details: dict[str, Any] = {"gates_passed": bool(row.gates_passed)}
             if override:
                 details["allow_failed_gates"] = True
+            if corrupt:
+                details["allow_corrupt_artifacts"] = corrupt
             audit_id = _audit(
                 conn,
                 now,
@@ -472,19 +519,30 @@ class Registry:
                 version,
                 actor,
                 reason,
-                override=override,
+                override=override or bool(corrupt),
                 audit_id=audit_id,
             )
 
         change = run_write(self._engine, work)
         if change.override:
             logger.warning(
-                "%s@%s -> %d despite failed gates, by %s: %s", name, alias, version, actor, reason
+                "%s@%s -> %d despite failed gates or altered artifacts, by %s: %s",
+                name,
+                alias,
+                version,
+                actor,
+                reason,
             )
         return change
 
     def rollback(
-        self, name: str, alias: str = "production", *, actor: str, reason: str = ""
+        self,
+        name: str,
+        alias: str = "production",
+        *,
+        actor: str,
+        reason: str = "",
+        allow_corrupt: bool = False,
     ) -> AliasChange:
         """Undo the latest move of ``name@alias``: point it back where it was before.
 
@@ -494,35 +552,25 @@ class Registry:
         Raises:
             ModelNotFoundError: no such model.
             RegistryError: the alias has no earlier version to go back to.
+            IntegrityError: an artifact of the version rolled back to is missing or
+                altered, and ``allow_corrupt`` was not given together with a ``reason``.
         """
         check_alias(alias)
+        # Find the target first and verify its artifacts outside the write transaction;
+        # the write then checks that the alias history has not moved meanwhile.
+        planned = run_read(self._engine, lambda conn: self._rollback_target(conn, name, alias))
+        corrupt = self._check_integrity(
+            name, planned[1], action="roll back to", allow_corrupt=allow_corrupt, reason=reason
+        )
 
         def work(conn: Connection) -> AliasChange:
             model_id = self._model_id(conn, name, lock=True)
-            moves = conn.execute(
-                sa.select(db.audit.c.id, db.audit.c.action, db.audit.c.from_version)
-                .where(
-                    db.audit.c.model == name,
-                    db.audit.c.alias == alias,
-                    db.audit.c.action.in_(_ALIAS_MOVES),
-                )
-                .order_by(db.audit.c.id)
-            ).all()
-            undoable: list[Any] = []
-            for move in moves:
-                if move.action == "rollback":
-                    if undoable:
-                        undoable.pop()
-                else:
-                    undoable.append(move)
-            if not undoable or undoable[-1].from_version is None:
-                history = "it was never set" if not moves else "no earlier version is recorded"
+            undone, target = self._rollback_target(conn, name, alias)
+            if (undone, target) != planned:
                 raise RegistryError(
-                    f"cannot roll back {name}@{alias}: {history}; point the alias at a "
-                    "version explicitly instead (promote)"
+                    f"{name}@{alias} moved while its rollback was being checked; run the "
+                    "rollback again"
                 )
-            undone = undoable[-1]
-            target = int(undone.from_version)
             current = _alias_version(conn, model_id, alias)
             now = db.utcnow()
             _put_alias(conn, model_id, alias, target, now, actor, exists=current is not None)
@@ -536,10 +584,19 @@ class Registry:
                 from_version=current,
                 to_version=target,
                 reason=reason,
-                details={"undoes": int(undone.id)},
+                details={"undoes": undone}
+                | ({"allow_corrupt_artifacts": corrupt} if corrupt else {}),
             )
             return AliasChange(
-                name, alias, "rollback", current, target, actor, reason, audit_id=audit_id
+                name,
+                alias,
+                "rollback",
+                current,
+                target,
+                actor,
+                reason,
+                override=bool(corrupt),
+                audit_id=audit_id,
             )
 
         change = run_write(self._engine, work)
@@ -552,6 +609,33 @@ class Registry:
             actor,
         )
         return change
+
+    def _rollback_target(self, conn: Connection, name: str, alias: str) -> tuple[int, int]:
+        """The audit id of the move a rollback of ``name@alias`` undoes, and its target."""
+        self._model_id(conn, name)
+        moves = conn.execute(
+            sa.select(db.audit.c.id, db.audit.c.action, db.audit.c.from_version)
+            .where(
+                db.audit.c.model == name,
+                db.audit.c.alias == alias,
+                db.audit.c.action.in_(_ALIAS_MOVES),
+            )
+            .order_by(db.audit.c.id)
+        ).all()
+        undoable: list[Any] = []
+        for move in moves:
+            if move.action == "rollback":
+                if undoable:
+                    undoable.pop()
+            else:
+                undoable.append(move)
+        if not undoable or undoable[-1].from_version is None:
+            history = "it was never set" if not moves else "no earlier version is recorded"
+            raise RegistryError(
+                f"cannot roll back {name}@{alias}: {history}; point the alias at a "
+                "version explicitly instead (promote)"
+            )
+        return int(undoable[-1].id), int(undoable[-1].from_version)
 
     def delete_alias(self, name: str, alias: str, *, actor: str, reason: str = "") -> AliasChange:
         """Remove ``name@alias``, recording it in the audit log (a rollback restores it).
