@@ -5,11 +5,12 @@ not be able to slip one in. Two layers make sure of it:
 
 - At collection, a test that uses a server fixture (:data:`SERVER_FIXTURES`, directly or
   through other fixtures) is marked ``e2e``, so ``-m "not e2e"`` deselects it.
-- At run time, whatever starts a server calls :func:`require_e2e` (the PostgreSQL and
-  uvicorn fixtures, the tests that spawn ``modelyard serve``), and so does every socket
-  of this process that starts listening (a catch-all for servers started some other
-  way; uvicorn listens through uvloop, which bypasses Python's socket, hence the explicit
-  calls). In a test not marked ``e2e`` that test fails, naming what it started.
+- At run time, whatever starts a server calls :func:`require_e2e`: the PostgreSQL and
+  uvicorn fixtures and the tests that spawn ``modelyard serve`` explicitly; every
+  in-process uvicorn server (its ``Server.startup``, wrapped here: uvicorn listens
+  through uvloop, which bypasses Python's socket) and every other socket of this process
+  that starts listening (``socket.listen``, wrapped here) on their own. In a test not
+  marked ``e2e`` that test fails, naming what it started.
 
 Registered by ``tests/conftest.py`` (``pytest_plugins``); ``tests/test_e2e_guard.py``
 checks that it fails what it must.
@@ -36,6 +37,7 @@ _lock = threading.Lock()
 _current: pytest.Item | None = None  # the test being set up, run or torn down
 _violations: list[str] = []  # found during the current phase, possibly by another thread
 _original_listen: Any = None
+_original_startup: Any = None
 
 
 class ServerOutsideE2E(RuntimeError):
@@ -69,18 +71,35 @@ def _guarded_listen(self: socket.socket, *args: Any) -> None:
     _original_listen(self, *args)
 
 
+async def _guarded_startup(self: Any, *args: Any, **kwargs: Any) -> None:
+    require_e2e("a uvicorn server")
+    await _original_startup(self, *args, **kwargs)
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    global _original_listen
+    global _original_listen, _original_startup
     if _original_listen is None:
         _original_listen = socket.socket.listen
         socket.socket.listen = _guarded_listen  # type: ignore[method-assign]
+    try:
+        import uvicorn
+    except ImportError:  # a base install: no in-process servers either
+        return
+    if _original_startup is None:
+        _original_startup = uvicorn.Server.startup
+        uvicorn.Server.startup = _guarded_startup  # type: ignore[method-assign]
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    global _original_listen
+    global _original_listen, _original_startup
     if _original_listen is not None:
         socket.socket.listen = _original_listen  # type: ignore[method-assign]
         _original_listen = None
+    if _original_startup is not None:
+        import uvicorn
+
+        uvicorn.Server.startup = _original_startup  # type: ignore[method-assign]
+        _original_startup = None
 
 
 @pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects

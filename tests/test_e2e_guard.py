@@ -25,6 +25,7 @@ import socket
 import threading
 
 import pytest
+import uvicorn
 
 from _e2e import require_e2e
 
@@ -63,6 +64,19 @@ def test_unmarked_starts_a_server_process():
     require_e2e("a server process")
 
 
+def test_unmarked_starts_uvicorn():
+    async def app(scope, receive, send):
+        pass
+
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", log_level="critical")
+    )
+    thread = threading.Thread(target=server.run)
+    thread.start()
+    thread.join(30)
+    assert not server.started  # refused before it listened
+
+
 def test_uses_a_server_fixture(start_server):
     assert start_server
 """
@@ -80,13 +94,14 @@ def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytes
 
 def test_a_test_that_starts_a_server_unmarked_fails_naming_it(project: pytest.Pytester) -> None:
     result = project.runpytest_subprocess("-p", "no:cacheprovider")
-    result.assert_outcomes(passed=2, failed=3)
+    result.assert_outcomes(passed=2, failed=4)
     result.stdout.fnmatch_lines(
         [
             "*test_unmarked_listens starts a server (a socket listening on 127.0.0.1:*) "
             "but is not marked e2e*",
             "*test_unmarked_listens_in_a_thread starts a server*not marked e2e*",
             "*test_unmarked_starts_a_server_process starts a server process*not marked e2e*",
+            "*test_unmarked_starts_uvicorn starts a uvicorn server but is not marked e2e*",
         ]
     )
 
@@ -95,5 +110,5 @@ def test_the_quick_loop_deselects_every_test_of_a_server_fixture(
     project: pytest.Pytester,
 ) -> None:
     result = project.runpytest_subprocess("-p", "no:cacheprovider", "-m", "not e2e", "-v")
-    result.assert_outcomes(failed=3, deselected=2)
+    result.assert_outcomes(failed=4, deselected=2)
     assert "test_uses_a_server_fixture" not in result.stdout.str()
