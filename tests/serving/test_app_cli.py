@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from conftest import wait_process_ready
+from _processes import wait_process_ready
 
 if TYPE_CHECKING:
     from conftest import Yard
