@@ -58,17 +58,20 @@ class MonitorConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    alpha: float = Field(0.05, gt=0, lt=1, description="false discovery (or family) rate")
+    alpha: float = Field(default=0.05, gt=0, lt=1, description="false discovery (or family) rate")
     correction: Literal["bh", "holm"] = "bh"
-    psi: float = Field(0.2, ge=0, description="PSI at or above which a column moved")
-    wasserstein: float = Field(0.1, ge=0, description="in reference standard deviations")
-    jensen_shannon: float = Field(0.1, ge=0, le=1, description="Jensen-Shannon distance")
-    auc: float = Field(0.6, ge=0.5, le=1, description="domain classifier ROC AUC")
-    min_rows: int = Field(100, ge=2, description="smaller windows are 'too small'")
-    sample_rows: int = Field(10_000, ge=100, description="rows kept per window for KS")
-    multivariate_rows: int = Field(1000, ge=0, description="rows per side; 0: no check")
+    psi: float = Field(default=0.2, ge=0, description="PSI at or above which a column moved")
+    wasserstein: float = Field(default=0.1, ge=0, description="in reference standard deviations")
+    jensen_shannon: float = Field(default=0.1, ge=0, le=1, description="Jensen-Shannon distance")
+    auc: float = Field(default=0.6, ge=0.5, le=1, description="domain classifier ROC AUC")
+    min_rows: int = Field(default=100, ge=2, description="smaller windows are 'too small'")
+    sample_rows: int = Field(default=10_000, ge=100, description="rows kept per window for KS")
+    multivariate_rows: int = Field(default=1000, ge=0, description="rows per side; 0: no check")
     quality_tolerance: float = Field(
-        0.01, ge=0, le=1, description="share of rows above the reference's that is a problem"
+        default=0.01,
+        ge=0,
+        le=1,
+        description="share of rows above the reference's that is a problem",
     )
 
 

@@ -155,6 +155,7 @@ class WindowSummary:
         predictions: pd.Series | None = None,
         *,
         labelled: pd.DataFrame | None = None,
+        received_at: pd.Series | None = None,
     ) -> None:
         """Add a chunk of rows.
 
@@ -162,13 +163,18 @@ class WindowSummary:
             features: the rows' inputs, one column per profiled feature (absent columns
                 count as missing).
             predictions: the rows' predictions.
-            labelled: the rows whose label arrived: columns ``label``, ``prediction``
-                and, for classifiers, the class probabilities.
+            labelled: the rows whose label arrived: columns ``label``, ``label_float``,
+                ``prediction`` and, for classifiers, the class probabilities.
+            received_at: when the rows were received (for the window's first and last).
         """
         count = len(features)
         if count == 0:
             return
         self.rows += count
+        if received_at is not None and len(received_at):
+            first, last = received_at.min().to_pydatetime(), received_at.max().to_pydatetime()
+            self.first_at = first if self.first_at is None else min(self.first_at, first)
+            self.last_at = last if self.last_at is None else max(self.last_at, last)
         frame = pd.DataFrame(index=features.index)
         for name, column in self._columns.items():
             values = (
@@ -229,8 +235,8 @@ def assess(
     performance = _performance(summary)
     too_small = summary.rows < config.min_rows
     base = WindowReport(
-        start=summary.start,
-        end=summary.end,
+        start=summary.start or summary.first_at,
+        end=summary.end or summary.last_at,
         rows=summary.rows,
         too_small=too_small,
         quality=quality,
