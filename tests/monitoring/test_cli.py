@@ -4,74 +4,17 @@ prediction log, the real command."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
-from _projects import regression_project, run_cli
-from modelyard import api
+from _projects import run_cli
 from modelyard.cli import run
-from modelyard.predlog import PredictionLog, read_predictions
+from modelyard.predlog import read_predictions
 from modelyard.settings import Settings
-from modelyard.types import RuntimeOutput
 
-DAY1 = datetime(2025, 3, 1, tzinfo=UTC)
-DAY2 = DAY1 + timedelta(days=1)
-
-
-def houses(rows: int, seed: int, *, size_shift: float = 0.0) -> pd.DataFrame:
-    """Rows like the training data of ``regression_project``, ``size`` shifted if asked."""
-    rng = np.random.default_rng(seed)
-    return pd.DataFrame(
-        {
-            "house_id": np.arange(rows) + 1000 * seed,
-            "size": rng.uniform(40, 250, rows).round(1) + size_shift,
-            "rooms": rng.integers(1, 7, rows),
-            "town": rng.choice(["alpha", "beta", "gamma", "delta"], size=rows),
-            "year": rng.choice([2019, 2020, 2021, 2022], size=rows),
-        }
-    )
-
-
-def log_rows(predlog: PredictionLog, frame: pd.DataFrame, day: datetime, prefix: str) -> None:
-    """Predict ``frame`` with houses:1 and log it as requests of 10 rows through the day."""
-    pipeline = api.load_model("houses:1", settings=predlog_settings(predlog))
-    features = list(pipeline.feature_names_in_)
-    values = pipeline.predict(frame[features])
-    for number, start in enumerate(range(0, len(frame), 10)):
-        part = frame.iloc[start : start + 10]
-        columns = {name: part[name].to_numpy() for name in features}
-        predlog.log(
-            model="houses",
-            version=1,
-            request_id=f"{prefix}{number}",
-            received_at=day + timedelta(minutes=number),
-            columns=columns,
-            rows=len(part),
-            output=RuntimeOutput(values=values[start : start + 10]),
-            latency_ms=2.0,
-            endpoint="predict",
-        )
-
-
-def predlog_settings(predlog: PredictionLog) -> Settings:
-    return Settings(home=predlog._home)
-
-
-@pytest.fixture(scope="module")
-def logged(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A home with houses:1 trained, day 1 logged as in training, day 2 with size shifted."""
-    tmp = tmp_path_factory.mktemp("monitor")
-    home = tmp / "home"
-    run_cli("train", str(regression_project(tmp / "houses")), "--no-onnx", home=home)
-    settings = Settings(home=home)
-    with PredictionLog.open(settings, flush_seconds=3600) as predlog:
-        log_rows(predlog, houses(300, 1), DAY1, "a")
-        log_rows(predlog, houses(300, 2, size_shift=60.0), DAY2, "b")
-    return home
+from .conftest import DAY2
 
 
 def test_monitor_finds_the_shifted_day_and_stores_the_profile(logged: Path) -> None:
@@ -179,3 +122,26 @@ def test_unknown_model_exits_2(logged: Path, capsys: pytest.CaptureFixture[str])
     assert run(["--home", str(logged), "monitor", "nohouses"]) == 2
     stderr = capsys.readouterr().err
     assert "nohouses" in stderr and "Traceback" not in stderr
+
+
+def test_labels_by_the_models_id_columns(logged: Path, tmp_path: Path) -> None:
+    # No request ids: the spec's id column (house_id), which the log recorded, and the
+    # spec's target as the label column. Ids never logged are counted, not stored.
+    labels = pd.DataFrame({"house_id": [1000, 1001, 999_999], "price": [1.0, 2.0, 3.0]})
+    labels.to_csv(tmp_path / "by_id.csv", index=False)
+    result = json.loads(
+        run_cli(
+            "labels",
+            "add",
+            str(tmp_path / "by_id.csv"),
+            "--model",
+            "houses",
+            "--json",
+            home=logged,
+        ).stdout
+    )
+    assert result["matched_by"] == "house_id"
+    assert (result["stored"], result["unmatched"]) == (2, 1)
+    joined = read_predictions(Settings(home=logged), "houses", with_feedback=True)
+    named = joined[joined["input.house_id"].isin([1000, 1001])].sort_values("input.house_id")
+    assert named["label_float"].tolist() == [1.0, 2.0]

@@ -11,8 +11,6 @@ from modelyard.cli import run
 from modelyard.predlog import read_feedback
 from modelyard.settings import Settings
 
-from .test_cli import logged  # noqa: F401  (the shared, trained and logged home)
-
 
 @pytest.mark.parametrize(
     ("content", "suffix", "message"),
@@ -28,7 +26,7 @@ from .test_cli import logged  # noqa: F401  (the shared, trained and logged home
     ],
 )
 def test_bad_file_is_refused_and_stores_nothing(
-    logged: Path,  # noqa: F811
+    logged: Path,
     tmp_path: Path,
     content: str,
     suffix: str,
@@ -47,7 +45,7 @@ def test_bad_file_is_refused_and_stores_nothing(
 
 
 def test_missing_file_and_unknown_model(
-    logged: Path,  # noqa: F811
+    logged: Path,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
