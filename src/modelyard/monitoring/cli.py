@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime, time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -172,15 +173,17 @@ def _render(report: MonitorReport) -> None:
     if not report.versions:
         out.print(f"no logged predictions of {report.model} in the range; nothing to check")
         return
+    out.print(f"windows of {report.window}")
+    by_time = not report.window.rstrip().endswith(("row", "rows"))
     for version in report.versions:
-        _render_version(version, report.fail_on)
+        _render_version(version, report.fail_on, by_time)
     if report.drift:
         out.print(f"[bold red]drift found[/bold red] (rule: {report.fail_on})")
     else:
         out.print(f"[green]no drift[/green] (rule: {report.fail_on})")
 
 
-def _render_version(version: VersionReport, fail_on: str) -> None:
+def _render_version(version: VersionReport, fail_on: str, by_time: bool) -> None:
     from modelyard.monitoring.monitor import window_drifts
 
     out.print(
@@ -213,13 +216,13 @@ def _render_version(version: VersionReport, fail_on: str) -> None:
             joint = f"{window.multivariate.auc:.2f}{mark}"
         quality = sum(len(q.problems) for q in window.quality)
         table.add_row(
-            _span(window),
+            _span(window, by_time),
             f"{window.rows:,}",
             status,
             ", ".join(drifting) or "-",
             prediction,
             joint,
-            f"{quality} problems" if quality else "ok",
+            f"{quality} problem{'s' if quality > 1 else ''}" if quality else "ok",
             _performance(window),
         )
     out.print(table)
@@ -240,7 +243,7 @@ def _render_version(version: VersionReport, fail_on: str) -> None:
             for test in column.tests:
                 if test.drift:
                     details.add_row(
-                        _span(window),
+                        _span(window, by_time),
                         column.column,
                         test.test,
                         f"{test.statistic:.4g}",
@@ -256,15 +259,22 @@ def _render_version(version: VersionReport, fail_on: str) -> None:
         listed = Table("window", "column", "problem", title="data quality")
         for window, found in problems:
             for problem in found.problems:
-                listed.add_row(_span(window), found.column, problem)
+                listed.add_row(_span(window, by_time), found.column, problem)
         out.print(listed)
 
 
-def _span(window: WindowReport) -> str:
+def _span(window: WindowReport, by_time: bool) -> str:
+    """A window's start, and its end unless it is a whole time window (then the start
+    and the window size say it); midnight shows as the date alone."""
     if window.start is None:
         return "-"
-    end = f" → {window.end:%Y-%m-%d %H:%M}" if window.end is not None else ""
-    return f"{window.start:%Y-%m-%d %H:%M}{end}"
+
+    def moment(value: datetime) -> str:
+        return f"{value:%Y-%m-%d}" if value.time() == time() else f"{value:%Y-%m-%d %H:%M}"
+
+    if window.end is None or by_time:
+        return moment(window.start)
+    return f"{moment(window.start)} → {moment(window.end)}"
 
 
 def _performance(window: WindowReport) -> str:

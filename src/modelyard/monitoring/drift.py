@@ -68,10 +68,11 @@ class MonitorConfig(BaseModel):
     sample_rows: int = Field(default=10_000, ge=100, description="rows kept per window for KS")
     multivariate_rows: int = Field(default=1000, ge=0, description="rows per side; 0: no check")
     quality_tolerance: float = Field(
-        default=0.01,
+        default=0.02,
         ge=0,
         le=1,
-        description="share of rows above the reference's that is a problem",
+        description="share of rows past the reference's (missing), or of all rows (unseen, "
+        "out of range), from which a data-quality problem is reported",
     )
 
 

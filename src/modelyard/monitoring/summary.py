@@ -231,7 +231,9 @@ def assess(
         seed: seeds the domain classifier.
     """
     profile, config = summary.profile, summary.config
-    quality = [_quality(name, summary.column(name), config) for name in profile.features]
+    # Bonferroni across the columns: a missing-rate problem must not be chance.
+    level = config.alpha / max(len(profile.features), 1)
+    quality = [_quality(name, summary.column(name), config, level) for name in profile.features]
     performance = _performance(summary)
     too_small = summary.rows < config.min_rows
     base = WindowReport(
@@ -296,13 +298,15 @@ def _skipped(name: str, column: _Column, why: str) -> ColumnDrift:
     )
 
 
-def _quality(name: str, column: _Column, config: MonitorConfig) -> ColumnQuality:
+def _quality(name: str, column: _Column, config: MonitorConfig, level: float) -> ColumnQuality:
     profile, rows = column.profile, max(column.rows, 1)
     reference_rate = profile.missing / max(profile.rows, 1)
     rate = column.missing / rows
     tolerance = config.quality_tolerance
     problems = []
-    if rate > reference_rate + tolerance:
+    if rate > reference_rate + tolerance and _more_than_chance(
+        column.missing, column.rows, reference_rate, level
+    ):
         problems.append(f"missing in {rate:.1%} of rows (reference {reference_rate:.1%})")
     if column.type_problems:
         problems.append(f"{column.type_problems} values of the wrong type")
@@ -325,6 +329,15 @@ def _quality(name: str, column: _Column, config: MonitorConfig) -> ColumnQuality
         type_problems=column.type_problems,
         problems=problems,
     )
+
+
+def _more_than_chance(count: int, rows: int, rate: float, level: float) -> bool:
+    """Whether ``count`` of ``rows`` is significantly more than a share ``rate`` would give."""
+    from scipy.stats import binomtest
+
+    if rate <= 0.0:
+        return count > 0
+    return bool(binomtest(count, rows, rate, alternative="greater").pvalue < level)
 
 
 def _performance(summary: WindowSummary) -> Performance | None:
