@@ -145,3 +145,12 @@ def test_labels_by_the_models_id_columns(logged: Path, tmp_path: Path) -> None:
     joined = read_predictions(Settings(home=logged), "houses", with_feedback=True)
     named = joined[joined["input.house_id"].isin([1000, 1001])].sort_values("input.house_id")
     assert named["label_float"].tolist() == [1.0, 2.0]
+
+
+def test_no_rows_in_the_range_is_no_drift(logged: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    home = ["--home", str(logged)]
+    assert run([*home, "monitor", "houses", "--since", "2030-01-01"]) == 0
+    assert "no logged predictions of houses in the range" in capsys.readouterr().out
+    assert run([*home, "monitor", "houses:1", "--since", "2030-01-01", "--json"]) == 0
+    (version,) = json.loads(capsys.readouterr().out)["versions"]
+    assert version["ref"] == "houses:1" and version["windows"] == []
