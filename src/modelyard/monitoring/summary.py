@@ -205,6 +205,12 @@ class WindowSummary:
         """The uniform sample of the window's rows (features and prediction)."""
         return self._sample
 
+    def subsample(self, rows: int) -> pd.DataFrame:
+        """A uniform sample of at most ``rows`` of the window's rows: those with the
+        smallest random keys (the sample itself is in no random order)."""
+        kept = np.argsort(self._keys, kind="stable")[:rows]
+        return self._sample.iloc[kept].reset_index(drop=True)
+
     def labelled(self) -> pd.DataFrame:
         """The labelled rows of the window."""
         return pd.concat(self._labelled, ignore_index=True) if self._labelled else pd.DataFrame()
@@ -255,7 +261,7 @@ def assess(
     rows = config.multivariate_rows
     if rows and reference_sample is not None and len(reference_sample) >= config.min_rows:
         kinds = kinds_of(profile)
-        current = sample[list(kinds)].iloc[:rows]  # the sample is already in random order
+        current = summary.subsample(rows)[list(kinds)]
         multivariate = domain_classifier(
             reference_sample[list(kinds)].iloc[:rows],
             current,
