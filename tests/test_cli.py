@@ -17,6 +17,7 @@ def _json(result: object) -> object:
     return json.loads(result.stdout)  # type: ignore[attr-defined]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("classes", [2, 3])
 def test_unseen_classification_csv_goes_through_init_train_reproduce(
     tmp_path: Path, classes: int
@@ -38,6 +39,7 @@ def test_unseen_classification_csv_goes_through_init_train_reproduce(
     assert "reproduced customers:1" in result.stdout
 
 
+@pytest.mark.slow
 def test_training_twice_gives_identical_fingerprints(tmp_path: Path) -> None:
     home = tmp_path / "home"
     project = regression_project(tmp_path / "houses")
@@ -51,6 +53,7 @@ def test_training_twice_gives_identical_fingerprints(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.slow
 def test_reproduce_names_each_deliberate_change(tmp_path: Path) -> None:
     home = tmp_path / "home"
     project = regression_project(tmp_path / "houses")
@@ -82,11 +85,15 @@ def test_reproduce_names_each_deliberate_change(tmp_path: Path) -> None:
     (site / "threadpoolctl.py").write_text(Path(threadpoolctl.__file__).read_text())
     frame.loc[5, "size"] -= 1.0
     frame.to_csv(csv, index=False)
-    os.environ["PYTHONPATH"] = str(site)
+    previous = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), previous]))
     try:
         changed = _json(run_cli("reproduce", "houses:1", "--json", home=home, check=1))
-    finally:
-        del os.environ["PYTHONPATH"]
+    finally:  # put back what the suite runs with (a source tree may be on it)
+        if previous is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = previous
     assert any(
         "package threadpoolctl: recorded" in line and "now 9.9.9" in line
         for line in changed["differences"]
@@ -170,6 +177,7 @@ def test_bad_input_fails_clearly_and_leaves_registry_untouched(
     assert _models(home) == []
 
 
+@pytest.mark.slow
 def test_tampered_artifact_is_refused(tmp_path: Path) -> None:
     home = tmp_path / "home"
     project = regression_project(tmp_path / "houses")
@@ -189,6 +197,7 @@ def test_tampered_artifact_is_refused(tmp_path: Path) -> None:
     assert [entry["action"] for entry in history] == ["register"]
 
 
+@pytest.mark.slow
 def test_promote_rollback_and_failed_gates(tmp_path: Path) -> None:
     home = tmp_path / "home"
     project = regression_project(tmp_path / "houses")
@@ -225,6 +234,7 @@ def test_promote_rollback_and_failed_gates(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.slow
 def test_diff_and_evaluate_on_new_data(tmp_path: Path) -> None:
     home = tmp_path / "home"
     project = regression_project(tmp_path / "houses")

@@ -9,6 +9,7 @@ until ``/readyz`` says every model is loaded.
 from __future__ import annotations
 
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,6 +24,7 @@ import pandas as pd
 import pytest
 import uvicorn
 
+from _e2e import require_e2e
 from _projects import classification_frame, regression_project, write_spec
 from modelyard import api
 from modelyard.serving import ServeConfig, create_app
@@ -201,6 +203,7 @@ def running_servers() -> Iterator[StartServer]:
     started: list[LiveServer] = []
 
     def start(settings: Settings, *, wait: bool = True, **config: Any) -> LiveServer:
+        require_e2e("a uvicorn server")
         config.setdefault("models", ["houses", "churn"])
         config.setdefault("poll_seconds", 0)
         # the reference pipeline, so predictions compare exactly (ONNX: test_app_onnx.py)
@@ -235,6 +238,22 @@ def start_server() -> Iterator[StartServer]:
     """Start servers for one test: ``start_server(settings, models=[...], **config)``."""
     with running_servers() as start:
         yield start
+
+
+def wait_process_ready(process: subprocess.Popen[Any], url: str, timeout: float = 90) -> None:
+    """Wait until the server ``process`` answers 200 on ``/readyz`` (fail if it exits)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            output = process.stdout.read() if process.stdout else ""
+            raise AssertionError(f"the server exited {process.returncode}:\n{output}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{url} did not become ready")
 
 
 ADMIN_KEY = "admin-key-123"

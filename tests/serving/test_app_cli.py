@@ -13,13 +13,19 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
+from _e2e import require_e2e
+from conftest import wait_process_ready
+
 if TYPE_CHECKING:
     from conftest import Yard
 
 Rows = list[dict[str, Any]]
 
 
-def _serve(yard: Yard, *args: str) -> subprocess.Popen[str]:
+def _serve(yard: Yard, *args: str, refused: bool = False) -> subprocess.Popen[str]:
+    """Run ``modelyard serve``; ``refused``: it is expected to exit before it listens."""
+    if not refused:
+        require_e2e("`modelyard serve`")
     env = {**os.environ, "MODELYARD_HOME": str(yard.settings.home)}
     env.pop("MODELYARD_REGISTRY_URL", None)
     return subprocess.Popen(
@@ -31,19 +37,7 @@ def _serve(yard: Yard, *args: str) -> subprocess.Popen[str]:
     )
 
 
-def _wait_ready(process: subprocess.Popen[str], url: str, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            output = process.stdout.read() if process.stdout else ""
-            raise AssertionError(f"the server exited {process.returncode}:\n{output}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"{url} did not become ready")
+_wait_ready = wait_process_ready
 
 
 def _stop(process: subprocess.Popen[str]) -> str:
@@ -57,7 +51,7 @@ def _stop(process: subprocess.Popen[str]) -> str:
 
 
 def test_unknown_reference_fails_before_serving(yard: Yard) -> None:
-    process = _serve(yard, "houses@nowhere", "--port", str(_port()))
+    process = _serve(yard, "houses@nowhere", "--port", str(_port()), refused=True)
     output, _ = process.communicate(timeout=120)
     assert process.returncode == 2
     assert "no alias 'nowhere'" in output and "Traceback" not in output
