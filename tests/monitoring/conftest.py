@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,9 +34,10 @@ def houses(rows: int, seed: int, *, size_shift: float = 0.0) -> pd.DataFrame:
     )
 
 
-def log_rows(predlog: PredictionLog, frame: pd.DataFrame, day: datetime, prefix: str) -> None:
+def log_rows(
+    predlog: PredictionLog, pipeline: Any, frame: pd.DataFrame, day: datetime, prefix: str
+) -> None:
     """Predict ``frame`` with houses:1 and log it as requests of 10 rows through the day."""
-    pipeline = api.load_model("houses:1", settings=Settings(home=predlog_home(predlog)))
     features = list(pipeline.feature_names_in_)
     values = pipeline.predict(frame[features])
     for number, start in enumerate(range(0, len(frame), 10)):
@@ -55,10 +57,6 @@ def log_rows(predlog: PredictionLog, frame: pd.DataFrame, day: datetime, prefix:
         )
 
 
-def predlog_home(predlog: PredictionLog) -> Path:
-    return predlog._home
-
-
 @pytest.fixture(scope="package")
 def logged(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A home with houses:1 trained, day 1 logged as in training, day 2 with size shifted."""
@@ -67,6 +65,7 @@ def logged(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_cli("train", str(regression_project(tmp / "houses")), "--no-onnx", home=home)
     settings = Settings(home=home)
     with PredictionLog.open(settings, flush_seconds=3600) as predlog:
-        log_rows(predlog, houses(300, 1), DAY1, "a")
-        log_rows(predlog, houses(300, 2, size_shift=60.0), DAY2, "b")
+        pipeline = api.load_model("houses:1", settings=settings)
+        log_rows(predlog, pipeline, houses(300, 1), DAY1, "a")
+        log_rows(predlog, pipeline, houses(300, 2, size_shift=60.0), DAY2, "b")
     return home
