@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from modelyard.errors import ModelyardError
+from modelyard.monitoring import cli as monitoring_cli
 
 if TYPE_CHECKING:
     from modelyard.registry.registry import ModelVersion
@@ -44,6 +45,8 @@ app = typer.Typer(
 )
 models_app = typer.Typer(help="List and inspect registered models.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+app.add_typer(monitoring_cli.labels_app, name="labels")
+app.command("monitor")(monitoring_cli.monitor_command)
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
