@@ -35,11 +35,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from modelyard.errors import ModelyardError
+from modelyard.errors import LimitExceeded, ModelyardError
 from modelyard.serving.batching import Activity
 from modelyard.serving.config import ServeConfig, config_from_env
 from modelyard.serving.manager import ModelManager
@@ -313,10 +314,12 @@ def _add_error_handlers(app: FastAPI, state: ServingState) -> FaultResponse:
                 request, exc.http_status, exc.message, exc.detail_list(), exc.headers
             )
         kind = type(exc).__name__
-        if exc.http_status >= 500:
+        if exc.http_status >= 500 and not isinstance(exc, LimitExceeded):
             return fault(request, exc)
         count(request, kind)
         detail = [{"loc": [], "msg": exc.message, "type": kind}]
+        # LimitExceeded: load shedding or a slow client, not a fault; no traceback
+        # (BodyLimits adds Connection: close and Retry-After).
         return _error_response(request, exc.http_status, exc.message, detail)
 
     async def invalid_request(request: Request, exc: Exception) -> Response:
@@ -414,6 +417,9 @@ class _RequestContext:
         self.activity.requests += 1
         try:
             await self.app(scope, receive, send_with_id)
+        except ClientDisconnect:
+            # The client went away before its body arrived: nobody to answer, no fault.
+            logger.debug("request %s: the client disconnected", scope[REQUEST_ID_KEY])
         except Exception as exc:
             if started_response:  # half an answer is out: only closing the connection is left
                 raise
