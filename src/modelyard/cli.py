@@ -22,6 +22,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from modelyard.batch.cli import batch_app
+from modelyard.batch.cli import worker as batch_worker
 from modelyard.errors import ModelyardError
 
 if TYPE_CHECKING:
@@ -44,6 +46,8 @@ app = typer.Typer(
 )
 models_app = typer.Typer(help="List and inspect registered models.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+app.add_typer(batch_app, name="batch")
+app.command("worker")(batch_worker)
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)

@@ -12,6 +12,7 @@ where, and what to do about it.
     ├── DataError                       exit 2, HTTP 422   unreadable or empty data
     │   └── DataValidationError         exit 2, HTTP 422   data breaks a recorded schema
     ├── ModelNotFoundError (LookupError) exit 2, HTTP 404  no such model, version or alias
+    ├── JobNotFoundError (LookupError)  exit 2, HTTP 404   no such batch job
     ├── RegistryError                   exit 2, HTTP 409   a registry rule was broken
     │   └── PromotionRefused            exit 2, HTTP 409   gates failed, no override
     ├── IntegrityError                  exit 3, HTTP 409   an artifact's checksum does not match
@@ -33,6 +34,7 @@ __all__ = [
     "DataValidationError",
     "GateFailed",
     "IntegrityError",
+    "JobNotFoundError",
     "MissingExtraError",
     "ModelNotFoundError",
     "ModelyardError",
@@ -78,6 +80,12 @@ class DataValidationError(DataError):
 
 class ModelNotFoundError(ModelyardError, LookupError):
     """No such model, version or alias in the registry."""
+
+    http_status = 404
+
+
+class JobNotFoundError(ModelyardError, LookupError):
+    """No batch job has the given id."""
 
     http_status = 404
 

@@ -1,0 +1,275 @@
+"""``modelyard batch ...`` and ``modelyard worker``: thin over :mod:`modelyard.batch.api`.
+
+Registered on the main command line by :mod:`modelyard.cli`. Heavy imports stay inside
+the commands, so ``modelyard --help`` stays quick.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from modelyard.batch.jobs import Job
+
+__all__ = ["batch_app", "worker"]
+
+batch_app = typer.Typer(
+    help="Score files in the background: submit, follow, fetch results, cancel.",
+    no_args_is_help=True,
+    epilog="Examples:\n\n  modelyard batch submit houses.csv --model house-prices@production\n\n"
+    "  modelyard batch status JOB --follow\n\n"
+    "  modelyard batch results JOB --out predictions.parquet",
+)
+
+JobArgument = Annotated[str, typer.Argument(help="The job id that submit printed.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+_POLL_SECONDS = 0.5
+
+
+def _cli() -> Any:
+    from modelyard import cli
+
+    return cli
+
+
+@batch_app.command("submit")
+def submit(
+    file: Annotated[Path, typer.Argument(help="A .csv or .parquet file the workers can read.")],
+    model: Annotated[
+        str, typer.Option(help="NAME (its production alias), NAME:VERSION or NAME@ALIAS.")
+    ],
+    idempotency_key: Annotated[
+        str | None, typer.Option(help="Submitting again with this key returns the first job.")
+    ] = None,
+    notify: Annotated[str | None, typer.Option(help="Email this address when it ends.")] = None,
+    webhook: Annotated[
+        str | None, typer.Option(help="POST the job (HMAC-signed) to this URL when it ends.")
+    ] = None,
+    id_column: Annotated[
+        list[str] | None,
+        typer.Option(help="An input column kept next to each prediction (repeatable)."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Queue a job scoring every row of FILE; prints the job id alone on the last line.
+
+    Start workers with `modelyard worker`.
+
+    Example: modelyard batch submit houses.csv --model house-prices@production --notify me@x.org
+    """
+    from modelyard.batch import api
+
+    cli = _cli()
+    job = api.submit(
+        file,
+        model=model,
+        idempotency_key=idempotency_key,
+        notify=notify,
+        webhook=webhook,
+        id_columns=id_column,
+        settings=cli._settings(),
+    )
+    if as_json:
+        cli._print_json(job.to_dict())
+        return
+    cli.err.print(f"queued {job.model}:{job.version} on {job.source['path']} ({job.status})")
+    cli.out.print(job.id)
+
+
+@batch_app.command("status")
+def status(
+    job_id: JobArgument,
+    follow: Annotated[bool, typer.Option(help="Show a progress bar until the job ends.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Show a job's state, counts, speed and first failed rows.
+
+    With --follow, exits 0 when the job is done, 1 when it failed or was cancelled.
+
+    Example: modelyard batch status 3f2a... --follow
+    """
+    from modelyard.batch import api
+
+    cli = _cli()
+    settings = cli._settings()
+    job = api.status(job_id, settings=settings)
+    if follow and not job.finished:
+        job = _follow(job_id, settings, cli)
+    if as_json:
+        cli._print_json(job.to_dict())
+    else:
+        _print_job(job, cli)
+        if job.rows_failed:
+            _print_failures(job, settings, cli)
+    if follow and job.status != "done":
+        raise typer.Exit(1)
+
+
+@batch_app.command("list")
+def list_jobs(
+    state: Annotated[
+        str | None,
+        typer.Option("--status", help="Only jobs queued, running, done, failed or cancelled."),
+    ] = None,
+    limit: Annotated[int, typer.Option(help="How many of the newest jobs.", min=1)] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """List the newest jobs.
+
+    Example: modelyard batch list --status running
+    """
+    from rich.table import Table
+
+    from modelyard.batch import api
+
+    cli = _cli()
+    jobs = api.list_jobs(limit=limit, status=state, settings=cli._settings())
+    if as_json:
+        cli._print_json([job.to_dict() for job in jobs])
+        return
+    table = Table("job", "model", "status", "rows done", "failed", "progress", "created")
+    for job in jobs:
+        table.add_row(
+            job.id,
+            f"{job.model}:{job.version}",
+            job.status,
+            f"{job.rows_done:,}",
+            f"{job.rows_failed:,}",
+            f"{job.progress:.0%}",
+            f"{job.created_at:%Y-%m-%d %H:%M:%S}",
+        )
+    cli.out.print(table)
+
+
+@batch_app.command("cancel")
+def cancel(job_id: JobArgument, as_json: JsonOption = False) -> None:
+    """Cancel a queued job, or stop a running one at its next chunk.
+
+    Example: modelyard batch cancel 3f2a...
+    """
+    from modelyard.batch import api
+
+    cli = _cli()
+    job = api.cancel(job_id, settings=cli._settings())
+    if as_json:
+        cli._print_json(job.to_dict())
+    elif job.status == "running":
+        cli.out.print(f"{job.id}: stopping at its next chunk")
+    else:
+        cli.out.print(f"{job.id}: {job.status}")
+
+
+@batch_app.command("results")
+def results(
+    job_id: JobArgument,
+    out: Annotated[Path, typer.Option(help="Where to write: a .csv or .parquet file.")],
+) -> None:
+    """Write a job's predictions to a CSV or Parquet file, in input order.
+
+    Example: modelyard batch results 3f2a... --out predictions.parquet
+    """
+    from modelyard.batch import api
+
+    cli = _cli()
+    written = api.results(job_id, out, settings=cli._settings())
+    cli.out.print(f"wrote {written:,} rows to {out}")
+
+
+def worker(
+    concurrency: Annotated[int, typer.Option(help="Jobs run at once by this worker.", min=1)] = 1,
+    worker_type: Annotated[
+        str, typer.Option(help="thread or process: how the jobs run side by side.")
+    ] = "thread",
+) -> None:
+    """Run batch jobs from the queue until stopped (Ctrl-C finishes running chunks first).
+
+    The queue is the SQLite file <home>/queue.db, or Redis when MODELYARD_QUEUE_URL is
+    set (then workers on several machines share the jobs). A job whose worker died is
+    taken over once its lease (MODELYARD_BATCH_LEASE_SECONDS) expires.
+
+    Example: MODELYARD_QUEUE_URL=redis://127.0.0.1:6379/0 modelyard worker --concurrency 2
+    """
+    import logging
+
+    from modelyard.batch.config import BatchSettings
+    from modelyard.batch.queue import run_worker
+    from modelyard.errors import ModelyardError
+
+    if worker_type not in ("thread", "process"):
+        raise ModelyardError(f"--worker-type {worker_type!r}: use thread or process")
+    cli = _cli()
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings = cli._settings()
+    batch = BatchSettings()
+    queue = batch.queue_url or str(settings.home.expanduser().absolute() / "queue.db")
+    cli.err.print(f"batch worker: {concurrency} {worker_type}(s) on {queue}")
+    run_worker(settings, batch, concurrency=concurrency, worker_type=worker_type)
+
+
+# -- rendering ------------------------------------------------------------------------
+
+
+def _follow(job_id: str, settings: Any, cli: Any) -> Job:
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+
+    from modelyard.batch import api
+
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[detail]}"),
+        console=cli.err,
+        transient=False,
+    )
+    with bar:
+        task = bar.add_task(job_id[:12], total=1.0, detail="queued")
+        while True:
+            job = api.status(job_id, settings=settings)
+            bar.update(task, completed=job.progress, detail=_detail(job))
+            if job.finished:
+                return job
+            time.sleep(_POLL_SECONDS)
+
+
+def _detail(job: Job) -> str:
+    parts = [job.status, f"{job.rows_done:,} scored", f"{job.rows_failed:,} failed"]
+    if job.rows_per_second:
+        parts.append(f"{job.rows_per_second:,.0f} rows/s")
+    if job.eta_seconds is not None and not job.finished:
+        parts.append(f"ETA {job.eta_seconds:,.0f} s")
+    return ", ".join(parts)
+
+
+def _print_job(job: Job, cli: Any) -> None:
+    cli.out.print(f"[bold]{job.id}[/bold]  {job.model}:{job.version} ({job.ref})")
+    cli.out.print(
+        f"status: {job.status}" + (f" ({job.reason})" if job.reason else ""), markup=False
+    )
+    cli.out.print(f"input: {job.source.get('path')}", markup=False)
+    total = f" of {job.rows_total:,}" if job.rows_total is not None else ""
+    cli.out.print(
+        f"rows: {job.rows_done + job.rows_failed:,}{total} read, {job.rows_done:,} scored, "
+        f"{job.rows_failed:,} failed; {job.progress:.0%}"
+    )
+    if job.rows_per_second:
+        eta = f", ETA {job.eta_seconds:,.0f} s" if job.eta_seconds is not None else ""
+        cli.out.print(f"speed: {job.rows_per_second:,.0f} rows/s{eta}")
+    if job.runtime:
+        cli.out.print(f"runtime: {job.runtime}", markup=False)
+
+
+def _print_failures(job: Job, settings: Any, cli: Any) -> None:
+    from modelyard.batch.jobs import JobStore
+
+    with JobStore.open(settings) as store:
+        failures = store.failures(job.id, limit=10)
+    cli.out.print(f"first failed rows ({job.rows_failed:,} in all):")
+    for failure in failures:
+        cli.out.print(f"  row {failure['row_number']}: {failure['reason']}", markup=False)
