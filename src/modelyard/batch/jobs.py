@@ -116,6 +116,8 @@ class Delivery:
     status: str
     attempts: int
     last_error: str
+    created_at: datetime
+    updated_at: datetime
 
 
 class JobStore:
