@@ -13,6 +13,7 @@ where, and what to do about it.
     │   └── DataValidationError         exit 2, HTTP 422   data breaks a recorded schema
     ├── ModelNotFoundError (LookupError) exit 2, HTTP 404  no such model, version or alias
     ├── JobNotFoundError (LookupError)  exit 2, HTTP 404   no such batch job
+    ├── JobNotFinished                  exit 2, HTTP 409   a batch job has not ended yet
     ├── RegistryError                   exit 2, HTTP 409   a registry rule was broken
     │   └── PromotionRefused            exit 2, HTTP 409   gates failed, no override
     ├── IntegrityError                  exit 3, HTTP 409   an artifact's checksum does not match
@@ -34,6 +35,7 @@ __all__ = [
     "DataValidationError",
     "GateFailed",
     "IntegrityError",
+    "JobNotFinished",
     "JobNotFoundError",
     "MissingExtraError",
     "ModelNotFoundError",
@@ -88,6 +90,12 @@ class JobNotFoundError(ModelyardError, LookupError):
     """No batch job has the given id."""
 
     http_status = 404
+
+
+class JobNotFinished(ModelyardError):
+    """A batch job is still queued or running, and the action needs it ended."""
+
+    http_status = 409
 
 
 class RegistryError(ModelyardError):

@@ -15,7 +15,7 @@ from typing import Any
 from modelyard.batch.config import BatchSettings
 from modelyard.batch.inputs import source_of
 from modelyard.batch.jobs import Job, JobStore
-from modelyard.errors import DataError, ModelyardError
+from modelyard.errors import DataError, JobNotFinished, ModelyardError
 from modelyard.settings import Settings, default_actor
 
 __all__ = ["cancel", "list_jobs", "results", "status", "submit"]
@@ -142,7 +142,7 @@ def results(job_id: str, out: str | Path, *, settings: Settings | None = None) -
 
     Raises:
         JobNotFoundError: no job has that id.
-        ModelyardError: the job has not ended (a failed or cancelled job gives the
+        JobNotFinished: the job has not ended (a failed or cancelled job gives the
             rows it scored before it ended).
         DataError: ``out`` is neither .csv nor .parquet.
     """
@@ -154,7 +154,7 @@ def results(job_id: str, out: str | Path, *, settings: Settings | None = None) -
     with JobStore.open(settings or Settings()) as store:
         job = store.get(job_id)
         if not job.finished:
-            raise ModelyardError(
+            raise JobNotFinished(
                 f"batch job {job_id} is {job.status}; its results can be written once it "
                 f"ends (follow it with `modelyard batch status {job_id} --follow`)"
             )

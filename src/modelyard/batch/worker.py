@@ -189,7 +189,9 @@ class _Run:
                 return "lost", ""
             if self.store.get(job.id).cancel_requested:
                 return "cancelled", "cancelled on request"
+            scoring = time.perf_counter()
             scored = scorer.score(chunk.table, text=chunk.text)
+            latency_ms = (time.perf_counter() - scoring) * 1000
             processed += chunk.rows
             seen = chunk.first_row + chunk.rows
             elapsed = max(time.monotonic() - started, 1e-9)
@@ -210,7 +212,7 @@ class _Run:
                 return "lost", ""
             if outcome == "cancelled":
                 return "cancelled", "cancelled on request"
-            self._log(predlog, chunk, scored)
+            self._log(predlog, chunk, scored, latency_ms)
         if seen == 0:
             return "failed", (
                 f"{job.source.get('path')}: the file has a header but no rows; "
@@ -267,7 +269,10 @@ class _Run:
         columns = {name: [_plain(v) for v in picked.column(name).to_pylist()] for name in names}
         return [{name: columns[name][i] for name in names} for i in range(len(positions))]
 
-    def _log(self, predlog: PredictionLog, chunk: Chunk, scored: ChunkScore) -> None:
+    def _log(
+        self, predlog: PredictionLog, chunk: Chunk, scored: ChunkScore, latency_ms: float
+    ) -> None:
+        """Log the chunk's scored rows; latency is the chunk's check-and-score time."""
         if scored.output is None or scored.columns is None:
             return
         from modelyard.registry.db import utcnow
@@ -280,7 +285,7 @@ class _Run:
             columns=scored.columns,
             rows=len(scored.positions),
             output=scored.output,
-            latency_ms=0.0,
+            latency_ms=latency_ms,
             endpoint=ENDPOINT,
             row_numbers=scored.positions + chunk.first_row,
         )
