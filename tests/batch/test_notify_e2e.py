@@ -167,3 +167,61 @@ def test_failed_deliveries_are_retried_and_recorded(
     assert "answered 500" in delivery.last_error
     assert status(again.id, settings=settings).status == "cancelled"
     assert json.loads(receiver.calls[-1][1])["event"] == "batch.job.cancelled"
+
+
+@pytest.fixture
+def guarded_mailbox() -> Iterator[Mailbox]:
+    """An SMTP server that takes mail only after AUTH as ana / right-password."""
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    def authenticate(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> Any:
+        ok = isinstance(data, LoginPassword) and (data.login, data.password) == (
+            b"ana",
+            b"right-password",
+        )
+        return AuthResult(success=ok)
+
+    box = Mailbox(port=free_port())
+    controller = Controller(
+        box,
+        hostname="127.0.0.1",
+        port=box.port,
+        authenticator=authenticate,
+        auth_required=True,
+        auth_require_tls=False,
+    )
+    controller.start()
+    try:
+        yield box
+    finally:
+        controller.stop()
+
+
+# Plain AUTH without TLS, on loopback only: the server warns, as it should elsewhere.
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
+@pytest.mark.parametrize(("password", "sent"), [("right-password", True), ("wrong", False)])
+def test_smtp_login_from_the_settings(
+    batch_yard: BatchYard,
+    settings: Settings,
+    guarded_mailbox: Mailbox,
+    tmp_path: Path,
+    password: str,
+    sent: bool,
+) -> None:
+    batch = _notifying(guarded_mailbox, smtp_user="ana", smtp_password=password, notify_retries=0)
+    house_rows(batch_yard, 5).to_csv(tmp_path / "in.csv", index=False)
+    job = submit(
+        tmp_path / "in.csv",
+        model="houses",
+        notify="bo@example.test",
+        settings=settings,
+        batch=batch,
+    )
+    drain(settings, batch)
+    with JobStore.open(settings) as store:
+        (delivery,) = store.deliveries(job.id)
+    assert len(guarded_mailbox.messages) == (1 if sent else 0)
+    assert (delivery.status, delivery.attempts) == ("sent" if sent else "failed", 1)
+    if not sent:
+        assert "could not email bo@example.test through 127.0.0.1" in delivery.last_error

@@ -185,7 +185,11 @@ def worker(
         str, typer.Option(help="thread or process: how the jobs run side by side.")
     ] = "thread",
 ) -> None:
-    """Run batch jobs from the queue until stopped (Ctrl-C finishes running chunks first).
+    """Run batch jobs from the queue until stopped.
+
+    Ctrl-C (SIGINT) lets running jobs finish, a second Ctrl-C or SIGTERM stops at once:
+    the jobs it was running are then taken over by another worker, from their last
+    committed chunk.
 
     The queue is the SQLite file <home>/queue.db, or Redis when MODELYARD_QUEUE_URL is
     set (then workers on several machines share the jobs). A job whose worker died is
