@@ -234,3 +234,20 @@ def test_unknown_models_jobs_and_files_are_user_errors(
         submit(tmp_path / "in.json", model="houses", settings=settings, batch=batch_settings)
     with pytest.raises(JobNotFoundError, match=r"batch list"):
         status("0" * 32, settings=settings)
+
+
+def test_a_job_whose_task_was_lost_is_queued_again(
+    batch_yard: BatchYard, settings: Settings, batch_settings: BatchSettings, tmp_path: Path
+) -> None:
+    from modelyard.batch import BatchQueue
+
+    house_rows(batch_yard, 40).to_csv(tmp_path / "in.csv", index=False)
+    job = submit(tmp_path / "in.csv", model="houses", settings=settings, batch=batch_settings)
+    queue = BatchQueue(settings, batch_settings)
+    with JobStore.open(settings) as store:
+        assert queue.requeue_stale(store) == ([], [])  # its task is in the queue
+        queue.huey.flush()  # as if a worker took the task and died before claiming the job
+        assert queue.requeue_stale(store) == ([job.id], [])
+        assert queue.requeue_stale(store) == ([], [])  # queued once, not twice
+    assert drain(settings, batch_settings) == 1
+    assert status(job.id, settings=settings).status == "done"

@@ -209,7 +209,14 @@ def test_smtp_login_from_the_settings(
     password: str,
     sent: bool,
 ) -> None:
-    batch = _notifying(guarded_mailbox, smtp_user="ana", smtp_password=password, notify_retries=0)
+    # aiosmtpd does not answer a refused AUTH at once: a short timeout ends the wait.
+    batch = _notifying(
+        guarded_mailbox,
+        smtp_user="ana",
+        smtp_password=password,
+        notify_retries=0,
+        smtp_timeout_seconds=2,
+    )
     house_rows(batch_yard, 5).to_csv(tmp_path / "in.csv", index=False)
     job = submit(
         tmp_path / "in.csv",
