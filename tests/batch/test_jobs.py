@@ -251,3 +251,58 @@ def test_a_job_whose_task_was_lost_is_queued_again(
         assert queue.requeue_stale(store) == ([], [])  # queued once, not twice
     assert drain(settings, batch_settings) == 1
     assert status(job.id, settings=settings).status == "done"
+
+
+def test_the_rows_of_a_sql_query_are_scored_in_a_fixed_order(
+    batch_yard: BatchYard, settings: Settings, batch_settings: BatchSettings, tmp_path: Path
+) -> None:
+    frame = house_rows(batch_yard, 130, seed=4).astype({"size": float, "rooms": int})
+    frame["house_id"] = range(1000, 1130)
+    frame = frame.sample(frac=1.0, random_state=1)  # stored out of order
+    database = tmp_path / "houses.db"
+    engine = sa.create_engine(f"sqlite:///{database}")
+    frame.to_sql("houses", engine, index=False)
+    with engine.begin() as conn:  # SQLite keeps a word in a REAL column: a bad row
+        conn.exec_driver_sql("UPDATE houses SET size = 'big' WHERE house_id = 1007")
+    engine.dispose()
+
+    job = submit(
+        model="houses",
+        sql="SELECT house_id, size, rooms, town FROM houses WHERE rooms > 0",
+        sql_url=f"sqlite:///{database}",
+        id_columns=["house_id"],
+        settings=settings,
+        batch=batch_settings,
+    )
+    assert job.source["order_by"] == ["house_id"]
+    drain(settings, batch_settings)
+    job = status(job.id, settings=settings)
+    assert (job.status, job.rows_total, job.rows_done, job.rows_failed) == ("done", 130, 129, 1)
+    scored = _scored(settings, job.id).sort_values("row_number")
+    assert [ids["house_id"] for ids in scored["ids"]][:8] == [
+        1000,
+        1001,
+        1002,
+        1003,
+        1004,
+        1005,
+        1006,
+        1008,
+    ]
+    with JobStore.open(settings) as store:
+        (failure,) = store.failures(job.id)
+    assert failure["ids"] == {"house_id": 1007} and "'size'" in failure["reason"]
+
+
+def test_a_sql_url_holding_a_password_is_refused(
+    settings: Settings, batch_settings: BatchSettings
+) -> None:
+    with pytest.raises(DataError, match=r"holds a password.*PGPASSWORD") as caught:
+        submit(
+            model="houses",
+            sql="SELECT 1",
+            sql_url="postgresql://ana:hunter2@db.example/yard",
+            settings=settings,
+            batch=batch_settings,
+        )
+    assert "hunter2" not in str(caught.value)

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
-from modelyard.batch import BatchSettings, JobStore, status, submit
+from modelyard.batch import BatchSettings, JobStore, cancel, status, submit
 from modelyard.registry import db
 from modelyard.settings import Settings
 
@@ -21,9 +21,9 @@ ROWS = 12_000
 BAD = set(range(5, ROWS, 997))  # rows whose 'size' is not a number
 
 
-def _big_input(yard: BatchYard, path: Path) -> None:
-    frame = house_rows(yard, ROWS)
-    frame.loc[sorted(BAD), "size"] = "n/a"
+def _big_input(yard: BatchYard, path: Path, rows: int = ROWS) -> None:
+    frame = house_rows(yard, rows)
+    frame.loc[sorted(row for row in BAD if row < rows), "size"] = "n/a"
     frame.to_csv(path, index=False)
 
 
@@ -72,17 +72,15 @@ def test_cancel_stops_a_running_job_at_its_next_chunk(
     start_worker: StartWorker,
     tmp_path: Path,
 ) -> None:
-    _big_input(batch_yard, tmp_path / "in.csv")
+    _big_input(batch_yard, tmp_path / "in.csv", rows=3 * ROWS)
     job = submit(tmp_path / "in.csv", model="houses", settings=settings, batch=batch_settings)
-    env = cli_env(settings)
-    worker = start_worker(env)
+    worker = start_worker(cli_env(settings))
     wait_for(lambda: status(job.id, settings=settings).rows_done > 0, "the first chunk")
-    cancelled = run_cli(["batch", "cancel", job.id], env)
-    assert cancelled.returncode == 0, cancelled.stderr
+    assert cancel(job.id, settings=settings).cancel_requested
     wait_for(lambda: status(job.id, settings=settings).finished, "the job to stop")
     ended = status(job.id, settings=settings)
     assert ended.status == "cancelled", worker.output()
-    assert ended.next_row < ROWS
+    assert ended.next_row < 3 * ROWS
     scored = _rows_in(settings, db.batch_results, job.id)
     assert len(scored) == ended.rows_done  # only whole committed chunks
 
@@ -142,6 +140,8 @@ def test_cli_with_a_redis_queue_and_a_postgresql_registry(
     assert "299 scored, 1 failed" in followed.stderr
     assert "row 7: column 'town': null" in followed.stdout
 
+    too_late = run_cli(["batch", "cancel", job_id], env)
+    assert (too_late.returncode, too_late.stdout.strip()) == (0, f"{job_id}: done")
     listed = run_cli(["batch", "list", "--json"], env)
     assert [job["id"] for job in json.loads(listed.stdout)] == [job_id]
     out = tmp_path / "out.parquet"

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from modelyard.batch.config import BatchSettings
-from modelyard.batch.inputs import source_of
+from modelyard.batch.inputs import source_of, sql_source_of
 from modelyard.batch.jobs import Job, JobStore
 from modelyard.errors import DataError, JobNotFinished, ModelyardError
 from modelyard.settings import Settings, default_actor
@@ -24,9 +24,11 @@ _MAX_KEY = 200
 
 
 def submit(
-    path: str | Path,
+    path: str | Path | None = None,
     *,
     model: str,
+    sql: str | None = None,
+    sql_url: str | None = None,
     idempotency_key: str | None = None,
     notify: str | None = None,
     webhook: str | None = None,
@@ -34,10 +36,16 @@ def submit(
     settings: Settings | None = None,
     batch: BatchSettings | None = None,
 ) -> Job:
-    """Queue a job scoring every row of ``path`` (CSV or Parquet) with ``model``.
+    """Queue a job scoring every row of ``path`` (CSV or Parquet), or of a SQL query,
+    with ``model``.
 
     Args:
         path: a file the workers can read (give a shared path when they run elsewhere).
+        sql: a query whose rows to score instead of a file, on the database ``sql_url``
+            (a URL without its password: see
+            :func:`modelyard.batch.inputs.sql_source_of`). Rows are sorted by
+            ``id_columns`` (by every column when there are none), so a resumed job
+            reads them in the same order.
         model: ``NAME`` (its ``production`` alias), ``NAME:VERSION`` or ``NAME@ALIAS``;
             resolved now, so a later promotion does not change what the job scores with.
         idempotency_key: a second submit with the same key returns the first job.
@@ -50,7 +58,8 @@ def submit(
 
     Raises:
         ModelNotFoundError: no such model, version or alias.
-        DataError: the file does not exist or is not CSV or Parquet.
+        DataError: the file does not exist or is not CSV or Parquet; both or neither
+            of a file and a query were given; the SQL URL holds a password.
     """
     from modelyard.batch.queue import BatchQueue
     from modelyard.registry.refs import ModelRef, parse_ref
@@ -59,6 +68,13 @@ def submit(
     settings = settings or Settings()
     batch = batch or BatchSettings()
     _check_options(idempotency_key, notify, webhook)
+    if (path is None) == (sql is None) or (sql is None) != (sql_url is None):
+        raise DataError("give a file, or a SQL query and its database URL (not both)")
+    if sql is not None and sql_url is not None:
+        source = sql_source_of(sql_url, sql, order_by=id_columns)
+    else:
+        assert path is not None
+        source = source_of(path)
     queue = BatchQueue(settings, batch)  # fails early when the queue cannot be used
     with JobStore.open(settings) as store:
         ref: ModelRef = parse_ref(model)
@@ -70,7 +86,7 @@ def submit(
             "model": version.name,
             "ref": str(ref),
             "version": version.version,
-            "source": source_of(path),
+            "source": source,
             "id_columns": list(id_columns or []),
             "chunk_rows": batch.batch_chunk_rows,
             "notify_email": notify,

@@ -38,10 +38,13 @@ def _cli() -> Any:
 
 @batch_app.command("submit")
 def submit(
-    file: Annotated[Path, typer.Argument(help="A .csv or .parquet file the workers can read.")],
     model: Annotated[
         str, typer.Option(help="NAME (its production alias), NAME:VERSION or NAME@ALIAS.")
     ],
+    file: Annotated[
+        Path | None,
+        typer.Argument(help="A .csv or .parquet file the workers can read (or give --sql)."),
+    ] = None,
     idempotency_key: Annotated[
         str | None, typer.Option(help="Submitting again with this key returns the first job.")
     ] = None,
@@ -53,9 +56,17 @@ def submit(
         list[str] | None,
         typer.Option(help="An input column kept next to each prediction (repeatable)."),
     ] = None,
+    sql: Annotated[
+        str | None, typer.Option(help="Score the rows of this query instead of a file.")
+    ] = None,
+    sql_url: Annotated[
+        str | None,
+        typer.Option(help="The database of --sql (no password in it: use PGPASSWORD, .pgpass)."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Queue a job scoring every row of FILE; prints the job id alone on the last line.
+    """Queue a job scoring every row of FILE (or of --sql on --sql-url); prints the job id
+    alone on the last line.
 
     Start workers with `modelyard worker`.
 
@@ -67,6 +78,8 @@ def submit(
     job = api.submit(
         file,
         model=model,
+        sql=sql,
+        sql_url=sql_url,
         idempotency_key=idempotency_key,
         notify=notify,
         webhook=webhook,
@@ -76,7 +89,8 @@ def submit(
     if as_json:
         cli._print_json(job.to_dict())
         return
-    cli.err.print(f"queued {job.model}:{job.version} on {job.source['path']} ({job.status})")
+    what = job.source.get("path") or "a SQL query"
+    cli.err.print(f"queued {job.model}:{job.version} on {what} ({job.status})", markup=False)
     cli.out.print(job.id)
 
 
@@ -256,7 +270,9 @@ def _print_job(job: Job, cli: Any) -> None:
     cli.out.print(
         f"status: {job.status}" + (f" ({job.reason})" if job.reason else ""), markup=False
     )
-    cli.out.print(f"input: {job.source.get('path')}", markup=False)
+    source = job.source
+    shown = source.get("path") or f"{source.get('query')} on {_masked(source.get('url', ''))}"
+    cli.out.print(f"input: {shown}", markup=False)
     total = f" of {job.rows_total:,}" if job.rows_total is not None else ""
     cli.out.print(
         f"rows: {job.rows_done + job.rows_failed:,}{total} read, {job.rows_done:,} scored, "
@@ -267,6 +283,12 @@ def _print_job(job: Job, cli: Any) -> None:
         cli.out.print(f"speed: {job.rows_per_second:,.0f} rows/s{eta}")
     if job.runtime:
         cli.out.print(f"runtime: {job.runtime}", markup=False)
+
+
+def _masked(url: str) -> str:
+    from modelyard.data.sources import mask_url
+
+    return mask_url(url)
 
 
 def _print_failures(job: Job, settings: Any, cli: Any) -> None:

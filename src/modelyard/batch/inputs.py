@@ -4,6 +4,8 @@
   abort the whole file, as typed parsing would); the text is then checked by the same
   CSV rules as an online ``text/csv`` request (:mod:`modelyard.batch.scoring`).
 - Parquet: ``ParquetFile.iter_batches``, typed values checked by the JSON rules.
+- SQL: the data layer's :func:`modelyard.data.sources.read_sql_chunks` (sorted in SQL,
+  streamed), typed values checked by the JSON rules.
 
 Rows are numbered from 0, the first data row (the CSV header is not a row), and chunks
 always start at multiples of the job's chunk size, so a resumed job finds its chunks
@@ -15,36 +17,66 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 from modelyard.errors import DataError
 
-__all__ = ["Chunk", "InputFile", "open_input", "source_of"]
+__all__ = ["Chunk", "InputFile", "SqlInput", "open_input", "source_of", "sql_source_of"]
 
 _CSV_BLOCK_BYTES = 1 << 20
 _SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+
+
+_PLAIN = frozenset({int, float, str, bool, type(None)})
 
 
 @dataclass(frozen=True)
 class Chunk:
     """Consecutive input rows starting at input row ``first_row``.
 
-    ``text`` says every value is CSV text (to be parsed by the CSV rules).
+    ``table`` is Arrow (files) or pandas (SQL, whose columns may mix types, as SQLite's
+    do). ``text`` says every value is CSV text (to be parsed by the CSV rules).
     ``progress`` is the share of the input read once this chunk is done.
     """
 
     first_row: int
-    table: pa.Table
+    table: pa.Table | pd.DataFrame
     text: bool
     progress: float
 
     @property
     def rows(self) -> int:
         """How many rows the chunk holds."""
-        return int(self.table.num_rows)
+        return len(self.table)
+
+    def values(self, name: str) -> list[Any]:
+        """Column ``name`` as plain Python values (JSON's kinds; dates as ISO text)."""
+        if isinstance(self.table, pd.DataFrame):
+            found: list[Any] = self.table[name].tolist()
+        else:
+            found = self.table.column(name).to_pylist()
+        if set(map(type, found)) <= _PLAIN:
+            return found
+        return [_plain(value) for value in found]
+
+
+def _plain(value: Any) -> Any:
+    if value is None or value is pd.NaT or value is pd.NA:
+        return None
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
 
 
 def source_of(path: str | Path) -> dict[str, Any]:
@@ -65,12 +97,81 @@ def source_of(path: str | Path) -> dict[str, Any]:
     return {"kind": kind, "path": str(file)}
 
 
+def sql_source_of(url: str, query: str, *, order_by: list[str] | None = None) -> dict[str, Any]:
+    """The job's record of a SQL input: a database URL, a query, the columns to sort by.
+
+    The URL is stored in the job table, so it must not hold a password: give it the way
+    the driver finds one itself (``PGPASSWORD``, ``~/.pgpass``, a socket with peer
+    authentication). A relative SQLite file is made absolute.
+
+    Raises:
+        DataError: the URL is malformed or holds a password, or the query is empty.
+    """
+    import sqlalchemy as sa
+
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        raise DataError(f"{url!r} is not a database URL, e.g. sqlite:////data/houses.db") from None
+    if parsed.password:
+        raise DataError(
+            f"{parsed.render_as_string(hide_password=True)}: the URL holds a password, which "
+            "the job table would store; drop it from the URL and give it where the workers "
+            "run (PGPASSWORD or ~/.pgpass for PostgreSQL)"
+        )
+    if not query.strip():
+        raise DataError("the SQL query is empty; give e.g. --sql 'SELECT * FROM houses'")
+    database = parsed.database
+    if parsed.get_backend_name() == "sqlite" and database and database != ":memory:":
+        file = Path(database).expanduser().absolute()
+        if not file.is_file():
+            raise DataError(f"{url}: no such SQLite database file {file}")
+        parsed = parsed.set(database=str(file))
+    return {
+        "kind": "sql",
+        "url": parsed.render_as_string(hide_password=False),
+        "query": query,
+        "order_by": list(order_by or []),
+    }
+
+
+class SqlInput:
+    """A SQL query's rows: its columns, row count, and its chunks in a fixed order."""
+
+    def __init__(self, source: dict[str, Any], chunk_rows: int) -> None:
+        from modelyard.data.sources import mask_url, read_sql_chunks
+
+        self.kind = "sql"
+        self.where = f"{mask_url(source['url'])} query"
+        self.chunk_rows = chunk_rows
+        self.columns, total, self._frames = read_sql_chunks(
+            source["url"], source["query"], order_by=source["order_by"], chunk_rows=chunk_rows
+        )
+        self.rows_total: int | None = total
+        if total == 0:
+            self._frames.close()
+            raise DataError(f"{self.where}: the query returned no rows; check its WHERE clause")
+
+    def chunks(self, start_row: int = 0) -> Iterator[Chunk]:
+        """The chunks from input row ``start_row`` on (a multiple of ``chunk_rows``)."""
+        row = 0
+        try:
+            for frame in self._frames:
+                if row >= start_row:
+                    share = min(1.0, (row + len(frame)) / max(self.rows_total or 1, 1))
+                    yield Chunk(row, frame.reset_index(drop=True), False, share)
+                row += len(frame)
+        finally:
+            self._frames.close()
+
+
 class InputFile:
     """One input file: its columns, row count when known, and its chunks."""
 
     def __init__(self, source: dict[str, Any], chunk_rows: int) -> None:
         self.kind: str = source["kind"]
         self.path = Path(source["path"])
+        self.where = str(self.path)
         self.chunk_rows = chunk_rows
         self.rows_total: int | None = None
         try:
@@ -168,10 +269,12 @@ class InputFile:
                 yield batch, stream.tell() / size
 
 
-def open_input(source: dict[str, Any], chunk_rows: int) -> InputFile:
-    """The input a job recorded (see :func:`source_of`).
+def open_input(source: dict[str, Any], chunk_rows: int) -> InputFile | SqlInput:
+    """The input a job recorded (see :func:`source_of` and :func:`sql_source_of`).
 
     Raises:
-        DataError: the file is missing, unreadable, empty or has duplicate column names.
+        DataError: the input is missing, unreadable or empty, or has duplicate columns.
     """
+    if source["kind"] == "sql":
+        return SqlInput(source, chunk_rows)
     return InputFile(source, chunk_rows)

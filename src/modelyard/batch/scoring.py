@@ -22,12 +22,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pyarrow as pa
 
+from modelyard.batch.inputs import Chunk
 from modelyard.errors import DataError
 from modelyard.serving.decode import (
     InputSpec,
@@ -82,25 +81,29 @@ class ChunkScorer:
         """Fail at once when the input lacks a column the model needs.
 
         Raises:
-            DataError: names every missing column and what the file has instead.
+            DataError: names every missing column and what the input has instead.
         """
         present = set(given)
         missing = [name for name in self.spec.names if name not in present]
         if missing:
             shown = ", ".join(map(repr, given[:20])) + (", ..." if len(given) > 20 else "")
             raise DataError(
-                f"{where}: the file lacks {len(missing)} input column(s) of "
+                f"{where}: the input lacks {len(missing)} input column(s) of "
                 f"{self.version.ref}: {', '.join(map(repr, missing))}; it has: {shown}. "
                 "Add them (same names as in training) and submit again"
             )
 
-    def score(self, table: pa.Table, *, text: bool) -> ChunkScore:
-        """Check every row of ``table`` and predict the valid ones."""
-        values = {
-            column.name: _values(table.column(column.name), column, text)
-            for column in self.spec.columns
-        }
-        positions = np.arange(table.num_rows)
+    def score(self, chunk: Chunk) -> ChunkScore:
+        """Check every row of ``chunk`` and predict the valid ones.
+
+        CSV text goes through the ``text/csv`` rule; other values are taken as the JSON
+        values they stand for (dates as ISO-8601 text).
+        """
+        values = {}
+        for column in self.spec.columns:
+            found = chunk.values(column.name)
+            values[column.name] = _csv_values(column, found) if chunk.text else found
+        positions = np.arange(chunk.rows)
         rejected: dict[int, list[str]] = {}
         decoded = None
         for attempt in range(_WHOLE_CHUNK_TRIES + 1):
@@ -156,16 +159,3 @@ def _take(values: dict[str, list[Any]], positions: np.ndarray) -> dict[str, list
     if len(positions) and len(positions) == len(next(iter(values.values()), [])):
         return values
     return {name: [column[i] for i in positions] for name, column in values.items()}
-
-
-def _values(array: pa.ChunkedArray, column: Any, text: bool) -> list[Any]:
-    """One input column as the decoders take it: CSV text by the CSV rule, typed values
-    as the JSON values they stand for (dates and times as ISO-8601 text)."""
-    found: list[Any] = array.to_pylist()
-    if text:
-        return _csv_values(column, found)
-    if pa.types.is_timestamp(array.type) or pa.types.is_date(array.type):
-        return [v.isoformat() if isinstance(v, datetime | date) else v for v in found]
-    if pa.types.is_decimal(array.type):
-        return [None if v is None else float(v) for v in found]
-    return found

@@ -16,13 +16,13 @@ counted; they never fail the job.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -163,12 +163,12 @@ class _Run:
             scorer = ChunkScorer(
                 registry, version, chunk_rows=job.chunk_rows, runtime=self.batch.batch_runtime
             )
-        scorer.check_columns(source.columns, str(source.path))
+        scorer.check_columns(source.columns, source.where)
         missing_ids = [name for name in job.id_columns if name not in source.columns]
         if missing_ids:
             raise ModelyardError(
-                f"{source.path}: id column(s) {', '.join(map(repr, missing_ids))} are not in "
-                "the file; submit again with --id-column naming columns it has"
+                f"{source.where}: id column(s) {', '.join(map(repr, missing_ids))} are not in "
+                "the input; submit again with --id-column naming columns it has"
             )
         self.store.set_started(
             job.id, self.owner, runtime=scorer.runtime_reason, rows_total=source.rows_total
@@ -190,7 +190,7 @@ class _Run:
             if self.store.get(job.id).cancel_requested:
                 return "cancelled", "cancelled on request"
             scoring = time.perf_counter()
-            scored = scorer.score(chunk.table, text=chunk.text)
+            scored = scorer.score(chunk)
             latency_ms = (time.perf_counter() - scoring) * 1000
             processed += chunk.rows
             seen = chunk.first_row + chunk.rows
@@ -265,9 +265,9 @@ class _Run:
         names = self.job.id_columns
         if not names:
             return None
-        picked = chunk.table.select(names).take(positions)
-        columns = {name: [_plain(v) for v in picked.column(name).to_pylist()] for name in names}
-        return [{name: columns[name][i] for name in names} for i in range(len(positions))]
+        columns = {name: chunk.values(name) for name in names}
+        picked = positions.tolist()
+        return [{name: _plain(columns[name][i]) for name in names} for i in picked]
 
     def _log(
         self, predlog: PredictionLog, chunk: Chunk, scored: ChunkScore, latency_ms: float
@@ -292,11 +292,7 @@ class _Run:
 
 
 def _plain(value: Any) -> Any:
-    """An id value as plain JSON data."""
-    if value is None or isinstance(value, str | int | bool):
-        return value
-    if isinstance(value, float):
-        return value if value == value and abs(value) != float("inf") else None
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    return str(value)
+    """An id value as plain JSON data (no NaN or infinity: the JSON columns refuse them)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
