@@ -172,28 +172,39 @@ def _read_file(path: Path, kind: str, options: dict[str, Any]) -> pd.DataFrame:
 # -- SQL ------------------------------------------------------------------------------
 
 
+def _sql_engine(url: str, what: str) -> tuple[sa.Engine, str, str | None]:
+    """An engine on ``url``, its masked form and its password (to mask in messages)."""
+    where = mask_url(url)
+    secret = _password(url)
+    try:
+        return sa.create_engine(url), where, secret
+    except (sa.exc.SQLAlchemyError, ImportError) as exc:
+        raise DataError(
+            f"{where}: cannot open this database URL ({_short(exc, secret)}); "
+            f"check {what} and that its driver is installed"
+        ) from None
+
+
+def _result_columns(connection: sa.Connection, inner: str) -> list[str]:
+    """The column names ``inner`` returns, without reading a row."""
+    probe = connection.exec_driver_sql(f"SELECT * FROM ({inner}) AS q WHERE 1 = 0")
+    columns = [str(name) for name in probe.keys()]  # noqa: SIM118
+    probe.close()
+    return columns
+
+
 def _read_sql(data: DataSpec, base_dir: Path) -> tuple[pd.DataFrame, str]:
     source = data.source
     assert source.url is not None
     url = _sqlite_relative_to(source.url, base_dir)
-    where = mask_url(url)
-    secret = _password(url)
-    try:
-        engine = sa.create_engine(url)
-    except (sa.exc.SQLAlchemyError, ImportError) as exc:
-        raise DataError(
-            f"{where}: cannot open this database URL ({_short(exc, secret)}); "
-            "check data.source.url and that its driver is installed"
-        ) from None
+    engine, where, secret = _sql_engine(url, "data.source.url")
     try:
         # no_parameters: the SQL goes to the driver as written, so a '%' in a LIKE
         # pattern is not taken for a placeholder (psycopg, mysqlclient).
         with engine.connect().execution_options(no_parameters=True) as connection:
             preparer = engine.dialect.identifier_preparer
             inner = _inner_query(source.query, source.table, preparer)
-            probe = connection.exec_driver_sql(f"SELECT * FROM ({inner}) AS q WHERE 1 = 0")
-            columns = [str(name) for name in probe.keys()]  # noqa: SIM118
-            probe.close()
+            columns = _result_columns(connection, inner)
             _check_names(columns, data, where)
             order = [*data.id_columns]
             if data.timestamp_column and data.timestamp_column not in order:
@@ -233,22 +244,12 @@ def read_sql_chunks(
         DataError: the URL cannot be opened, the SQL fails, or an order column is not
             in the result; the message masks the password.
     """
-    where = mask_url(url)
-    secret = _password(url)
-    try:
-        engine = sa.create_engine(url)
-    except (sa.exc.SQLAlchemyError, ImportError) as exc:
-        raise DataError(
-            f"{where}: cannot open this database URL ({_short(exc, secret)}); "
-            "check the URL and that its driver is installed"
-        ) from None
+    engine, where, secret = _sql_engine(url, "the URL")
     try:
         with engine.connect().execution_options(no_parameters=True) as connection:
             preparer = engine.dialect.identifier_preparer
             inner = _inner_query(query, None, preparer)
-            probe = connection.exec_driver_sql(f"SELECT * FROM ({inner}) AS q WHERE 1 = 0")
-            columns = [str(name) for name in probe.keys()]  # noqa: SIM118
-            probe.close()
+            columns = _result_columns(connection, inner)
             unknown = [name for name in order_by if name not in columns]
             if unknown:
                 raise DataError(
