@@ -19,6 +19,7 @@ where, and what to do about it.
     ├── IntegrityError                  exit 3, HTTP 409   an artifact's checksum does not match
     ├── MissingExtraError (ImportError) exit 2, HTTP 500   optional dependency not installed
     ├── AuthError                       exit 2, HTTP 401   missing or wrong API key
+    ├── LimitExceeded                   exit 2, HTTP 408/503  a request broke a server limit
     └── CheckFailed                     exit 1, HTTP 409   a check ran and said no
         ├── GateFailed                  exit 1            evaluation gates failed
         └── ReproductionMismatch        exit 1            reproduce found differences
@@ -37,6 +38,7 @@ __all__ = [
     "IntegrityError",
     "JobNotFinished",
     "JobNotFoundError",
+    "LimitExceeded",
     "MissingExtraError",
     "ModelNotFoundError",
     "ModelyardError",
@@ -125,6 +127,18 @@ class AuthError(ModelyardError):
     """A request lacks the API key an endpoint requires, or gives a wrong one."""
 
     http_status = 401
+
+
+class LimitExceeded(ModelyardError):
+    """A request broke a server limit that protects other clients (slow body, busy).
+
+    ``status`` is the HTTP status to answer: 408 for a body that came too slowly, 503
+    when the server is reading as many bodies as it holds.
+    """
+
+    def __init__(self, message: str, *, status: int = 503) -> None:
+        super().__init__(message)
+        self.http_status = status
 
 
 class CheckFailed(ModelyardError):
