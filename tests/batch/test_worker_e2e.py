@@ -50,7 +50,7 @@ def test_sigkill_mid_job_then_restart_gives_one_prediction_per_valid_row(
     assert killed.status == "running", first.output()
     assert 500 <= killed.next_row < ROWS, "the job ended before the kill: make it longer"
 
-    second = start_worker(env, "--concurrency", "2")
+    second = start_worker(env, "--concurrency", "2", "--worker-type", "process")
     wait_for(lambda: status(job.id, settings=settings).finished, "the job to end", timeout=180)
     done = status(job.id, settings=settings)
     assert done.status == "done", second.output()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 from modelyard._optional import require
@@ -166,8 +167,6 @@ def run_worker(
                 if stop.wait(min(max(batch.batch_lease_seconds / 2, 1.0), 30.0)):
                     return
 
-    reaper = threading.Thread(target=reap, name="modelyard-batch-reaper", daemon=True)
-    reaper.start()
     consumer = queue.huey.create_consumer(
         workers=concurrency,
         worker_type=worker_type,
@@ -176,8 +175,21 @@ def run_worker(
         backoff=1.15,
         max_delay=1.0,
     )
+    # Consumer.run() without its SIGHUP restart, so that the reaper thread starts only
+    # after process workers have been forked (a fork while another thread holds a lock,
+    # a database connection's say, can leave the child stuck on that lock forever).
+    consumer.start()
+    reaper = threading.Thread(target=reap, name="modelyard-batch-reaper", daemon=True)
+    reaper.start()
+    stopped = require("huey.consumer", "batch").ConsumerStopped
+    checked = time.monotonic()
     try:
-        consumer.run()
+        while True:
+            try:
+                checked = consumer.loop(checked)
+            except stopped:
+                break
+        queue.huey.notify_interrupted_tasks()
     finally:
         stop.set()
         reaper.join(timeout=10)
