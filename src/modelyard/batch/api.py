@@ -9,6 +9,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,8 @@ from modelyard.errors import DataError, JobNotFinished, ModelyardError
 from modelyard.settings import Settings, default_actor
 
 __all__ = ["cancel", "list_jobs", "results", "status", "submit"]
+
+logger = logging.getLogger(__name__)
 
 _MAX_KEY = 200
 
@@ -95,7 +98,15 @@ def submit(
         }
         job, created = store.create(fields, idempotency_key=idempotency_key)
     if created:
-        queue.enqueue_job(job.id)
+        try:
+            queue.enqueue_job(job.id)
+        except Exception:  # the job is recorded: the next worker to start queues it
+            logger.warning(
+                "batch job %s is recorded but could not be queued; a worker queues it when "
+                "it starts (check MODELYARD_QUEUE_URL)",
+                job.id,
+                exc_info=True,
+            )
     return job
 
 
