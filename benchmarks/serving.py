@@ -151,8 +151,8 @@ def runtime_reference(records: list[dict[str, Any]]) -> dict[str, Any]:
 
     import modelyard
     from modelyard.api import open_registry
-    from modelyard.serving.decode import InputSpec, decode_records
-    from modelyard.serving.manager import select_runtime
+    from modelyard.contract import InputContract, decode_records
+    from modelyard.runtime import select_runtime
 
     with open_registry() as registry:
         version = registry.get_version(REF)
@@ -163,7 +163,7 @@ def runtime_reference(records: list[dict[str, Any]]) -> dict[str, Any]:
             picked = select_runtime(registry, version, "sklearn")
             note = f"runtime 'auto' failed ({type(exc).__name__}: {exc}); sklearn runtime"
     runtime = picked[0] if isinstance(picked, tuple) else picked  # (runtime, reason) too
-    columns, rows = decode_records(records[:1], InputSpec.from_version(version, max_rows=10))
+    columns, rows = decode_records(records[:1], InputContract.from_version(version, max_rows=10))
     pipeline = modelyard.load_model(REF)
 
     def frame_1() -> pd.DataFrame:

@@ -17,10 +17,10 @@ from sklearn.linear_model import LinearRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
+from modelyard.contract import InputColumn, InputContract, decode_records
 from modelyard.errors import ModelyardError
 from modelyard.models.runtime import SklearnRuntime
 from modelyard.serving.batching import INLINE_MAX_ROWS, Activity, MicroBatcher
-from modelyard.serving.decode import InputColumn, InputSpec, decode_records
 from modelyard.types import Columns, RuntimeOutput
 
 
@@ -296,7 +296,7 @@ def test_batched_sklearn_pipeline_predictions_equal_per_request_predictions() ->
             ("model", LinearRegression()),
         ]
     ).fit(frame, target)
-    spec = InputSpec(
+    spec = InputContract(
         (
             InputColumn("size", "numeric", nullable=False),
             InputColumn("town", "categorical", nullable=False),

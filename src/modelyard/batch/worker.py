@@ -37,12 +37,9 @@ from modelyard.settings import Settings
 if TYPE_CHECKING:
     from modelyard.predlog.writer import PredictionLog
 
-__all__ = ["ENDPOINT", "run_job", "worker_id"]
+__all__ = ["run_job", "worker_id"]
 
 logger = logging.getLogger(__name__)
-
-#: The prediction log's endpoint for batch rows.
-ENDPOINT = "batch"
 
 DeliveryHook = Callable[[list[Delivery]], None]
 
@@ -189,9 +186,7 @@ class _Run:
                 return "lost", ""
             if self.store.get(job.id).cancel_requested:
                 return "cancelled", "cancelled on request"
-            scoring = time.perf_counter()
-            scored = scorer.score(chunk)
-            latency_ms = (time.perf_counter() - scoring) * 1000
+            scored = scorer.score(chunk, request_id=job.id)
             processed += chunk.rows
             seen = chunk.first_row + chunk.rows
             elapsed = max(time.monotonic() - started, 1e-9)
@@ -212,7 +207,7 @@ class _Run:
                 return "lost", ""
             if outcome == "cancelled":
                 return "cancelled", "cancelled on request"
-            self._log(predlog, chunk, scored, latency_ms)
+            self._log(predlog, chunk, scored)
         if seen == 0:
             return "failed", (
                 f"{job.source.get('path')}: the file has a header but no rows; "
@@ -269,26 +264,12 @@ class _Run:
         picked = positions.tolist()
         return [{name: _plain(columns[name][i]) for name in names} for i in picked]
 
-    def _log(
-        self, predlog: PredictionLog, chunk: Chunk, scored: ChunkScore, latency_ms: float
-    ) -> None:
-        """Log the chunk's scored rows; latency is the chunk's check-and-score time."""
-        if scored.output is None or scored.columns is None:
+    def _log(self, predlog: PredictionLog, chunk: Chunk, scored: ChunkScore) -> None:
+        """Write the engine's held log call for the committed chunk, with each row's
+        input row number."""
+        if scored.log is None:
             return
-        from modelyard.registry.db import utcnow
-
-        predlog.log(
-            model=self.job.model,
-            version=self.job.version,
-            request_id=self.job.id,
-            received_at=utcnow(),
-            columns=scored.columns,
-            rows=len(scored.positions),
-            output=scored.output,
-            latency_ms=latency_ms,
-            endpoint=ENDPOINT,
-            row_numbers=scored.positions + chunk.first_row,
-        )
+        predlog.log(**scored.log, row_numbers=scored.positions + chunk.first_row)
 
 
 def _plain(value: Any) -> Any:

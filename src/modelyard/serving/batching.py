@@ -32,7 +32,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from modelyard.errors import ModelyardError
+from modelyard.errors import ModelyardError, ServerFault, ServiceUnavailable
 from modelyard.types import Columns, Runtime, RuntimeOutput, concat_columns
 
 __all__ = ["Activity", "BatchStats", "MicroBatcher"]
@@ -118,6 +118,11 @@ class MicroBatcher:
         self._stats = BatchStats()
 
     @property
+    def closing(self) -> bool:
+        """Whether :meth:`aclose` was called: new requests are refused from then on."""
+        return self._closing
+
+    @property
     def stats(self) -> BatchStats:
         """Runtime calls made so far."""
         return self._stats
@@ -126,11 +131,12 @@ class MicroBatcher:
         """Predict one request's ``rows`` rows; returns exactly those rows' output.
 
         Raises:
-            ModelyardError: the batcher is closed.
+            ServiceUnavailable: the batcher is closed (its version is being unloaded).
+            ServerFault: the runtime returned another number of predictions than rows.
             Exception: whatever the runtime raised for the call this request was part of.
         """
         if self._closing:
-            raise ModelyardError(
+            raise ServiceUnavailable(
                 f"the {self.runtime.name} batcher is closed (the model is being unloaded); "
                 "retry the request"
             )
@@ -269,8 +275,9 @@ class MicroBatcher:
 
 
 def _check_length(output: RuntimeOutput, rows: int, runtime: str) -> None:
+    """A runtime that answers another number of rows is broken: the server's fault."""
     if len(output.values) != rows:
-        raise ModelyardError(
+        raise ServerFault(
             f"the {runtime} runtime returned {len(output.values)} predictions for {rows} rows; "
             "its predict() must return one per row"
         )

@@ -71,6 +71,10 @@ def serve(
 ) -> None:
     """Serve ``config``'s models over HTTP until interrupted (blocks).
 
+    This is the serving process, so it owns the process-wide settings: those ``config``
+    leaves unset get :data:`~modelyard.serving.process.SERVE_DEFAULTS` (the garbage
+    collector frozen after each load, a 0.2 ms switch interval).
+
     Args:
         config: what to serve and how.
         host: the address to bind; the default answers only this machine.
@@ -85,6 +89,7 @@ def serve(
     require_serving()
     import uvicorn
 
+    config = config.for_serve_process()
     if workers > 1:
         os.environ[CONFIG_ENV] = config.to_env()
         uvicorn.run(
