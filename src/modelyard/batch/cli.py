@@ -6,14 +6,18 @@ the commands, so ``modelyard --help`` stays quick.
 
 from __future__ import annotations
 
+import json
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.console import Console
 
 if TYPE_CHECKING:
     from modelyard.batch.jobs import Job
+    from modelyard.settings import Settings
 
 __all__ = ["batch_app", "worker"]
 
@@ -30,14 +34,26 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable
 _POLL_SECONDS = 0.5
 
 
-def _cli() -> Any:
-    from modelyard import cli
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
-    return cli
+
+def _settings(ctx: typer.Context) -> Settings:
+    """Settings with the main command's ``--home`` and ``--registry-url``, if given."""
+    from modelyard.settings import Settings
+
+    root = ctx.find_root().params
+    given = {key: root[key] for key in ("home", "registry_url") if root.get(key) is not None}
+    return Settings(**given)
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
 @batch_app.command("submit")
 def submit(
+    ctx: typer.Context,
     model: Annotated[
         str, typer.Option(help="NAME (its production alias), NAME:VERSION or NAME@ALIAS.")
     ],
@@ -74,7 +90,6 @@ def submit(
     """
     from modelyard.batch import api
 
-    cli = _cli()
     job = api.submit(
         file,
         model=model,
@@ -84,18 +99,19 @@ def submit(
         notify=notify,
         webhook=webhook,
         id_columns=id_column,
-        settings=cli._settings(),
+        settings=_settings(ctx),
     )
     if as_json:
-        cli._print_json(job.to_dict())
+        _print_json(job.to_dict())
         return
     what = job.source.get("path") or "a SQL query"
-    cli.err.print(f"queued {job.model}:{job.version} on {what} ({job.status})", markup=False)
-    cli.out.print(job.id)
+    err.print(f"queued {job.model}:{job.version} on {what} ({job.status})", markup=False)
+    out.print(job.id)
 
 
 @batch_app.command("status")
 def status(
+    ctx: typer.Context,
     job_id: JobArgument,
     follow: Annotated[bool, typer.Option(help="Show a progress bar until the job ends.")] = False,
     as_json: JsonOption = False,
@@ -108,23 +124,23 @@ def status(
     """
     from modelyard.batch import api
 
-    cli = _cli()
-    settings = cli._settings()
+    settings = _settings(ctx)
     job = api.status(job_id, settings=settings)
     if follow and not job.finished:
-        job = _follow(job_id, settings, cli)
+        job = _follow(job_id, settings)
     if as_json:
-        cli._print_json(job.to_dict())
+        _print_json(job.to_dict())
     else:
-        _print_job(job, cli)
+        _print_job(job)
         if job.rows_failed:
-            _print_failures(job, settings, cli)
+            _print_failures(job, settings)
     if follow and job.status != "done":
         raise typer.Exit(1)
 
 
 @batch_app.command("list")
 def list_jobs(
+    ctx: typer.Context,
     state: Annotated[
         str | None,
         typer.Option("--status", help="Only jobs queued, running, done, failed or cancelled."),
@@ -140,10 +156,9 @@ def list_jobs(
 
     from modelyard.batch import api
 
-    cli = _cli()
-    jobs = api.list_jobs(limit=limit, status=state, settings=cli._settings())
+    jobs = api.list_jobs(limit=limit, status=state, settings=_settings(ctx))
     if as_json:
-        cli._print_json([job.to_dict() for job in jobs])
+        _print_json([job.to_dict() for job in jobs])
         return
     table = Table("job", "model", "status", "rows done", "failed", "progress", "created")
     for job in jobs:
@@ -156,31 +171,31 @@ def list_jobs(
             f"{job.progress:.0%}",
             f"{job.created_at:%Y-%m-%d %H:%M:%S}",
         )
-    cli.out.print(table)
+    out.print(table)
 
 
 @batch_app.command("cancel")
-def cancel(job_id: JobArgument, as_json: JsonOption = False) -> None:
+def cancel(ctx: typer.Context, job_id: JobArgument, as_json: JsonOption = False) -> None:
     """Cancel a queued job, or stop a running one at its next chunk.
 
     Example: modelyard batch cancel 3f2a...
     """
     from modelyard.batch import api
 
-    cli = _cli()
-    job = api.cancel(job_id, settings=cli._settings())
+    job = api.cancel(job_id, settings=_settings(ctx))
     if as_json:
-        cli._print_json(job.to_dict())
+        _print_json(job.to_dict())
     elif job.status == "running":
-        cli.out.print(f"{job.id}: stopping at its next chunk")
+        out.print(f"{job.id}: stopping at its next chunk")
     else:
-        cli.out.print(f"{job.id}: {job.status}")
+        out.print(f"{job.id}: {job.status}")
 
 
 @batch_app.command("results")
 def results(
+    ctx: typer.Context,
     job_id: JobArgument,
-    out: Annotated[Path, typer.Option(help="Where to write: a .csv or .parquet file.")],
+    target: Annotated[Path, typer.Option("--out", help="Where to write: a .csv or .parquet file.")],
 ) -> None:
     """Write a job's predictions to a CSV or Parquet file, in input order.
 
@@ -188,12 +203,12 @@ def results(
     """
     from modelyard.batch import api
 
-    cli = _cli()
-    written = api.results(job_id, out, settings=cli._settings())
-    cli.out.print(f"wrote {written:,} rows to {out}")
+    written = api.results(job_id, target, settings=_settings(ctx))
+    out.print(f"wrote {written:,} rows to {target}")
 
 
 def worker(
+    ctx: typer.Context,
     concurrency: Annotated[int, typer.Option(help="Jobs run at once by this worker.", min=1)] = 1,
     worker_type: Annotated[
         str, typer.Option(help="thread or process: how the jobs run side by side.")
@@ -219,21 +234,20 @@ def worker(
 
     if worker_type not in ("thread", "process"):
         raise ModelyardError(f"--worker-type {worker_type!r}: use thread or process")
-    cli = _cli()
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    settings = cli._settings()
+    settings = _settings(ctx)
     batch = BatchSettings()
     queue = batch.queue_url or str(settings.home.expanduser().absolute() / "queue.db")
-    cli.err.print(f"batch worker: {concurrency} {worker_type}(s) on {queue}")
+    err.print(f"batch worker: {concurrency} {worker_type}(s) on {queue}")
     run_worker(settings, batch, concurrency=concurrency, worker_type=worker_type)
 
 
 # -- rendering ------------------------------------------------------------------------
 
 
-def _follow(job_id: str, settings: Any, cli: Any) -> Job:
+def _follow(job_id: str, settings: Settings) -> Job:
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
     from modelyard.batch import api
@@ -243,7 +257,7 @@ def _follow(job_id: str, settings: Any, cli: Any) -> Job:
         BarColumn(),
         TaskProgressColumn(),
         TextColumn("{task.fields[detail]}"),
-        console=cli.err,
+        console=err,
         transient=False,
     )
     with bar:
@@ -265,24 +279,22 @@ def _detail(job: Job) -> str:
     return ", ".join(parts)
 
 
-def _print_job(job: Job, cli: Any) -> None:
-    cli.out.print(f"[bold]{job.id}[/bold]  {job.model}:{job.version} ({job.ref})")
-    cli.out.print(
-        f"status: {job.status}" + (f" ({job.reason})" if job.reason else ""), markup=False
-    )
+def _print_job(job: Job) -> None:
+    out.print(f"[bold]{job.id}[/bold]  {job.model}:{job.version} ({job.ref})")
+    out.print(f"status: {job.status}" + (f" ({job.reason})" if job.reason else ""), markup=False)
     source = job.source
     shown = source.get("path") or f"{source.get('query')} on {_masked(source.get('url', ''))}"
-    cli.out.print(f"input: {shown}", markup=False)
+    out.print(f"input: {shown}", markup=False)
     total = f" of {job.rows_total:,}" if job.rows_total is not None else ""
-    cli.out.print(
+    out.print(
         f"rows: {job.rows_done + job.rows_failed:,}{total} read, {job.rows_done:,} scored, "
         f"{job.rows_failed:,} failed; {job.progress:.0%}"
     )
     if job.rows_per_second:
         eta = f", ETA {job.eta_seconds:,.0f} s" if job.eta_seconds is not None else ""
-        cli.out.print(f"speed: {job.rows_per_second:,.0f} rows/s{eta}")
+        out.print(f"speed: {job.rows_per_second:,.0f} rows/s{eta}")
     if job.runtime:
-        cli.out.print(f"runtime: {job.runtime}", markup=False)
+        out.print(f"runtime: {job.runtime}", markup=False)
 
 
 def _masked(url: str) -> str:
@@ -291,11 +303,11 @@ def _masked(url: str) -> str:
     return mask_url(url)
 
 
-def _print_failures(job: Job, settings: Any, cli: Any) -> None:
+def _print_failures(job: Job, settings: Settings) -> None:
     from modelyard.batch.jobs import JobStore
 
     with JobStore.open(settings) as store:
         failures = store.failures(job.id, limit=10)
-    cli.out.print(f"first failed rows ({job.rows_failed:,} in all):")
+    out.print(f"first failed rows ({job.rows_failed:,} in all):")
     for failure in failures:
-        cli.out.print(f"  row {failure['row_number']}: {failure['reason']}", markup=False)
+        out.print(f"  row {failure['row_number']}: {failure['reason']}", markup=False)
