@@ -19,6 +19,10 @@ from pathlib import Path
 
 import pytest
 
+# The e2e guard (tests that start servers are e2e: the quick loop starts none); pytester
+# tests the guard itself.
+pytest_plugins = ["_e2e", "pytester"]
+
 _PG_USER = "modelyard"
 _PG_DATABASE = "modelyard_test"
 _INSTALL_HINT = (
@@ -69,6 +73,9 @@ def postgres_url() -> Iterator[str]:
     """A ``postgresql+psycopg://`` URL of an empty database on a fresh local server."""
     if os.environ.get("MODELYARD_SKIP_POSTGRES") == "1":
         pytest.skip("MODELYARD_SKIP_POSTGRES=1")
+    from _e2e import require_e2e  # imported here: pytest_plugins imports it first
+
+    require_e2e("a PostgreSQL server")
     bin_dir = _postgres_bin_dir()
     if bin_dir is None:
         pytest.fail(f"no PostgreSQL server binaries (initdb, pg_ctl) found; {_INSTALL_HINT}")

@@ -17,6 +17,7 @@ def _json(result: object) -> object:
     return json.loads(result.stdout)  # type: ignore[attr-defined]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("classes", [2, 3])
 def test_unseen_classification_csv_goes_through_init_train_reproduce(
     tmp_path: Path, classes: int
@@ -38,6 +39,7 @@ def test_unseen_classification_csv_goes_through_init_train_reproduce(
     assert "reproduced customers:1" in result.stdout
 
 
+@pytest.mark.slow
 def test_training_twice_gives_identical_fingerprints(tmp_path: Path) -> None:
     home = tmp_path / "home"
     project = regression_project(tmp_path / "houses")
@@ -51,6 +53,7 @@ def test_training_twice_gives_identical_fingerprints(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.slow
 def test_reproduce_names_each_deliberate_change(tmp_path: Path) -> None:
     home = tmp_path / "home"
     project = regression_project(tmp_path / "houses")
@@ -174,6 +177,7 @@ def test_bad_input_fails_clearly_and_leaves_registry_untouched(
     assert _models(home) == []
 
 
+@pytest.mark.slow
 def test_tampered_artifact_is_refused(tmp_path: Path) -> None:
     home = tmp_path / "home"
     project = regression_project(tmp_path / "houses")
@@ -193,6 +197,7 @@ def test_tampered_artifact_is_refused(tmp_path: Path) -> None:
     assert [entry["action"] for entry in history] == ["register"]
 
 
+@pytest.mark.slow
 def test_promote_rollback_and_failed_gates(tmp_path: Path) -> None:
     home = tmp_path / "home"
     project = regression_project(tmp_path / "houses")
@@ -229,6 +234,7 @@ def test_promote_rollback_and_failed_gates(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.slow
 def test_diff_and_evaluate_on_new_data(tmp_path: Path) -> None:
     home = tmp_path / "home"
     project = regression_project(tmp_path / "houses")

@@ -10,10 +10,12 @@ peers) or above::
     0     errors, _lazy                            the exception tree, lazy exports
     1     types, spec, settings, _optional,        neutral column and runtime types,
           _progress                                the spec, settings, small helpers
-    2     data, features, evaluation               the pure layers (only ground below)
-    3     models                                   estimators, the fitted pipeline,
+    2     contract                                 the input contract: one validator,
+                                                   one category-text rule (training and
+                                                   every prediction path use it)
+    3     data, features, evaluation               the pure layers (only ground below)
+    4     models                                   estimators, the fitted pipeline,
                                                    SklearnRuntime
-    4     contract                                 the input contract of a version
     5     registry                                 versions, artifacts, their readers
     6     export                                   ONNX export and OnnxRuntime
     7     runtime                                  which runtime serves a version, why
@@ -42,9 +44,9 @@ import modelyard
 LAYERS: list[set[str]] = [
     {"errors", "_lazy"},
     {"types", "spec", "settings", "_optional", "_progress"},
+    {"contract"},
     {"data", "features", "evaluation"},
     {"models"},
-    {"contract"},
     {"registry"},
     {"export"},
     {"runtime"},

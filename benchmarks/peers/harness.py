@@ -201,10 +201,22 @@ def wait_ready(server: Server, url: str, body: bytes) -> tuple[float, bytes]:
 
 
 def run_wrk(
-    url: str, body: Path, lua: Path, *, server: int, threads: int, conns: int, seconds: float
+    url: str,
+    body: Path,
+    lua: Path,
+    *,
+    server: int,
+    threads: int,
+    conns: int,
+    seconds: float,
+    prefix: list[str] | None = None,
 ) -> dict[str, Any]:
-    """One wrk run: requests/s, errors, latency percentiles (µs), server CPU per request."""
-    cmd = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{seconds:g}s", "--timeout", "10s"]
+    """One wrk run: requests/s, errors, latency percentiles (µs), server CPU per request.
+
+    ``prefix`` goes before ``wrk`` (``taskset -c N`` pins it to its own core).
+    """
+    cmd = [*(prefix or []), "wrk", f"-t{threads}", f"-c{conns}", f"-d{seconds:g}s"]
+    cmd += ["--timeout", "10s"]
     cmd += ["--latency", "-s", str(lua), url]
     env = {**os.environ, "BENCH_BODY": str(body)}
     cpu_before = tree_cpu_seconds(server)
@@ -223,18 +235,40 @@ def run_wrk(
 
 
 def measure_route(
-    url: str, bodies: dict[str, Path], lua: Path, *, server: int, seconds: float, rows_big: int
+    url: str,
+    bodies: dict[str, Path],
+    lua: Path,
+    *,
+    server: int,
+    seconds: float,
+    rows_big: int,
+    wrk_prefix: list[str] | None = None,
+    wrk_threads: int = 2,
 ) -> dict[str, Any]:
     """Warm-up, then the three load phases on one route of the server ``server`` (pid).
 
-    ``bodies["one"]`` holds 1 row, ``bodies["big"]`` ``rows_big`` rows.
+    ``bodies["one"]`` holds 1 row, ``bodies["big"]`` ``rows_big`` rows. ``wrk_threads``
+    is the 16-connection phase's wrk threads (1 when wrk has a single core).
     """
     one, big = bodies["one"], bodies["big"]
-    run_wrk(url, one, lua, server=server, threads=2, conns=16, seconds=min(3.0, seconds))
-    c1 = run_wrk(url, one, lua, server=server, threads=1, conns=1, seconds=seconds)
-    c16 = run_wrk(url, one, lua, server=server, threads=2, conns=16, seconds=seconds)
-    run_wrk(url, big, lua, server=server, threads=1, conns=4, seconds=min(2.0, seconds))
-    rows = run_wrk(url, big, lua, server=server, threads=1, conns=4, seconds=seconds)
+
+    def wrk(body: Path, threads: int, conns: int, phase_s: float) -> dict[str, Any]:
+        return run_wrk(
+            url,
+            body,
+            lua,
+            server=server,
+            threads=threads,
+            conns=conns,
+            seconds=phase_s,
+            prefix=wrk_prefix,
+        )
+
+    wrk(one, wrk_threads, 16, min(3.0, seconds))  # warm-up
+    c1 = wrk(one, 1, 1, seconds)
+    c16 = wrk(one, wrk_threads, 16, seconds)
+    wrk(big, 1, 4, min(2.0, seconds))  # warm-up
+    rows = wrk(big, 1, 4, seconds)
     return {
         "p50_ms": c1["latency_us"]["p50"] / 1e3,
         "p99_ms": c1["latency_us"]["p99"] / 1e3,

@@ -13,13 +13,12 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 
+from _projects import AMES_CSV
 from modelyard.data.profile import suggest_spec
 from modelyard.data.sources import read_source
 from modelyard.data.split import split_rows
 from modelyard.errors import DataError
 from modelyard.spec import DataSpec, ProjectSpec
-
-AMES = Path("/work/shared/datasets/ames.csv")
 
 
 def customers(rows: int = 300, *, classes: int = 2, seed: int = 3) -> pd.DataFrame:
@@ -173,7 +172,7 @@ def test_datetime_columns_get_date_parts() -> None:
 
 
 def test_ames_profile() -> None:
-    ames = pd.read_csv(AMES)
+    ames = pd.read_csv(AMES_CSV)
     suggestion = suggest_spec(
         ames, target="price", name="ames housing", source_path="data/ames.csv"
     )

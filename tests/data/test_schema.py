@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from _projects import AMES_CSV
 from modelyard.data.schema import (
     ColumnSchema,
     DataSchema,
@@ -19,8 +19,6 @@ from modelyard.data.schema import (
     validate_frame,
 )
 from modelyard.errors import DataError, DataValidationError
-
-AMES = Path("/work/shared/datasets/ames.csv")
 
 
 @pytest.fixture
@@ -289,7 +287,7 @@ def test_check_frame_passes_options(schema: DataSchema, train: pd.DataFrame) -> 
 
 
 def test_ames_schema_round_trip() -> None:
-    ames = pd.read_csv(AMES)
+    ames = pd.read_csv(AMES_CSV)
     schema = infer_schema(ames, categorical=["MS.SubClass"])
     lot_area = schema.get("Lot.Area")
     assert lot_area is not None and lot_area.kind == "integer" and lot_area.min == 1300.0

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from _projects import AMES_CSV
 from modelyard.data.snapshot import frame_digest, frame_from_parquet, frame_to_parquet
 from modelyard.errors import DataError
 
@@ -47,7 +48,7 @@ def test_round_trip_keeps_the_digest(mixed: pd.DataFrame) -> None:
 
 
 def test_round_trip_of_a_read_csv_frame_is_exact(tmp_path: object) -> None:
-    frame = pd.read_csv("/work/shared/datasets/ames.csv", nrows=300)
+    frame = pd.read_csv(AMES_CSV, nrows=300)
     back = frame_from_parquet(frame_to_parquet(frame))
     pd.testing.assert_frame_equal(back, frame)
 

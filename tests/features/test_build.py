@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from _projects import AMES_CSV
 from modelyard.errors import SpecError
 from modelyard.features.build import (
     FeaturePlan,
@@ -18,8 +19,6 @@ from modelyard.features.build import (
     plan_features,
 )
 from modelyard.spec import ProjectSpec
-
-AMES = Path("/work/shared/datasets/ames.csv")
 
 
 def make_spec(features: dict[str, Any] | None = None, **top: Any) -> ProjectSpec:
@@ -119,7 +118,7 @@ class TestPlan:
         assert "'serial' has 240 distinct values in 240 rows" in caplog.text
 
     def test_missing_column_names_spec_key_and_close_match(self):
-        ames = pd.read_csv(AMES, nrows=50)
+        ames = pd.read_csv(AMES_CSV, nrows=50)
         spec = make_spec(
             {
                 "transforms": [
@@ -334,7 +333,7 @@ class TestPreprocessor:
             build_preprocessor(spec, plan, project_dir=tmp_path)
 
     def test_ames_smoke(self):
-        ames = pd.read_csv(AMES, nrows=400)
+        ames = pd.read_csv(AMES_CSV, nrows=400)
         spec = make_spec(
             {
                 "encode": {"min_frequency": 10},

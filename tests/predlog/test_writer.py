@@ -174,11 +174,19 @@ def test_numeric_class_labels_are_written_as_text(
 def test_many_threads_logging_at_once_lose_nothing(settings: Settings) -> None:
     threads, requests, rows = 8, 150, 2
     log = PredictionLog.open(settings, flush_rows=200, flush_seconds=0.05)
-    start = threading.Barrier(threads)
+    # The workers log half their requests, wait until the background thread has written
+    # what was waiting, then log the rest. Without the pause, whether the flusher takes
+    # rows while the workers still log is up to the scheduler (8 threads log 2,400 rows in
+    # a few tens of milliseconds; the flusher, woken at 200 rows, must win the GIL and the
+    # buffer lock first), and "flushed in the background" would be a race, not a fact.
+    halfway = threading.Barrier(threads + 1)
+    resume = threading.Event()
 
     def client(worker: int) -> None:
-        start.wait()
         for number in range(requests):
+            if number == requests // 2:
+                halfway.wait(timeout=60)
+                resume.wait(timeout=60)
             log.log(
                 model="house-prices",
                 version=1 + number % 2,
@@ -194,6 +202,13 @@ def test_many_threads_logging_at_once_lose_nothing(settings: Settings) -> None:
     workers = [threading.Thread(target=client, args=(w,)) for w in range(threads)]
     for worker in workers:
         worker.start()
+    halfway.wait(timeout=60)
+    # the first halves, over flush_rows, are written by the background thread alone
+    assert _wait_for(lambda: log.stats().pending_rows == 0)
+    first = log.stats()
+    assert first.written_rows == threads * requests * rows // 2
+    assert first.written_segments >= 2  # versions 1 and 2: one segment each at least
+    resume.set()
     for worker in workers:
         worker.join()
     log.close()
@@ -205,7 +220,7 @@ def test_many_threads_logging_at_once_lose_nothing(settings: Settings) -> None:
     assert not frame.duplicated(["request_id", "row"]).any()
     assert stats.written_rows == total and stats.dropped_rows == 0 and stats.failed_rows == 0
     assert stats.pending_rows == 0 and stats.unindexed_segments == 0
-    assert stats.written_segments > 2  # flushed in the background as the rows came in
+    assert stats.written_segments >= first.written_segments + 2
     assert len(_segments(settings)) == stats.written_segments
 
 

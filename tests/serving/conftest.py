@@ -24,6 +24,7 @@ import pandas as pd
 import pytest
 import uvicorn
 
+from _e2e import require_e2e
 from _projects import classification_frame, regression_project, write_spec
 from modelyard import api
 from modelyard.serving import ServeConfig, create_app
@@ -202,6 +203,7 @@ def running_servers() -> Iterator[StartServer]:
     started: list[LiveServer] = []
 
     def start(settings: Settings, *, wait: bool = True, **config: Any) -> LiveServer:
+        require_e2e("a uvicorn server")
         config.setdefault("models", ["houses", "churn"])
         config.setdefault("poll_seconds", 0)
         # the reference pipeline, so predictions compare exactly (ONNX: test_app_onnx.py)

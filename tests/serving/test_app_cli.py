@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
+from _e2e import require_e2e
 from conftest import wait_process_ready
 
 if TYPE_CHECKING:
@@ -21,7 +22,10 @@ if TYPE_CHECKING:
 Rows = list[dict[str, Any]]
 
 
-def _serve(yard: Yard, *args: str) -> subprocess.Popen[str]:
+def _serve(yard: Yard, *args: str, refused: bool = False) -> subprocess.Popen[str]:
+    """Run ``modelyard serve``; ``refused``: it is expected to exit before it listens."""
+    if not refused:
+        require_e2e("`modelyard serve`")
     env = {**os.environ, "MODELYARD_HOME": str(yard.settings.home)}
     env.pop("MODELYARD_REGISTRY_URL", None)
     return subprocess.Popen(
@@ -47,7 +51,7 @@ def _stop(process: subprocess.Popen[str]) -> str:
 
 
 def test_unknown_reference_fails_before_serving(yard: Yard) -> None:
-    process = _serve(yard, "houses@nowhere", "--port", str(_port()))
+    process = _serve(yard, "houses@nowhere", "--port", str(_port()), refused=True)
     output, _ = process.communicate(timeout=120)
     assert process.returncode == 2
     assert "no alias 'nowhere'" in output and "Traceback" not in output

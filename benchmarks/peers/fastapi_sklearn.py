@@ -6,8 +6,9 @@ every request. It takes MLflow's ``{"dataframe_records": [...]}`` body at ``/inv
 so every server in the benchmark receives the same bytes.
 
 Run (the benchmark does this): ``MODELYARD_HOME=... uvicorn --app-dir benchmarks/peers
-plain_fastapi:app --workers 1``; ``BENCH_MODEL_REF`` picks the version (default
-``house-prices:1``).
+fastapi_sklearn:app --workers 1 --no-access-log``; ``BENCH_MODEL_REF`` picks the version
+(default ``house-prices:1``). Native threads come from the environment
+(``OMP_NUM_THREADS``), which the benchmark sets for every server alike.
 """
 
 from __future__ import annotations
