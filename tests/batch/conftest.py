@@ -160,6 +160,9 @@ def start_worker(tmp_path: Path) -> Iterator[StartWorker]:
     started: list[Worker] = []
 
     def start(env: dict[str, str], *args: str) -> Worker:
+        from _e2e import require_e2e
+
+        require_e2e("a modelyard worker process")
         log = tmp_path / f"worker-{len(started)}.log"
         with open(log, "wb") as sink:
             process = subprocess.Popen(
@@ -190,6 +193,9 @@ def wait_for(check: Callable[[], bool], what: str, timeout: float = 120) -> None
 @pytest.fixture
 def redis_url() -> Iterator[str]:
     """A ``redis://`` URL of a fresh redis-server on 127.0.0.1, stopped by PID at the end."""
+    from _e2e import require_e2e
+
+    require_e2e("a Redis server")
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.fail("redis-server is not installed: apt-get install -y redis-server")
