@@ -25,6 +25,7 @@ from rich.table import Table
 from modelyard.batch.cli import batch_app
 from modelyard.batch.cli import worker as batch_worker
 from modelyard.errors import ModelyardError
+from modelyard.monitoring import cli as monitoring_cli
 
 if TYPE_CHECKING:
     from modelyard.registry.registry import ModelVersion
@@ -46,6 +47,8 @@ app = typer.Typer(
 )
 models_app = typer.Typer(help="List and inspect registered models.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+app.add_typer(monitoring_cli.labels_app, name="labels")
+app.command("monitor")(monitoring_cli.monitor_command)
 app.add_typer(batch_app, name="batch")
 app.command("worker")(batch_worker)
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from _e2e import require_e2e
-from conftest import wait_process_ready
+from _processes import wait_process_ready
 
 if TYPE_CHECKING:
     from conftest import Yard

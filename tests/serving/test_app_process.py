@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
-from conftest import wait_process_ready
+from _processes import wait_process_ready
 from modelyard.serving.process import SERVE_DEFAULTS, ProcessSettings, ProcessTuning, _ast_race
 
 if TYPE_CHECKING:

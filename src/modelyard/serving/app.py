@@ -136,6 +136,10 @@ def create_app(config: ServeConfig | None = None, *, registry: Registry | None =
     app.state.serving = state
     _add_routes(app)
     fault = _add_error_handlers(app, state)
+    from modelyard.serving.limits import BodyLimits
+
+    # Inside the request context, so a refused body still gets a request id.
+    app.add_middleware(BodyLimits, limits=config.connection_limits)
     app.add_middleware(_RequestContext, metrics=metrics, activity=activity, fault=fault)
     if config.cors_origins:
         from starlette.middleware.cors import CORSMiddleware
@@ -153,8 +157,13 @@ def create_app(config: ServeConfig | None = None, *, registry: Registry | None =
 
 def app_factory() -> FastAPI:
     """The app for ``uvicorn --factory``: config from ``MODELYARD_SERVE_CONFIG`` (JSON)
-    or ``MODELYARD_SERVE_*`` variables. ``modelyard serve --workers N`` uses it."""
-    return create_app(config_from_env())
+    or ``MODELYARD_SERVE_*`` variables. ``modelyard serve --workers N`` uses it, so the
+    worker process takes the connection limits too."""
+    from modelyard.serving.limits import GuardedHttpToolsProtocol
+
+    config = config_from_env()
+    GuardedHttpToolsProtocol.configure(config.connection_limits)
+    return create_app(config)
 
 
 _DESCRIPTION = """Online predictions from modelyard's registry.

@@ -10,7 +10,9 @@ that arrive while the runtime is busy are queued and predicted together:
   oldest queued request has waited ``max_wait_ms``, whichever comes first.
 
 Runtime calls run in an executor thread, one at a time, so the event loop keeps
-decoding requests meanwhile. Each request gets back exactly its own rows.
+decoding requests meanwhile. Each request gets back exactly its own rows. A merged call
+that fails is made again for each of its requests alone, so a request the runtime
+cannot take fails by itself and never the others merged with it.
 
 One exception: a small request that is the only one the server is handling (see
 :class:`Activity`) runs on the event loop's thread when the runtime says its calls are
@@ -232,9 +234,19 @@ class MicroBatcher:
             output = await loop.run_in_executor(self.executor, self.runtime.predict, columns, rows)
             _check_length(output, rows, self.runtime.name)
         except Exception as error:  # it belongs to the requests, not to the worker
-            for pending in batch:
-                if not pending.future.done():
-                    pending.future.set_exception(error)
+            if len(batch) > 1:
+                # One request's rows may be what the runtime cannot take: call it again
+                # for each request on its own, so only the offending one fails.
+                logger.warning(
+                    "a merged call of %d requests failed (%s); retrying each on its own",
+                    len(batch),
+                    error,
+                )
+                await self._run_each(batch)
+            else:
+                for pending in batch:
+                    if not pending.future.done():
+                        pending.future.set_exception(error)
             return
         finally:
             self._in_flight = []
@@ -248,6 +260,26 @@ class MicroBatcher:
                     values=output.values[part], proba=proba, classes=output.classes
                 )
                 pending.future.set_result(result)
+
+    async def _run_each(self, batch: list[_Pending]) -> None:
+        """Predict each request of a failed merged call alone; each gets its own outcome."""
+        loop = asyncio.get_running_loop()
+        self._in_flight = batch
+        for pending in batch:
+            if pending.future.done():
+                continue
+            try:
+                self._record(pending.rows, 1)
+                output = await loop.run_in_executor(
+                    self.executor, self.runtime.predict, pending.columns, pending.rows
+                )
+                _check_length(output, pending.rows, self.runtime.name)
+            except Exception as error:
+                if not pending.future.done():
+                    pending.future.set_exception(error)
+            else:
+                if not pending.future.done():
+                    pending.future.set_result(output)
 
     async def _call_alone(self, columns: Columns, rows: int) -> RuntimeOutput:
         loop = asyncio.get_running_loop()

@@ -26,6 +26,7 @@ from modelyard.registry.refs import ModelRef, parse_ref
 from modelyard.settings import Settings
 
 if TYPE_CHECKING:
+    from modelyard.serving.limits import ConnectionLimits
     from modelyard.serving.process import ProcessSettings
 
 __all__ = ["CONFIG_ENV", "ServeConfig", "config_from_env", "served_ref"]
@@ -107,6 +108,14 @@ class ServeConfig(BaseSettings):
         switch_interval_ms: the GIL switch interval while serving, in ms; 0 leaves
             Python's. Process-wide: None means 0.2 under ``modelyard serve``, Python's
             own in an app built with ``create_app``.
+        header_timeout_s: a request's headers must arrive within this many seconds of
+            its first byte (the connection is closed otherwise). ``modelyard serve`` only.
+        body_timeout_s: a request's body must arrive within this many seconds of its
+            headers (408 otherwise).
+        max_connections: open connections beyond this are closed at once.
+            ``modelyard serve`` only.
+        max_inflight_body_bytes: bytes of request bodies read at once across all
+            requests; a request past it gets 503 with ``Retry-After``.
     """
 
     model_config = SettingsConfigDict(
@@ -132,6 +141,10 @@ class ServeConfig(BaseSettings):
     model_threads: int = Field(default=1, ge=0, le=256)
     gc_freeze: bool | None = None
     switch_interval_ms: float | None = Field(default=None, ge=0, le=100)
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    body_timeout_s: float = Field(default=30.0, gt=0)
+    max_connections: int = Field(default=1024, ge=1)
+    max_inflight_body_bytes: int = Field(default=256 * _MIB, ge=1024)
 
     @field_validator("models", "api_keys", "cors_origins", mode="before")
     @classmethod
@@ -185,6 +198,18 @@ class ServeConfig(BaseSettings):
         return ProcessSettings(
             gc_freeze=bool(self.gc_freeze),
             switch_interval=interval / 1000 if interval else None,
+        )
+
+    @property
+    def connection_limits(self) -> ConnectionLimits:
+        """The deadlines and caps of :mod:`modelyard.serving.limits`."""
+        from modelyard.serving.limits import ConnectionLimits
+
+        return ConnectionLimits(
+            header_timeout=self.header_timeout_s,
+            body_timeout=self.body_timeout_s,
+            max_connections=self.max_connections,
+            max_inflight_body_bytes=self.max_inflight_body_bytes,
         )
 
     def for_serve_process(self) -> ServeConfig:

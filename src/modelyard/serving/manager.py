@@ -30,12 +30,18 @@ import concurrent.futures
 import contextlib
 import logging
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from modelyard.errors import MissingExtraError, ModelNotFoundError, ModelyardError
+from modelyard.errors import (
+    IntegrityError,
+    MissingExtraError,
+    ModelNotFoundError,
+    ModelyardError,
+)
 from modelyard.registry.refs import ModelRef
 from modelyard.runtime.select import RuntimePreference, select_runtime
 from modelyard.serving.config import ServeConfig, served_ref
@@ -407,8 +413,9 @@ class ModelManager:
             message = f"refused {slot.name}:{version} ({target}): {exc}"
         keeps = f"still serving {slot.name}:{before}" if before else "nothing served yet"
         message = f"{message}; {keeps}"
-        changed = message != slot.error
-        slot.error = message
+        public = redact(message)  # shown on /v1/models, /readyz and 503s: no paths
+        changed = public != slot.error
+        slot.error = public
         slot.error_at = datetime.now(UTC)
         if version is not None:
             slot.failed_version = version
@@ -424,7 +431,7 @@ class ModelManager:
             "failed",
             before,
             version,
-            message,
+            public,
             not_found=isinstance(exc, ModelNotFoundError),
         )
 
@@ -473,6 +480,15 @@ class ModelManager:
             max_text_length=self.config.max_text_length,
         )
         registry = self._require_registry()
+        # Every artifact of the version is checked, not just those the chosen runtime
+        # reads: a version whose pipeline was altered is not served by its ONNX graph
+        # either (the two must stay the pair that parity was measured on).
+        problems = registry.verify_artifacts(version)
+        if problems:
+            raise IntegrityError(
+                f"{version.ref} has artifacts that do not match the registry: "
+                + "; ".join(problems)
+            )
         with TUNING.loading():
             runtime, reason = select_runtime(registry, version, self.config.runtime)
             warm_rows = self._warm_up_rows(registry, version, input_spec)
@@ -510,6 +526,20 @@ class ModelManager:
         task = asyncio.create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+_PATH = re.compile(r"(?<![\w.])/(?:[^\s'\"():;,/]+/)+[^\s'\"():;,]*")
+_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s;,)'\"]+", re.IGNORECASE)
+_DIGEST = re.compile(r"\b[0-9a-f]{64}\b")
+
+
+def redact(message: str) -> str:
+    """``message`` without what a client must not see: file paths (of the artifact
+    store, say), URLs (the registry's, with its credentials) and artifact digests. The
+    whole message goes to the server log."""
+    message = _URL.sub("<url>", message)
+    message = _PATH.sub("<path>", message)
+    return _DIGEST.sub("<digest>", message)
 
 
 def _limit_native_threads(threads: int) -> None:

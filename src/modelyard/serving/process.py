@@ -18,9 +18,9 @@ unless its :class:`~modelyard.serving.config.ServeConfig` asks (``gc_freeze``,
   (:meth:`ProcessTuning.released`): the retired version's reference cycles are freed
   then, not at shutdown.
 - **Switch interval** (``switch_interval_ms``). Python's 5 ms default let the prediction
-  log's flushing thread hold up the event loop for 5 ms at each hand-over (one-connection
-  p99 of 8-11 ms; about 2 ms at 0.2 ms, same throughput; see benchmarks/README.md). While
-  a model loads, the interval is Python's default again (see below).
+  log's flushing thread hold up the event loop for 5 ms at each hand-over, which showed
+  in the one-connection p99 of benchmarks/serving.py (the README's Performance section).
+  While a model loads, the interval is Python's default again (see below).
 - **One load at a time**, on CPython versions with python/cpython#106905: loading a model
   parses NumPy array headers with :mod:`ast`, and the AST builder of CPython 3.11.0-3.11.7
   and 3.12.0-3.12.1 kept its recursion count per interpreter, not per thread, so two
