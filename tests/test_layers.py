@@ -21,8 +21,9 @@ peers) or above::
     7     runtime                                  which runtime serves a version, why
     8     predlog                                  the prediction log
     9     engine                                   decode, validate, predict, log
-    10    serving, workflows, monitoring           the REST server; train, evaluate,
-                                                   reproduce; drift, quality, labels
+    10    serving, workflows,                      the REST server; train, evaluate,
+          monitoring, batch                        reproduce; drift, quality, labels;
+                                                   batch jobs
     11    api                                      the public verbs
     12    cli                                      the command line
     13    modelyard (the package), __main__        re-exports of api; ``python -m``
@@ -52,7 +53,7 @@ LAYERS: list[set[str]] = [
     {"runtime"},
     {"predlog"},
     {"engine"},
-    {"serving", "workflows", "monitoring"},
+    {"serving", "workflows", "monitoring", "batch"},
     {"api"},
     {"cli"},
     {"modelyard", "__main__"},

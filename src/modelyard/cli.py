@@ -22,6 +22,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from modelyard.batch.cli import batch_app
+from modelyard.batch.cli import worker as batch_worker
 from modelyard.errors import ModelyardError
 from modelyard.monitoring import cli as monitoring_cli
 
@@ -47,6 +49,8 @@ models_app = typer.Typer(help="List and inspect registered models.", no_args_is_
 app.add_typer(models_app, name="models")
 app.add_typer(monitoring_cli.labels_app, name="labels")
 app.command("monitor")(monitoring_cli.monitor_command)
+app.add_typer(batch_app, name="batch")
+app.command("worker")(batch_worker)
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)

@@ -12,6 +12,8 @@ where, and what to do about it.
     ├── DataError                       exit 2, HTTP 422   unreadable or empty data
     │   └── DataValidationError         exit 2, HTTP 422   data breaks a recorded schema
     ├── ModelNotFoundError (LookupError) exit 2, HTTP 404  no such model, version or alias
+    ├── JobNotFoundError (LookupError)  exit 2, HTTP 404   no such batch job
+    ├── JobNotFinished                  exit 2, HTTP 409   a batch job has not ended yet
     ├── RegistryError                   exit 2, HTTP 409   a registry rule was broken
     │   └── PromotionRefused            exit 2, HTTP 409   gates failed, no override
     ├── IntegrityError                  exit 3, HTTP 409   an artifact's checksum does not match
@@ -36,6 +38,8 @@ __all__ = [
     "DataValidationError",
     "GateFailed",
     "IntegrityError",
+    "JobNotFinished",
+    "JobNotFoundError",
     "LimitExceeded",
     "MissingExtraError",
     "ModelNotFoundError",
@@ -86,6 +90,18 @@ class ModelNotFoundError(ModelyardError, LookupError):
     """No such model, version or alias in the registry."""
 
     http_status = 404
+
+
+class JobNotFoundError(ModelyardError, LookupError):
+    """No batch job has the given id."""
+
+    http_status = 404
+
+
+class JobNotFinished(ModelyardError):
+    """A batch job is still queued or running, and the action needs it ended."""
+
+    http_status = 409
 
 
 class RegistryError(ModelyardError):

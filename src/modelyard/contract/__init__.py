@@ -11,6 +11,7 @@ This package sits below data, features, export and serving: it imports only
 :mod:`modelyard.types`, :mod:`modelyard.errors`, :mod:`modelyard.spec`, pandas and NumPy.
 """
 
+from modelyard.contract.csv import csv_values
 from modelyard.contract.frame import check_frame_columns, decode_frame, frame_values
 from modelyard.contract.json import (
     check_count,
@@ -66,6 +67,7 @@ __all__ = [
     "check_frame_columns",
     "check_names",
     "check_width",
+    "csv_values",
     "decode_columnar",
     "decode_frame",
     "decode_records",

@@ -24,6 +24,7 @@ import logging
 import numbers
 import re
 import warnings
+from collections.abc import Generator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ from pandas.api.types import is_bool_dtype, is_datetime64_any_dtype, is_numeric_
 from modelyard.errors import DataError
 from modelyard.spec import DataSpec
 
-__all__ = ["describe_source", "read_source"]
+__all__ = ["describe_source", "read_source", "read_sql_chunks"]
 
 logger = logging.getLogger(__name__)
 
@@ -171,28 +172,39 @@ def _read_file(path: Path, kind: str, options: dict[str, Any]) -> pd.DataFrame:
 # -- SQL ------------------------------------------------------------------------------
 
 
+def _sql_engine(url: str, what: str) -> tuple[sa.Engine, str, str | None]:
+    """An engine on ``url``, its masked form and its password (to mask in messages)."""
+    where = mask_url(url)
+    secret = _password(url)
+    try:
+        return sa.create_engine(url), where, secret
+    except (sa.exc.SQLAlchemyError, ImportError) as exc:
+        raise DataError(
+            f"{where}: cannot open this database URL ({_short(exc, secret)}); "
+            f"check {what} and that its driver is installed"
+        ) from None
+
+
+def _result_columns(connection: sa.Connection, inner: str) -> list[str]:
+    """The column names ``inner`` returns, without reading a row."""
+    probe = connection.exec_driver_sql(f"SELECT * FROM ({inner}) AS q WHERE 1 = 0")
+    columns = [str(name) for name in probe.keys()]  # noqa: SIM118
+    probe.close()
+    return columns
+
+
 def _read_sql(data: DataSpec, base_dir: Path) -> tuple[pd.DataFrame, str]:
     source = data.source
     assert source.url is not None
     url = _sqlite_relative_to(source.url, base_dir)
-    where = mask_url(url)
-    secret = _password(url)
-    try:
-        engine = sa.create_engine(url)
-    except (sa.exc.SQLAlchemyError, ImportError) as exc:
-        raise DataError(
-            f"{where}: cannot open this database URL ({_short(exc, secret)}); "
-            "check data.source.url and that its driver is installed"
-        ) from None
+    engine, where, secret = _sql_engine(url, "data.source.url")
     try:
         # no_parameters: the SQL goes to the driver as written, so a '%' in a LIKE
         # pattern is not taken for a placeholder (psycopg, mysqlclient).
         with engine.connect().execution_options(no_parameters=True) as connection:
             preparer = engine.dialect.identifier_preparer
             inner = _inner_query(source.query, source.table, preparer)
-            probe = connection.exec_driver_sql(f"SELECT * FROM ({inner}) AS q WHERE 1 = 0")
-            columns = [str(name) for name in probe.keys()]  # noqa: SIM118
-            probe.close()
+            columns = _result_columns(connection, inner)
             _check_names(columns, data, where)
             order = [*data.id_columns]
             if data.timestamp_column and data.timestamp_column not in order:
@@ -212,6 +224,66 @@ def _read_sql(data: DataSpec, base_dir: Path) -> tuple[pd.DataFrame, str]:
     finally:
         engine.dispose()
     return frame, where
+
+
+def read_sql_chunks(
+    url: str, query: str, *, order_by: Sequence[str] = (), chunk_rows: int
+) -> tuple[list[str], int, Generator[pd.DataFrame, None, None]]:
+    """The rows of ``query`` in a fixed order, ``chunk_rows`` at a time (for batch jobs).
+
+    Rows are sorted in SQL, as :func:`read_source` sorts them: by ``order_by`` when
+    given (columns that identify a row), else by every selected column. The database
+    streams them (a server-side cursor where the driver has one), so memory holds one
+    chunk whatever the result's size.
+
+    Returns:
+        The column names, the row count, and the chunks (the connection stays open
+        until they are read to the end or the iterator is closed).
+
+    Raises:
+        DataError: the URL cannot be opened, the SQL fails, or an order column is not
+            in the result; the message masks the password.
+    """
+    engine, where, secret = _sql_engine(url, "the URL")
+    try:
+        with engine.connect().execution_options(no_parameters=True) as connection:
+            preparer = engine.dialect.identifier_preparer
+            inner = _inner_query(query, None, preparer)
+            columns = _result_columns(connection, inner)
+            unknown = [name for name in order_by if name not in columns]
+            if unknown:
+                raise DataError(
+                    f"{where}: order column(s) {', '.join(map(repr, unknown))} are not in the "
+                    f"query's result{_hint(unknown[0], columns)}"
+                )
+            count = connection.exec_driver_sql(f"SELECT COUNT(*) FROM ({inner}) AS q").scalar()
+    except (sa.exc.SQLAlchemyError, ImportError) as exc:
+        engine.dispose()
+        raise DataError(
+            f"{where}: SQL failed ({_short(exc, secret)}); check the query "
+            "and that the database is reachable"
+        ) from None
+    except BaseException:
+        engine.dispose()
+        raise
+    order_sql = ", ".join(preparer.quote(name) for name in (order_by or columns))
+    sql = f"SELECT * FROM ({inner}) AS q ORDER BY {order_sql}"
+
+    def chunks() -> Generator[pd.DataFrame, None, None]:
+        try:
+            with engine.connect().execution_options(
+                no_parameters=True, stream_results=True
+            ) as connection:
+                yield from pd.read_sql_query(sql, connection, chunksize=chunk_rows)
+        except (sa.exc.SQLAlchemyError, pd.errors.DatabaseError) as exc:
+            raise DataError(
+                f"{where}: SQL failed while reading ({_short(exc, secret)}); "
+                "check that the database is reachable"
+            ) from None
+        finally:
+            engine.dispose()
+
+    return columns, int(count or 0), chunks()
 
 
 def _inner_query(query: str | None, table: str | None, preparer: Any) -> str:

@@ -6,7 +6,8 @@ Column layout of a prediction segment, one row per predicted row:
 column             type                       meaning
 =================  =========================  ==============================================
 request_id         string                     the request the row came in
-row                int32                      position of the row in its request
+row                int32                      position of the row in its request (a batch
+                                              job logs the input row number)
 received_at        timestamp[us, UTC]         when the request arrived
 endpoint           string                     the route that served it
 latency_ms         float32                    the request's latency
@@ -102,6 +103,7 @@ class LoggedRequest:
     output: RuntimeOutput
     latency_ms: float
     endpoint: str
+    row_numbers: np.ndarray | None = None  # default: 0, 1, ... (positions in the request)
 
 
 def request_bytes(request: LoggedRequest) -> int:
@@ -166,6 +168,9 @@ def problem_of(request: LoggedRequest) -> str | None:
         for name, values in request.columns.items():
             if np.ndim(values) != 1 or len(values) != rows:
                 return f"input column {name!r} has shape {np.shape(values)}, expected ({rows},)"
+    numbers = request.row_numbers
+    if numbers is not None and (np.ndim(numbers) != 1 or len(numbers) != rows):
+        return f"row numbers have shape {np.shape(numbers)}, expected ({rows},)"
     values = request.output.values
     if np.ndim(values) != 1 or len(values) != rows:
         return f"predictions have shape {np.shape(values)}, expected ({rows},)"
@@ -225,7 +230,7 @@ def _build_uniform(requests: Sequence[LoggedRequest], max_text_chars: int | None
 
     arrays: dict[str, pa.Array] = {
         "request_id": pa.array(repeated((r.request_id for r in requests), object), pa.string()),
-        "row": pa.array((np.arange(total) - np.repeat(starts, counts)).astype(np.int32)),
+        "row": pa.array(_row_numbers(requests, counts, starts, total)),
         "received_at": pa.array(
             repeated((micros(r.received_at) for r in requests), np.int64), TIMESTAMP
         ),
@@ -251,6 +256,18 @@ def _build_uniform(requests: Sequence[LoggedRequest], max_text_chars: int | None
         for index, name in enumerate(names):
             arrays[f"{PROBA_PREFIX}{name}"] = pa.array(proba[:, index])
     return pa.table(arrays).replace_schema_metadata(_FORMAT)
+
+
+def _row_numbers(
+    requests: Sequence[LoggedRequest], counts: np.ndarray, starts: np.ndarray, total: int
+) -> np.ndarray:
+    """Each row's number: its position in its request, or the number the caller gave."""
+    positions = np.arange(total) - np.repeat(starts, counts)
+    for request, start in zip(requests, starts, strict=True):
+        if request.row_numbers is not None:
+            positions[start : start + request.rows] = request.row_numbers
+    numbers: np.ndarray = positions.astype(np.int32)
+    return numbers
 
 
 def _input_arrays(parts: list[Columns]) -> dict[str, pa.Array]:

@@ -65,6 +65,8 @@ from modelyard.registry.refs import check_model_name
 from modelyard.settings import Settings
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from modelyard.types import Columns, RuntimeOutput
 
 __all__ = ["FeedbackItem", "PredictionLog", "PredictionLogStats"]  # FeedbackItem: re-export
@@ -228,11 +230,14 @@ class PredictionLog:
         output: RuntimeOutput,
         latency_ms: float,
         endpoint: str,
+        row_numbers: np.ndarray | None = None,
     ) -> None:
         """Queue a request's predicted rows; returns at once and never raises.
 
         A naive ``received_at`` is taken to be UTC. The rows are dropped (and counted in
         :attr:`dropped_rows`) when the buffer is full or the log is closed.
+        ``row_numbers`` (one integer per row) replaces the rows' positions in the
+        request: a batch job logs each row's input row number.
         """
         try:
             if rows <= 0:
@@ -247,6 +252,7 @@ class PredictionLog:
                 output=output,
                 latency_ms=latency_ms,
                 endpoint=endpoint,
+                row_numbers=row_numbers,
             )
             size = request_bytes(request)
             with self._lock:

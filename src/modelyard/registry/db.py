@@ -39,6 +39,7 @@ from modelyard._optional import require
 from modelyard.errors import ModelyardError, RegistryError
 
 __all__ = [
+    "BATCH_JOB_STATES",
     "MIGRATIONS_DIR",
     "VERSION_TABLE",
     "WRITE_OPTION",
@@ -46,6 +47,10 @@ __all__ = [
     "alembic_config",
     "artifacts",
     "audit",
+    "batch_deliveries",
+    "batch_failures",
+    "batch_jobs",
+    "batch_results",
     "create_registry_engine",
     "current_revision",
     "feedback_segments",
@@ -231,6 +236,107 @@ feedback_segments = sa.Table(
     sa.Column("bytes", sa.BigInteger, nullable=False),
     sa.UniqueConstraint("path", name="uq_modelyard_feedback_segments_path"),
     sa.Index("ix_modelyard_feedback_segments_model_time", "model", "min_received_at"),
+)
+
+
+#: Batch prediction (see modelyard.batch): one row per job, its lease and progress.
+BATCH_JOB_STATES = ("queued", "running", "done", "failed", "cancelled")
+
+batch_jobs = sa.Table(
+    "modelyard_batch_jobs",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("idempotency_key", sa.String(200), nullable=True),
+    sa.Column("model", sa.String(100), nullable=False),
+    sa.Column("ref", sa.String(200), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("source", sa.JSON, nullable=False),
+    sa.Column("id_columns", sa.JSON, nullable=False),
+    sa.Column("chunk_rows", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("cancel_requested", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("runtime", sa.String(200), nullable=True),
+    sa.Column("next_row", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("rows_total", sa.BigInteger, nullable=True),
+    sa.Column("rows_done", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("rows_failed", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("progress", sa.Float, nullable=False, server_default="0"),
+    sa.Column("rows_per_second", sa.Float, nullable=True),
+    sa.Column("eta_seconds", sa.Float, nullable=True),
+    sa.Column("notify_email", sa.String(320), nullable=True),
+    sa.Column("webhook_url", sa.String(2000), nullable=True),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=True),
+    sa.Column("finished_at", UTCDateTime, nullable=True),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("lease_owner", sa.String(200), nullable=True),
+    sa.Column("lease_expires_at", UTCDateTime, nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.UniqueConstraint("idempotency_key", name="uq_modelyard_batch_jobs_idempotency_key"),
+    sa.CheckConstraint(
+        "status IN ('queued', 'running', 'done', 'failed', 'cancelled')",
+        name="ck_modelyard_batch_jobs_status",
+    ),
+    sa.Index("ix_modelyard_batch_jobs_status", "status", "lease_expires_at"),
+    sa.Index("ix_modelyard_batch_jobs_created_at", "created_at"),
+)
+
+
+def _job_key(table: str) -> list[Any]:
+    """The (job_id, row_number) key shared by the result and failure tables."""
+    return [
+        sa.Column(
+            "job_id",
+            sa.String(32),
+            sa.ForeignKey("modelyard_batch_jobs.id", name=f"fk_{table}_job"),
+            primary_key=True,
+        ),
+        sa.Column("row_number", sa.BigInteger, primary_key=True, autoincrement=False),
+    ]
+
+
+#: One row per scored input row; the key makes a chunk written twice fail, not double.
+batch_results = sa.Table(
+    "modelyard_batch_results",
+    metadata,
+    *_job_key("modelyard_batch_results"),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("prediction", sa.Float, nullable=True),
+    sa.Column("label", sa.Text, nullable=True),
+    sa.Column("probabilities", sa.JSON, nullable=True),
+    sa.Column("ids", sa.JSON, nullable=True),
+)
+
+#: One row per input row that broke the version's input contract, with the reason.
+batch_failures = sa.Table(
+    "modelyard_batch_failures",
+    metadata,
+    *_job_key("modelyard_batch_failures"),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("ids", sa.JSON, nullable=True),
+)
+
+#: Notifications of a finished job (email, webhook), their attempts and last error.
+batch_deliveries = sa.Table(
+    "modelyard_batch_deliveries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "job_id",
+        sa.String(32),
+        sa.ForeignKey("modelyard_batch_jobs.id", name="fk_modelyard_batch_deliveries_job"),
+        nullable=False,
+    ),
+    sa.Column("channel", sa.String(20), nullable=False),
+    sa.Column("target", sa.String(2000), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_error", sa.Text, nullable=False, server_default=""),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("job_id", "channel", name="uq_modelyard_batch_deliveries_job_channel"),
 )
 
 

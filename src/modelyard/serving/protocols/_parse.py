@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
-from collections.abc import Sequence
 from typing import Any
 
 from modelyard.contract import (
@@ -21,6 +19,7 @@ from modelyard.contract import (
     Problems,
     check_count,
     check_width,
+    csv_values,
     decode_columnar,
     decode_records,
     decode_rows,
@@ -38,10 +37,6 @@ _V2_NUMBERS = frozenset(
     ["FP16", "FP32", "FP64", *(f"{s}INT{b}" for s in ("", "U") for b in (8, 16, 32, 64))]
 )
 _V2_TYPES = _V2_NUMBERS | {"BOOL", "BYTES"}
-_TRUE, _FALSE = frozenset({"true", "True", "TRUE"}), frozenset({"false", "False", "FALSE"})
-#: JSON's number grammar (RFC 8259), ASCII digits only: CSV numbers are read by the rules
-#: JSON numbers are, so ``1_000``, ``+5``, ``.5``, ``NaN`` and non-ASCII digits stay text.
-_JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?", re.ASCII)
 
 
 def decode_v2(inputs: object, contract: InputContract) -> tuple[Columns, int]:
@@ -206,30 +201,4 @@ def decode_csv(text: str, contract: InputContract) -> tuple[Columns, int]:
         fail("malformed", f"not valid CSV at line {reader.line_num}: {error}")
     if not table:
         fail("empty", "the CSV text is empty; send a header row, then one line per row")
-    return decode_rows(table[0], table[1:], contract, "one per name in the header", _csv_values)
-
-
-def _csv_values(column: InputColumn, texts: Sequence[Any]) -> list[Any]:
-    """CSV fields as the JSON values they stand for, by the column's kind."""
-    numeric = column.kind == "numeric" or (
-        column.kind == "categorical" and column.recorded in ("integer", "float")
-    )
-    if numeric:
-        return [_csv_number(text) for text in texts]
-    if column.boolean:
-        return [
-            text in _TRUE if text in _TRUE or text in _FALSE else text or None for text in texts
-        ]
-    return [text or None for text in texts]
-
-
-def _csv_number(text: str) -> int | float | str | None:
-    """A field as JSON would read it: an int, a float, null when empty, else the text."""
-    if text == "":
-        return None
-    match = _JSON_NUMBER.fullmatch(text)
-    if match is None:
-        return text  # reported as it is
-    if match.group(1) is None and match.group(2) is None:
-        return int(text)
-    return float(text)
+    return decode_rows(table[0], table[1:], contract, "one per name in the header", csv_values)
