@@ -40,6 +40,8 @@ def test_json_forms_give_the_reference_predictions(
         response = client.post("/invocations", content=_bodies(house_rows)[form], headers=JSON)
     assert response.status_code == 200, response.text
     assert response.json() == {"predictions": expected}
+    assert response.headers["x-model-name"] == "houses"
+    assert response.headers["x-model-version"] == "1"
 
 
 def test_csv_gives_the_reference_predictions(

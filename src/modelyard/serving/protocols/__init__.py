@@ -203,7 +203,8 @@ class ServingState:
         if given is None or not _matches(given, (self.admin_key,)):
             raise ServingError(
                 401,
-                "admin endpoints need the admin key in the X-API-Key header"
+                "admin endpoints need the admin key in the X-API-Key header or as "
+                "'Authorization: Bearer <key>'"
                 + ("; the key given is not valid" if given is not None else ""),
                 kind="auth",
                 loc=["header", "X-API-Key"],

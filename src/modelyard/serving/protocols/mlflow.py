@@ -169,7 +169,7 @@ async def invocations(request: Request) -> Response:
         except RequestValidationError as exc:
             raise ServingError.from_validation(exc) from None
 
-    _, _, output = await state.predict(
+    loaded, _, output = await state.predict(
         request,
         slot,
         None,
@@ -179,7 +179,9 @@ async def invocations(request: Request) -> Response:
         started=started,
         size=len(body),
     )
-    return json_response({"predictions": jsonable_array(output.values)})
+    # MLflow's reply has no place for it: which version answered goes in headers.
+    headers = {"X-Model-Name": slot.name, "X-Model-Version": str(loaded.version.version)}
+    return json_response({"predictions": jsonable_array(output.values)}, headers=headers)
 
 
 @router.get(
