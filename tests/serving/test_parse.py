@@ -70,6 +70,40 @@ def test_v2_problems() -> None:
 
 
 @pytest.mark.parametrize(
+    ("tensor", "message"),
+    [
+        (_tensor("rooms", "INT8", [100_000]), r"100000 is not a INT8 value \(whole numbers from"),
+        (_tensor("rooms", "UINT8", [-1]), "-1 is not a UINT8 value"),
+        (_tensor("rooms", "INT64", [2.5]), "2.5 is not a INT64 value"),
+        (_tensor("size", "FP16", [70_000.0]), "70000.0 is not a FP16 value"),
+        (_tensor("size", "FP32", [1e39]), "1e[+]39 is not a FP32 value"),
+        (_tensor("size", "FP64", ["1.5"]), "'1.5' is not a FP64 value"),
+        (_tensor("garage", "BOOL", [1]), "1 is not a BOOL value"),
+        (_tensor("town", "BYTES", [5]), "5 is not a BYTES value"),
+    ],
+)
+def test_v2_values_must_fit_their_datatype(tensor: dict[str, Any], message: str) -> None:
+    tensors = [tensor if t["name"] == tensor["name"] else t for t in V2_ROW]
+    with pytest.raises(RequestValidationError, match=message):
+        decode_v2(tensors, SPEC)
+    assert _problems(decode_v2, tensors, SPEC) == [(0, tensor["name"], "wrong_type")]
+
+
+def test_v2_values_that_fit_their_datatype_pass() -> None:
+    fits = [
+        _tensor("size", "FP32", [1.5, 2.5]),
+        _tensor("rooms", "INT8", [-128, 127]),
+        *(
+            {**t, "shape": [2], "data": t["data"] * 2}
+            for t in V2_ROW
+            if t["name"] not in ("size", "rooms")
+        ),
+    ]
+    columns, rows = decode_v2(fits, SPEC)
+    assert rows == 2 and list(columns["rooms"]) == [-128.0, 127.0]
+
+
+@pytest.mark.parametrize(
     "payload",
     [
         {"dataframe_split": {"columns": list(ROW), "data": [list(ROW.values())], "index": [0]}},

@@ -37,6 +37,23 @@ _V2_NUMBERS = frozenset(
     ["FP16", "FP32", "FP64", *(f"{s}INT{b}" for s in ("", "U") for b in (8, 16, 32, 64))]
 )
 _V2_TYPES = _V2_NUMBERS | {"BOOL", "BYTES"}
+_NONE = type(None)
+#: The values each integer datatype holds, and the largest finite FP16/FP32 values.
+_INT_RANGES = {
+    f"{sign}INT{bits}": (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+    if sign == ""
+    else (0, 2**bits - 1)
+    for sign in ("", "U")
+    for bits in (8, 16, 32, 64)
+}
+_FLOAT_MAX = {"FP16": 65504.0, "FP32": 3.4028234663852886e38}
+_RANGE_HINT = {
+    **{name: f" (whole numbers from {low} to {high})" for name, (low, high) in _INT_RANGES.items()},
+    "FP16": " (numbers up to 65504 in size)",
+    "FP32": " (numbers up to 3.4e38 in size)",
+    "BOOL": " (true or false)",
+    "BYTES": " (text)",
+}
 
 
 def decode_v2(inputs: object, contract: InputContract) -> tuple[Columns, int]:
@@ -83,8 +100,16 @@ def decode_v2(inputs: object, contract: InputContract) -> tuple[Columns, int]:
         allowed = {"numeric": _V2_NUMBERS, "categorical": _V2_NUMBERS | {"BYTES"}}.get(
             column.kind, frozenset({"BYTES"})
         ) | ({"BOOL"} if column.boolean else set())
-        if datatype is None or datatype in allowed:
+        if datatype is None:
             return values
+        if datatype in allowed:
+            misfit = _datatype_misfit(values, datatype)
+            if misfit is None:
+                return values
+            row, value = misfit
+            detail = f"{show(value)} is not a {datatype} value{_RANGE_HINT.get(datatype, '')}"
+            problems.add(row, column.name, "wrong_type", detail)
+            return []
         usual = " or ".join(sorted(allowed & {"FP64", "INT64", "BYTES", "BOOL"}))
         detail = f"datatype {datatype} does not fit a {column.kind} column; send {usual}"
         problems.add(None, column.name, "wrong_type", detail)
@@ -92,6 +117,45 @@ def decode_v2(inputs: object, contract: InputContract) -> tuple[Columns, int]:
 
     assert rows is not None  # a tensor was decoded, or problems.check() raised
     return assemble(contract, lookup, tensors, problems, rows), rows
+
+
+def _datatype_misfit(values: list[Any], datatype: str) -> tuple[int, Any] | None:
+    """The first (row, value) that ``datatype`` cannot hold, or None (nulls are fine:
+    the contract decides whether the column may miss values)."""
+    present = [value for value in values if value is not None]
+    types = set(map(type, present))
+    # Whole-tensor checks first (C-speed min/max); the value-by-value scan below only
+    # runs to name the first misfit.
+    if datatype in _INT_RANGES:
+        low, high = _INT_RANGES[datatype]
+        if types <= {int} and (not present or (low <= min(present) and max(present) <= high)):
+            return None
+    elif datatype in _FLOAT_MAX:
+        if types <= {int, float} and (
+            not present or max(map(abs, present)) <= _FLOAT_MAX[datatype]
+        ):
+            return None
+    elif datatype == "FP64":
+        if types <= {int, float}:
+            return None
+    elif types <= ({bool} if datatype == "BOOL" else {str}):
+        return None
+    for row, value in enumerate(values):
+        if value is not None and not _fits(value, datatype):
+            return row, value
+    return None
+
+
+def _fits(value: Any, datatype: str) -> bool:
+    kind = type(value)
+    if datatype in _INT_RANGES:
+        low, high = _INT_RANGES[datatype]
+        return kind is int and low <= value <= high
+    if datatype in _FLOAT_MAX:
+        return kind in (int, float) and abs(value) <= _FLOAT_MAX[datatype]
+    if datatype == "FP64":
+        return kind in (int, float)
+    return kind is (bool if datatype == "BOOL" else str)
 
 
 def _v2_tensor(
