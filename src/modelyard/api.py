@@ -344,9 +344,11 @@ def promote(
     settings: Settings | None = None,
 ) -> AliasChange:
     """Point ``alias`` of the model at the version ``ref`` names; audited."""
+    from modelyard.streaming.events import announce
+
     with open_registry(settings) as registry:
         version = registry.get_version(ref)
-        return registry.set_alias(
+        change = registry.set_alias(
             version.name,
             alias,
             version.version,
@@ -354,6 +356,7 @@ def promote(
             reason=reason,
             allow_failed_gates=allow_failed_gates,
         )
+    return announce(change, settings)  # to stream consumers, when MODELYARD_EVENTS_URL is set
 
 
 def rollback(
@@ -365,8 +368,11 @@ def rollback(
     settings: Settings | None = None,
 ) -> AliasChange:
     """Move ``alias`` back to the version it pointed to before its latest move; audited."""
+    from modelyard.streaming.events import announce
+
     with open_registry(settings) as registry:
-        return registry.rollback(name, alias, actor=actor or default_actor(), reason=reason)
+        change = registry.rollback(name, alias, actor=actor or default_actor(), reason=reason)
+    return announce(change, settings)
 
 
 def reproduce(

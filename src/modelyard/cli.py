@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from modelyard.errors import ModelyardError
+from modelyard.streaming.cli import register as register_stream
 
 if TYPE_CHECKING:
     from modelyard._reproduce import ReproduceReport
@@ -495,6 +496,9 @@ def serve(
         log_level=log_level,
         access_log=access_log,
     )
+
+
+register_stream(app)  # `modelyard stream`: modelyard.streaming.cli
 
 
 # -- rendering ------------------------------------------------------------------------
