@@ -56,7 +56,7 @@ from modelyard.streaming.messages import (
     parse_message,
 )
 from modelyard.streaming.metrics import StreamMetrics
-from modelyard.streaming.transport import Commit, Transport, open_transport
+from modelyard.streaming.transport import Commit, Transport, open_transport, transport_class
 
 if TYPE_CHECKING:
     from modelyard.registry.registry import Registry
@@ -163,6 +163,7 @@ class StreamConfig(BaseModel):
                 f"{'.'.join(map(str, e['loc'])) or 'stream'}: {e['msg']}" for e in exc.errors()
             )
             raise ModelyardError(f"cannot stream: {problems}") from None
+        transport_class(config.broker)  # an unknown scheme or a missing client fails now
         return config
 
 
