@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import subprocess
 import sys
 import threading
 import time
@@ -133,3 +135,23 @@ def subprocess_env() -> dict[str, str]:
     env.pop("MODELYARD_REGISTRY_URL", None)
     env.pop("MODELYARD_EVENTS_URL", None)
     return env
+
+
+def kill(process: subprocess.Popen[str]) -> None:
+    """SIGKILL ``process`` (if it still runs) and reap it."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=30)
+
+
+def stop(process: subprocess.Popen[str], signum: int = signal.SIGTERM) -> tuple[int, str]:
+    """Send ``signum`` and wait for the exit; returns the exit code and stderr."""
+    if process.poll() is None:
+        process.send_signal(signum)
+    try:
+        _, stderr = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        _, stderr = process.communicate()
+        raise AssertionError(f"the consumer did not stop: {stderr[-3000:]}") from None
+    return process.returncode, stderr

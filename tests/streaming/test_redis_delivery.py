@@ -16,7 +16,16 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from _streams import consumer_command, house_row, push, read_all, subprocess_env, wait_for
+from _streams import (
+    consumer_command,
+    house_row,
+    kill,
+    push,
+    read_all,
+    stop,
+    subprocess_env,
+    wait_for,
+)
 
 from modelyard.predlog import read_predictions
 
@@ -38,18 +47,6 @@ def _start(yard: Yard, redis_url: str, name: str, *args: str) -> subprocess.Pope
         stderr=subprocess.PIPE,
         text=True,
     )
-
-
-def _stop(process: subprocess.Popen[str], signum: int = signal.SIGTERM) -> tuple[int, str]:
-    if process.poll() is None:
-        process.send_signal(signum)
-    try:
-        _, stderr = process.communicate(timeout=60)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        _, stderr = process.communicate()
-        raise AssertionError(f"the consumer did not stop: {stderr[-3000:]}") from None
-    return process.returncode, stderr
 
 
 def _members(client: redis.Redis) -> dict[str, int]:
@@ -79,12 +76,8 @@ def test_sigkill_under_load_loses_nothing_and_bounds_duplicates(
     try:
         wait_for(lambda: client.xlen("out") >= 600 or first.poll() is not None, 120, "outputs")
         assert first.poll() is None, first.communicate()[1][-3000:]
-        first.send_signal(signal.SIGKILL)
-        first.wait(timeout=30)
     finally:
-        if first.poll() is None:
-            first.kill()
-        first.communicate()
+        kill(first)
     held_at_kill = _members(client).get("c1", 0)
     written_at_kill = client.xlen("out")
     assert written_at_kill < total, "c1 finished before it was killed: nothing was tested"
@@ -100,7 +93,7 @@ def test_sigkill_under_load_loses_nothing_and_bounds_duplicates(
             "every input's output",
         )
     finally:
-        code, stderr = _stop(second)
+        code, stderr = stop(second)
     assert code == 0, stderr[-3000:]
 
     outputs = read_all(client, "out")
@@ -136,7 +129,7 @@ def test_two_consumers_in_a_group_split_the_load(
             time.sleep(0.05)
         wait_for(lambda: client.xlen("out") >= total, 120, "every output")
     finally:
-        results = [_stop(process) for process in consumers]
+        results = [stop(process) for process in consumers]
     assert all(code == 0 for code, _ in results), [stderr[-2000:] for _, stderr in results]
     outputs = read_all(client, "out")
     assert sorted(doc["id"] for doc in outputs) == sorted(f"m{i}" for i in range(total))
@@ -154,7 +147,7 @@ def test_sigterm_finishes_the_batch_in_hand_and_flushes_the_log(
     push(client, "in", _messages(total))
     process = _start(yard, redis_url, "c1", "--max-batch-rows", str(BATCH))
     wait_for(lambda: client.xlen("out") >= 500 or process.poll() is not None, 120, "outputs")
-    code, stderr = _stop(process, signal.SIGTERM)
+    code, stderr = stop(process, signal.SIGTERM)
     assert code == 0, stderr[-3000:]
 
     group = client.xinfo_groups("in")[0]

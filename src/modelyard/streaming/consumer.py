@@ -56,7 +56,13 @@ from modelyard.streaming.messages import (
     parse_message,
 )
 from modelyard.streaming.metrics import StreamMetrics
-from modelyard.streaming.transport import Commit, Transport, open_transport, transport_class
+from modelyard.streaming.transport import (
+    Commit,
+    Streams,
+    Transport,
+    open_transport,
+    transport_class,
+)
 
 if TYPE_CHECKING:
     from modelyard.registry.registry import Registry
@@ -133,6 +139,18 @@ class StreamConfig(BaseModel):
         """The dead-letter stream."""
         return self.dead_stream or f"{self.in_stream}.dead"
 
+    def streams(self) -> Streams:
+        """Where the consumer reads and writes."""
+        return Streams(
+            in_stream=self.in_stream,
+            out_stream=self.out_stream,
+            dead_stream=self.dead_letters,
+            group=self.group,
+            consumer=self.consumer,
+            out_maxlen=self.out_maxlen,
+            events_stream=self.events_stream,
+        )
+
     def serve_config(self) -> ServeConfig:
         """The model manager's config: what the server would use for this model."""
         return ServeConfig(
@@ -201,16 +219,7 @@ class StreamConsumer:
         self.metrics = StreamMetrics()
         self.manager = ModelManager(config.serve_config(), metrics=self.metrics, registry=registry)
         self.engine = PredictionEngine(on_out_of_range=self.metrics.count_out_of_range)
-        self.transport = transport or open_transport(
-            config.broker,
-            in_stream=config.in_stream,
-            out_stream=config.out_stream,
-            dead_stream=config.dead_letters,
-            group=config.group,
-            consumer=config.consumer,
-            out_maxlen=config.out_maxlen,
-            events_stream=config.events_stream,
-        )
+        self.transport = transport or open_transport(config.broker, config.streams())
         self.stats = StreamStats()
         self._stop = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None

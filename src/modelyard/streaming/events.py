@@ -33,6 +33,7 @@ _PUBLISHERS = {
     "redis": "modelyard.streaming.redis",
     "rediss": "modelyard.streaming.redis",
     "unix": "modelyard.streaming.redis",
+    "kafka": "modelyard.streaming.kafka",
 }
 
 

@@ -28,7 +28,7 @@ import orjson
 from modelyard._optional import require
 from modelyard.errors import ModelyardError
 from modelyard.streaming.messages import InMessage
-from modelyard.streaming.transport import Commit, GroupLag
+from modelyard.streaming.transport import Commit, GroupLag, Streams, parse_events
 
 __all__ = ["RedisTransport", "publish_event_sync"]
 
@@ -62,39 +62,16 @@ def _entry_ms(entry: str) -> int | None:
 
 
 class RedisTransport:
-    """One consumer of ``in_stream`` in ``group``.
+    """One consumer of a Redis stream in a consumer group.
 
     Args:
         broker: the Redis URL, e.g. ``redis://127.0.0.1:6379/0``.
-        in_stream: the stream read.
-        out_stream: where predictions go.
-        dead_stream: where dead letters go.
-        group: the consumer group.
-        consumer: this member's name in the group.
-        out_maxlen: the out and dead-letter streams are trimmed to about this many entries.
-        events_stream: the control stream of model events.
+        streams: where to read and write.
     """
 
-    def __init__(
-        self,
-        broker: str,
-        *,
-        in_stream: str,
-        out_stream: str,
-        dead_stream: str,
-        group: str,
-        consumer: str,
-        out_maxlen: int,
-        events_stream: str,
-    ) -> None:
+    def __init__(self, broker: str, streams: Streams) -> None:
         self.broker = broker
-        self.in_stream = in_stream
-        self.out_stream = out_stream
-        self.dead_stream = dead_stream
-        self.group = group
-        self.consumer = consumer
-        self.out_maxlen = out_maxlen
-        self.events_stream = events_stream
+        self.streams = streams
         self._client: Any = None
         self._events_client: Any = None
         self._commit_script: Any = None
@@ -109,7 +86,9 @@ class RedisTransport:
         # a connection of its own: control-stream reads block while batches are read
         self._events_client = redis.Redis.from_url(self.broker)
         try:
-            await self._client.xgroup_create(self.in_stream, self.group, id="0", mkstream=True)
+            await self._client.xgroup_create(
+                self.streams.in_stream, self.streams.group, id="0", mkstream=True
+            )
         except redis.ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
@@ -120,7 +99,7 @@ class RedisTransport:
             ) from None
         self._commit_script = self._client.register_script(_COMMIT)
         # model events are followed from the control stream's current end
-        last = await self._events_client.xrevrange(self.events_stream, count=1)
+        last = await self._events_client.xrevrange(self.streams.events_stream, count=1)
         self._events_from = _text(last[0][0]) if last else "0-0"
 
     async def read(self, count: int, block_ms: int) -> list[InMessage]:
@@ -135,7 +114,11 @@ class RedisTransport:
         self, start: str, count: int, block_ms: int | None, *, redelivered: bool
     ) -> list[InMessage]:
         reply = await self._client.xreadgroup(
-            self.group, self.consumer, {self.in_stream: start}, count=count, block=block_ms
+            self.streams.group,
+            self.streams.consumer,
+            {self.streams.in_stream: start},
+            count=count,
+            block=block_ms,
         )
         messages: list[InMessage] = []
         for _stream, entries in reply or []:
@@ -150,9 +133,9 @@ class RedisTransport:
 
     async def claim_stale(self, min_idle_ms: int, count: int) -> list[InMessage]:
         reply = await self._client.xautoclaim(
-            self.in_stream,
-            self.group,
-            self.consumer,
+            self.streams.in_stream,
+            self.streams.group,
+            self.streams.consumer,
             min_idle_time=min_idle_ms,
             start_id=self._claim_cursor,
             count=count,
@@ -161,45 +144,40 @@ class RedisTransport:
         deleted = reply[2] if len(reply) > 2 else []
         self._claim_cursor = _text(cursor)
         if deleted:  # trimmed from the stream before anyone predicted them: nothing to do
-            await self._client.xack(self.in_stream, self.group, *deleted)
+            await self._client.xack(self.streams.in_stream, self.streams.group, *deleted)
         return [self._message(entry_id, fields, True) for entry_id, fields in entries if fields]
 
     async def commit(self, commits: Sequence[Commit]) -> int:
         if not commits:
             return 0
-        args: list[Any] = [self.group, self.out_maxlen]
+        args: list[Any] = [self.streams.group, self.streams.out_maxlen]
         for commit in commits:
             args += [commit.message.entry, 2 if commit.dead else 1, commit.document]
-        keys = [self.in_stream, self.out_stream, self.dead_stream]
+        keys = [self.streams.in_stream, self.streams.out_stream, self.streams.dead_stream]
         return int(await self._commit_script(keys=keys, args=args))
 
     async def lag(self) -> GroupLag:
-        for group in await self._client.xinfo_groups(self.in_stream):
-            if _text(group["name"]) == self.group:
+        for group in await self._client.xinfo_groups(self.streams.in_stream):
+            if _text(group["name"]) == self.streams.group:
                 lag = group.get("lag")
                 return GroupLag(None if lag is None else int(lag), int(group["pending"]))
         return GroupLag(None, 0)
 
     async def publish_event(self, event: dict[str, Any]) -> None:
         await self._client.xadd(
-            self.events_stream, {_FIELD: orjson.dumps(event)}, maxlen=_EVENTS_MAXLEN
+            self.streams.events_stream, {_FIELD: orjson.dumps(event)}, maxlen=_EVENTS_MAXLEN
         )
 
     async def next_events(self, block_ms: int) -> list[dict[str, Any]]:
         reply = await self._events_client.xread(
-            {self.events_stream: self._events_from or "$"}, block=block_ms, count=100
+            {self.streams.events_stream: self._events_from or "$"}, block=block_ms, count=100
         )
-        events: list[dict[str, Any]] = []
+        bodies = []
         for _stream, entries in reply or []:
             for entry_id, fields in entries:
                 self._events_from = _text(entry_id)
-                try:
-                    event = orjson.loads(fields.get(_FIELD, b""))
-                except orjson.JSONDecodeError:
-                    continue  # not a modelyard event: the registry poll still finds changes
-                if isinstance(event, dict):
-                    events.append(event)
-        return events
+                bodies.append(fields.get(_FIELD))
+        return parse_events(bodies)
 
     async def close(self) -> None:
         for client in (self._client, self._events_client):

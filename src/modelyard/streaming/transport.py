@@ -11,21 +11,54 @@ client library imported on first use.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from modelyard.errors import ModelyardError
 from modelyard.streaming.messages import InMessage
 
-__all__ = ["Commit", "GroupLag", "Transport", "open_transport", "transport_class"]
+__all__ = [
+    "Commit",
+    "GroupLag",
+    "Streams",
+    "Transport",
+    "open_transport",
+    "parse_events",
+    "transport_class",
+]
 
 #: broker URL scheme → the transport class, imported on first use.
 TRANSPORTS = {
     "redis": "modelyard.streaming.redis:RedisTransport",
     "rediss": "modelyard.streaming.redis:RedisTransport",
     "unix": "modelyard.streaming.redis:RedisTransport",
+    "kafka": "modelyard.streaming.kafka:KafkaTransport",
 }
+
+
+@dataclass(frozen=True)
+class Streams:
+    """Where one consumer reads and writes.
+
+    Attributes:
+        in_stream: the stream (topic) read.
+        out_stream: where predictions go.
+        dead_stream: where dead letters go.
+        group: the consumer group.
+        consumer: this member's name in the group.
+        out_maxlen: the out and dead-letter streams are trimmed to about this many
+            entries (Redis; on Kafka, that is the topics' retention's business).
+        events_stream: the control stream of model events.
+    """
+
+    in_stream: str
+    out_stream: str
+    dead_stream: str
+    group: str
+    consumer: str
+    out_maxlen: int
+    events_stream: str
 
 
 @dataclass(frozen=True)
@@ -87,6 +120,25 @@ class Transport(Protocol):
         """Close the connections."""
 
 
+def parse_events(bodies: Iterable[bytes | None]) -> list[dict[str, Any]]:
+    """The model events among the control stream's message bodies (JSON objects).
+
+    Anything else is skipped: it is not modelyard's, and the registry poll still finds
+    every change.
+    """
+    import orjson
+
+    events = []
+    for body in bodies:
+        try:
+            event = orjson.loads(body or b"")
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(event, dict):
+            events.append(event)
+    return events
+
+
 def transport_class(broker: str) -> Any:
     """The transport class for ``broker``'s URL scheme.
 
@@ -105,6 +157,6 @@ def transport_class(broker: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-def open_transport(broker: str, **options: Any) -> Transport:
+def open_transport(broker: str, streams: Streams) -> Transport:
     """A transport for ``broker`` (not connected yet: call ``await transport.open()``)."""
-    return transport_class(broker)(broker, **options)  # type: ignore[no-any-return]
+    return transport_class(broker)(broker, streams)  # type: ignore[no-any-return]
