@@ -101,3 +101,25 @@ def test_promotion_mid_stream_switches_between_batches_and_a_tampered_version_is
         index = int(doc["id"][1:])
         assert doc["prediction"] == pytest.approx(expected[doc["version"]][index], rel=1e-12)
     assert client.xlen("in.dead") == 0
+
+
+def test_a_consumer_that_missed_the_event_finds_the_change_at_its_next_poll(
+    fresh_yard: Yard, redis_url: str, client: redis.Redis
+) -> None:
+    yard = fresh_yard  # no MODELYARD_EVENTS_URL: promotions publish nothing
+    yard.train_houses(max_iter=60)
+    yard.train_houses(max_iter=25)
+    running = start_consumer(yard.settings, redis_url, model="houses", poll_seconds=0.3)
+    try:
+        assert running.consumer.version == 2
+        api.rollback("houses", reason="test", settings=yard.settings)
+        wait_for(lambda: running.consumer.version == 1, 60, "the poll to find houses:1")
+        push(client, "in", [{"id": "after", "row": house_row(3)}])
+        wait_for(lambda: client.xlen("out") >= 1, 60, "the output")
+    finally:
+        running.stop()
+    assert client.xlen("modelyard.models") == 0
+    (output,) = read_all(client, "out")
+    assert output["version"] == 1
+    expected = yard.reference("houses:1", [house_row(3)]).values[0]
+    assert output["prediction"] == pytest.approx(expected, rel=1e-12)

@@ -13,7 +13,9 @@ def stream(
     ref: Annotated[
         str, typer.Argument(help="NAME (= NAME@production), NAME:VERSION or NAME@ALIAS.")
     ],
-    broker: Annotated[str, typer.Option(help="Broker URL, e.g. redis://127.0.0.1:6379/0.")],
+    broker: Annotated[
+        str, typer.Option(help="redis://HOST:PORT/DB or kafka://HOST:PORT[,HOST:PORT].")
+    ],
     in_stream: Annotated[str, typer.Option("--in", help="The stream of requests.")],
     out_stream: Annotated[str, typer.Option("--out", help="The stream of predictions.")],
     dead: Annotated[
@@ -59,9 +61,10 @@ def stream(
 
     Each message is a JSON object with an "id" and rows as the REST API takes them
     ({"id": "o-1", "row": {...}}, "rows": [...], or "columns" + "data"); on Redis, in
-    the entry's "data" field. Messages that cannot be predicted go to <in>.dead with
-    the reason. Promotions announced on the control stream switch versions between two
-    batches. SIGTERM finishes the batch in hand, acknowledges it and flushes the log.
+    the entry's "data" field, on Kafka the message value. Messages that cannot be
+    predicted go to <in>.dead with the reason. Promotions announced on the control
+    stream switch versions between two batches. SIGTERM finishes the batch in hand,
+    acknowledges it and flushes the log.
 
     Example: modelyard stream house-prices --broker redis://127.0.0.1:6379/0
     --in houses.in --out houses.out --group scorers

@@ -4,8 +4,9 @@ A transport reads batches from the in stream as a member of a consumer group, wr
 outputs and dead letters, acknowledges what it read, takes over the unacknowledged
 messages of a dead group member, and publishes and follows the control stream of model
 events. :class:`~modelyard.streaming.redis.RedisTransport` (``redis://``,
-``rediss://``) is the default; a transport is picked by the broker URL's scheme and its
-client library imported on first use.
+``rediss://``, ``unix://``) is the default, :class:`~modelyard.streaming.kafka.KafkaTransport`
+(``kafka://``) the other; a transport is picked by the broker URL's scheme and its client
+library imported on first use.
 """
 
 from __future__ import annotations
