@@ -8,6 +8,7 @@ REST API's reasons; every scored row is in the prediction log under endpoint
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -127,3 +128,24 @@ def test_classifier_outputs_probabilities_equal_the_pipeline(
     both = outputs["both"]
     assert both["predictions"] == list(expected.values[:2])
     assert np.allclose(both["probabilities"], expected.proba[:2], rtol=1e-9)
+
+
+def test_a_batch_that_cannot_be_written_is_retried_not_lost(
+    yard: Yard, redis_url: str, client: redis.Redis
+) -> None:
+    push(client, "in", [{"id": f"w{i}", "row": house_row(i)} for i in range(40)])
+    client.set("out", "not a stream")  # every write to the out stream fails (WRONGTYPE)
+    running = start_consumer(yard.settings, redis_url, model="houses", max_batch_rows=16)
+    try:
+        wait_for(lambda: client.xpending("in", "modelyard")["pending"] > 0, 30, "a batch in hand")
+        time.sleep(1.0)  # several failed rounds
+        assert client.type("out") == b"string"
+        assert client.xpending("in", "modelyard")["pending"] > 0, "a failed batch was acked"
+        client.delete("out")  # the out stream can be written again
+        wait_for(lambda: client.xlen("out") >= 40, 60, "the outputs")
+    finally:
+        running.stop()
+    outputs = read_all(client, "out")
+    assert sorted(doc["id"] for doc in outputs) == sorted(f"w{i}" for i in range(40))
+    assert client.xpending("in", "modelyard")["pending"] == 0
+    assert client.xlen("in.dead") == 0

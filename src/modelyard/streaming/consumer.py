@@ -314,18 +314,41 @@ class StreamConsumer:
     async def _consume(self) -> None:
         config = self.config
         next_claim = time.monotonic() + config.claim_every_seconds
+        failures = 0
         while not self._stop.is_set():
-            messages: list[InMessage] = []
-            if time.monotonic() >= next_claim:
-                messages = await self.transport.claim_stale(
-                    config.claim_idle_ms, config.max_batch_rows
+            try:
+                messages: list[InMessage] = []
+                if time.monotonic() >= next_claim:
+                    messages = await self.transport.claim_stale(
+                        config.claim_idle_ms, config.max_batch_rows
+                    )
+                    if len(messages) < config.max_batch_rows:  # swept the whole backlog
+                        next_claim = time.monotonic() + config.claim_every_seconds
+                if not messages:
+                    messages = await self.transport.read(config.max_batch_rows, config.max_wait_ms)
+                if messages:
+                    await self.handle_batch(messages)
+                failures = 0
+            except Exception as exc:  # the broker unreachable, say: keep trying
+                # A batch that was not acknowledged stays pending on the broker; rewind
+                # delivers it again (Redis: this consumer's pending entries; Kafka: from
+                # the committed offsets), so nothing is skipped.
+                failures += 1
+                pause = min(5.0, 0.1 * 2**failures)
+                logger.error(
+                    "%s: reading, predicting or writing failed (%s: %s); retrying in %.1f s",
+                    self.ref,
+                    type(exc).__name__,
+                    exc,
+                    pause,
+                    exc_info=failures == 1,
                 )
-                if len(messages) < config.max_batch_rows:  # swept the whole backlog
-                    next_claim = time.monotonic() + config.claim_every_seconds
-            if not messages:
-                messages = await self.transport.read(config.max_batch_rows, config.max_wait_ms)
-            if messages:
-                await self.handle_batch(messages)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), pause)
+                try:
+                    await self.transport.rewind()
+                except Exception as again:  # still unreachable: the next round retries
+                    logger.debug("rewinding failed: %s", again)
 
     async def handle_batch(self, messages: list[InMessage]) -> int:
         """Predict ``messages`` on the version served now, write their outputs and dead

@@ -160,6 +160,12 @@ class KafkaTransport:
                 logger.warning("could not commit a batch after a rebalance (%s)", exc)
         return len(commits)
 
+    async def rewind(self) -> None:
+        # the position moved past the failed batch: back to the committed offsets, or
+        # the next commit would skip it
+        self._batch = {}
+        await self._consumer.seek_to_committed()
+
     async def lag(self) -> GroupLag:
         assigned = list(self._consumer.assignment())
         if not assigned:

@@ -156,6 +156,9 @@ class RedisTransport:
         keys = [self.streams.in_stream, self.streams.out_stream, self.streams.dead_stream]
         return int(await self._commit_script(keys=keys, args=args))
 
+    async def rewind(self) -> None:
+        self._own_pending = True
+
     async def lag(self) -> GroupLag:
         for group in await self._client.xinfo_groups(self.streams.in_stream):
             if _text(group["name"]) == self.streams.group:

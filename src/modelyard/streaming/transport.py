@@ -105,6 +105,9 @@ class Transport(Protocol):
         not written again, where the broker can tell)."""
         ...
 
+    async def rewind(self) -> None:
+        """After a batch failed: deliver this consumer's unacknowledged messages again."""
+
     async def lag(self) -> GroupLag:
         """The group's lag on the in stream."""
         ...
