@@ -24,9 +24,11 @@ peers) or above::
     10    serving, workflows,                      the REST server; train, evaluate,
           monitoring, batch                        reproduce; drift, quality, labels;
                                                    batch jobs
-    11    api                                      the public verbs
-    12    cli                                      the command line
-    13    modelyard (the package), __main__        re-exports of api; ``python -m``
+    11    streaming                                stream consumers (they run a
+                                                   serving ModelManager)
+    12    api                                      the public verbs
+    13    cli                                      the command line
+    14    modelyard (the package), __main__        re-exports of api; ``python -m``
 
 A new top-level module or package fails :func:`test_every_unit_has_a_layer` until it
 is given a row here (and in the README's layer diagram).
@@ -54,6 +56,7 @@ LAYERS: list[set[str]] = [
     {"predlog"},
     {"engine"},
     {"serving", "workflows", "monitoring", "batch"},
+    {"streaming"},
     {"api"},
     {"cli"},
     {"modelyard", "__main__"},

@@ -348,11 +348,14 @@ def promote(
 
     The version's artifacts are verified first: a version that failed its gates, or
     whose stored artifacts do not match the registry, is refused unless the matching
-    override (``allow_failed_gates``, ``allow_corrupt``) comes with a ``reason``.
+    override (``allow_failed_gates``, ``allow_corrupt``) comes with a ``reason``. The
+    change is announced to stream consumers when ``MODELYARD_EVENTS_URL`` is set.
     """
+    from modelyard.streaming.events import announce
+
     with open_registry(settings) as registry:
         version = registry.get_version(ref)
-        return registry.set_alias(
+        change = registry.set_alias(
             version.name,
             alias,
             version.version,
@@ -361,6 +364,7 @@ def promote(
             allow_failed_gates=allow_failed_gates,
             allow_corrupt=allow_corrupt,
         )
+    return announce(change, settings)  # to stream consumers, when MODELYARD_EVENTS_URL is set
 
 
 def rollback(
@@ -375,16 +379,19 @@ def rollback(
     """Move ``alias`` back to the version it pointed to before its latest move; audited.
 
     Refused when that version's artifacts do not verify, unless ``allow_corrupt`` comes
-    with a ``reason``.
+    with a ``reason``. Announced like :func:`promote`.
     """
+    from modelyard.streaming.events import announce
+
     with open_registry(settings) as registry:
-        return registry.rollback(
+        change = registry.rollback(
             name,
             alias,
             actor=actor or default_actor(),
             reason=reason,
             allow_corrupt=allow_corrupt,
         )
+    return announce(change, settings)
 
 
 def reproduce(

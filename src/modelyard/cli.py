@@ -26,6 +26,7 @@ from modelyard.batch.cli import batch_app
 from modelyard.batch.cli import worker as batch_worker
 from modelyard.errors import ModelyardError
 from modelyard.monitoring import cli as monitoring_cli
+from modelyard.streaming.cli import register as register_stream
 
 if TYPE_CHECKING:
     from modelyard.registry.registry import ModelVersion
@@ -533,6 +534,9 @@ def serve(
         log_level=log_level,
         access_log=access_log,
     )
+
+
+register_stream(app)  # `modelyard stream`: modelyard.streaming.cli
 
 
 # -- rendering ------------------------------------------------------------------------

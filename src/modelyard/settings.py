@@ -4,6 +4,8 @@ The registry lives under a *home* folder (``--home`` or ``MODELYARD_HOME``, defa
 ``~/.modelyard``): ``registry.db`` (SQLite) and ``artifacts/`` (content-addressed files).
 ``MODELYARD_REGISTRY_URL`` points the metadata at another database, e.g.
 ``postgresql+psycopg://user@host/db``; artifacts stay under the home folder.
+``MODELYARD_EVENTS_URL`` names a broker (``redis://...``) on whose control stream
+(``MODELYARD_EVENTS_STREAM``) promotions and rollbacks are announced to stream consumers.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ class Settings(BaseSettings):
 
     home: Path = Field(default_factory=_default_home)
     registry_url: str | None = None
+    events_url: str | None = None
+    events_stream: str = "modelyard.models"
 
     def resolved_registry_url(self) -> str:
         """The SQLAlchemy URL of the metadata database."""

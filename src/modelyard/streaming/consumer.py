@@ -1,0 +1,538 @@
+"""The stream consumer: messages in, predictions out, through the serving engine.
+
+A :class:`StreamConsumer` is one member of a consumer group on the in stream. It loads
+its model version exactly as the server does (:class:`~modelyard.serving.manager.ModelManager`:
+checksums verified, the runtime selected, warmed up off the hot path) and predicts
+through the same :class:`~modelyard.engine.PredictionEngine` (input contract, runtime,
+prediction log with endpoint ``stream`` and the message id as request id).
+
+The loop, one batch at a time:
+
+1. read up to ``max_batch_rows`` messages (its own unacknowledged ones first after a
+   restart; every ``claim_every_seconds``, those a dead member left pending for
+   ``claim_idle_ms``), waiting at most ``max_wait_ms``;
+2. take the version currently served, once for the whole batch, and predict each
+   message on it (the engine's micro-batcher merges them into few model calls);
+3. write every output (and every dead letter), then acknowledge the inputs;
+4. only then read again. A slow runtime or out stream slows the reads: the consumer
+   holds one batch at a time, so its memory stays bounded.
+
+A model event on the control stream (or the registry poll, every ``poll_seconds``)
+makes the manager load, verify and warm the new version in the background; it takes
+over at the next batch, so each output names the one version that predicted it. A
+version that fails to load (a tampered artifact) is refused, and the old one keeps going.
+
+:meth:`StreamConsumer.stop` (SIGTERM and SIGINT in :func:`run_stream`) lets the batch
+in hand finish and be acknowledged, then the prediction log is flushed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from modelyard.contract import RequestValidationError
+from modelyard.engine import PredictionEngine
+from modelyard.errors import ModelyardError
+from modelyard.serving.config import ServeConfig, served_ref
+from modelyard.serving.manager import LoadedModel, ModelManager
+from modelyard.settings import Settings
+from modelyard.streaming.messages import (
+    BadMessage,
+    InMessage,
+    Request,
+    dead_letter,
+    output_document,
+    parse_message,
+)
+from modelyard.streaming.metrics import StreamMetrics
+from modelyard.streaming.transport import (
+    Commit,
+    Streams,
+    Transport,
+    open_transport,
+    transport_class,
+)
+
+if TYPE_CHECKING:
+    from modelyard.registry.registry import Registry
+
+__all__ = ["StreamConfig", "StreamConsumer", "StreamStats", "run_stream"]
+
+logger = logging.getLogger(__name__)
+
+_OFFLOAD_BYTES = 256 * 1024  # larger messages are decoded on a worker thread
+_REPORT_SECONDS = 2.0  # lag and rows per second are refreshed this often
+
+
+def default_consumer_name() -> str:
+    """``HOST-PID``: unique among running members (a restarted process gets a new name,
+    and takes over its predecessor's pending messages after ``claim_idle_ms``)."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class StreamConfig(BaseModel):
+    """What a stream consumer predicts with, where it reads and writes, and how.
+
+    Attributes:
+        model: ``NAME`` (= ``NAME@production``), ``NAME:VERSION``, ``NAME@ALIAS`` or
+            ``NAME:latest``; aliases and ``latest`` are followed.
+        broker: the broker URL, e.g. ``redis://127.0.0.1:6379/0``.
+        in_stream: the stream of requests.
+        out_stream: the stream predictions are written to.
+        dead_stream: where messages that cannot be predicted go (``<in_stream>.dead``).
+        group: the consumer group; members of one group share the in stream's messages.
+        consumer: this member's name in the group (default ``HOST-PID``). Restarting
+            with the same name re-reads the messages it had not acknowledged at once.
+        max_batch_rows: messages read per batch, and rows per model call.
+        max_wait_ms: how long a read waits for messages when there are none.
+        claim_idle_ms: a message another member left unacknowledged this long is
+            taken over (that member is taken to be dead).
+        claim_every_seconds: how often to look for such messages.
+        out_maxlen: the out and dead-letter streams are trimmed to about this many entries.
+        events_stream: the control stream of model events.
+        poll_seconds: how often the registry is asked which version the alias names
+            (0: only on events).
+        runtime: ``auto`` (ONNX when its export holds parity), ``onnx`` or ``sklearn``.
+        prediction_log: log every predicted row (endpoint ``stream``).
+        metrics_port: serve Prometheus metrics on ``127.0.0.1:PORT/metrics``.
+        max_rows_per_message: larger messages are dead letters (``too_many_rows``).
+        model_threads: native threads per model call (see ``ServeConfig``).
+        settings: where the registry lives.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: str
+    broker: str
+    in_stream: str = Field(min_length=1)
+    out_stream: str = Field(min_length=1)
+    dead_stream: str | None = None
+    group: str = Field(default="modelyard", min_length=1)
+    consumer: str = Field(default_factory=default_consumer_name, min_length=1)
+    max_batch_rows: int = Field(default=256, ge=1, le=100_000)
+    max_wait_ms: int = Field(default=100, ge=1, le=60_000)
+    claim_idle_ms: int = Field(default=30_000, ge=10)
+    claim_every_seconds: float = Field(default=5.0, gt=0)
+    out_maxlen: int = Field(default=1_000_000, ge=1)
+    events_stream: str = "modelyard.models"
+    poll_seconds: float = Field(default=5.0, ge=0)
+    runtime: Literal["auto", "onnx", "sklearn"] = "auto"
+    prediction_log: bool = True
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    max_rows_per_message: int = Field(default=10_000, ge=1)
+    model_threads: int = Field(default=1, ge=0, le=256)
+    settings: Settings = Field(default_factory=Settings)
+
+    @property
+    def dead_letters(self) -> str:
+        """The dead-letter stream."""
+        return self.dead_stream or f"{self.in_stream}.dead"
+
+    def streams(self) -> Streams:
+        """Where the consumer reads and writes."""
+        return Streams(
+            in_stream=self.in_stream,
+            out_stream=self.out_stream,
+            dead_stream=self.dead_letters,
+            group=self.group,
+            consumer=self.consumer,
+            out_maxlen=self.out_maxlen,
+            events_stream=self.events_stream,
+        )
+
+    def serve_config(self) -> ServeConfig:
+        """The model manager's config: what the server would use for this model."""
+        return ServeConfig(
+            models=[self.model],
+            settings=self.settings,
+            runtime=self.runtime,
+            max_batch_rows=self.max_batch_rows,
+            max_batch_wait_ms=2.0,
+            max_rows_per_request=self.max_rows_per_message,
+            poll_seconds=self.poll_seconds,
+            prediction_log=self.prediction_log,
+            model_threads=self.model_threads,
+        )
+
+    @classmethod
+    def build(cls, **values: Any) -> StreamConfig:
+        """A config from keyword values, with one readable error for bad values.
+
+        Raises:
+            ModelyardError: a value is out of range or of the wrong type.
+        """
+        given = {key: value for key, value in values.items() if value is not None}
+        try:
+            config = cls(**given)
+            served_ref(config.model)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'stream'}: {e['msg']}" for e in exc.errors()
+            )
+            raise ModelyardError(f"cannot stream: {problems}") from None
+        transport_class(config.broker)  # an unknown scheme or a missing client fails now
+        return config
+
+
+@dataclass
+class StreamStats:
+    """What a consumer did: batches, messages, predictions, dead letters, rows."""
+
+    batches: int = 0
+    messages: int = 0
+    predicted: int = 0
+    dead: int = 0
+    skipped: int = 0
+    redelivered: int = 0
+    rows: int = 0
+
+
+class StreamConsumer:
+    """One member of a consumer group, predicting with the served version.
+
+    Args:
+        config: what to predict with, and where.
+        registry: an open registry to use (default: opened from ``config.settings``).
+        transport: a transport to use (default: from ``config.broker``'s scheme).
+    """
+
+    def __init__(
+        self,
+        config: StreamConfig,
+        *,
+        registry: Registry | None = None,
+        transport: Transport | None = None,
+    ) -> None:
+        self.config = config
+        self.ref = served_ref(config.model)
+        self.metrics = StreamMetrics()
+        self.manager = ModelManager(config.serve_config(), metrics=self.metrics, registry=registry)
+        self.engine = PredictionEngine(on_out_of_range=self.metrics.count_out_of_range)
+        self.transport = transport or open_transport(config.broker, config.streams())
+        self.stats = StreamStats()
+        self._stop = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ready = asyncio.Event()
+        self._messages = self.metrics.stream_messages
+        self._stream = config.in_stream
+
+    # -- control ----------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Finish the batch in hand, acknowledge it, and return from :meth:`run`.
+
+        Safe to call from any thread and from signal handlers.
+        """
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            self._stop.set()
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(self._stop.set)
+
+    @property
+    def version(self) -> int | None:
+        """The version predicting now (None before the first load)."""
+        slot = self.manager.get(self.ref.name)
+        return slot.current.number if slot is not None and slot.current is not None else None
+
+    async def wait_ready(self) -> None:
+        """Wait until the first version is loaded and the loop reads messages."""
+        await self._ready.wait()
+
+    # -- the loop ---------------------------------------------------------------------
+
+    async def run(self) -> StreamStats:
+        """Consume until :meth:`stop`; returns what was done.
+
+        Raises:
+            ModelyardError: the model cannot be loaded, or the broker not reached.
+        """
+        self._loop = asyncio.get_running_loop()
+        predlog = None
+        metrics_server = None
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            if self.config.prediction_log:
+                predlog = await asyncio.to_thread(_open_prediction_log, self.config.settings)
+                self.engine.predlog = predlog
+                if predlog is not None:
+                    log = predlog
+                    self.metrics.watch_dropped_rows(lambda: float(log.dropped_rows))
+            await self.manager.start()
+            await self.manager.wait_loaded()
+            slot = self.manager.get(self.ref.name)
+            if slot is None or slot.current is None:
+                why = slot.error if slot is not None and slot.error else "it did not load"
+                raise ModelyardError(f"cannot stream with {self.ref}: {why}")
+            await self.transport.open()
+            if self.config.metrics_port is not None:
+                metrics_server = self.metrics.serve(self.config.metrics_port)
+            tasks = [
+                asyncio.create_task(self._follow_events(), name="modelyard-stream-events"),
+                asyncio.create_task(self._report(), name="modelyard-stream-report"),
+            ]
+            logger.info(
+                "%s: consuming %s as %s/%s with %s:%s, writing %s",
+                self.ref,
+                self._stream,
+                self.config.group,
+                self.config.consumer,
+                slot.name,
+                slot.current.number,
+                self.config.out_stream,
+            )
+            self._ready.set()
+            await self._consume()
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            await self.manager.aclose()
+            with contextlib.suppress(Exception):
+                await self.transport.close()
+            if predlog is not None:
+                await asyncio.to_thread(predlog.close)  # flushes
+            if metrics_server is not None:
+                metrics_server.shutdown()
+                metrics_server.server_close()
+        return self.stats
+
+    async def _consume(self) -> None:
+        config = self.config
+        next_claim = time.monotonic() + config.claim_every_seconds
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                messages: list[InMessage] = []
+                if time.monotonic() >= next_claim:
+                    messages = await self.transport.claim_stale(
+                        config.claim_idle_ms, config.max_batch_rows
+                    )
+                    if len(messages) < config.max_batch_rows:  # swept the whole backlog
+                        next_claim = time.monotonic() + config.claim_every_seconds
+                if not messages:
+                    messages = await self.transport.read(config.max_batch_rows, config.max_wait_ms)
+                if messages:
+                    await self.handle_batch(messages)
+                failures = 0
+            except Exception as exc:  # the broker unreachable, say: keep trying
+                # A batch that was not acknowledged stays pending on the broker; rewind
+                # delivers it again (Redis: this consumer's pending entries; Kafka: from
+                # the committed offsets), so nothing is skipped.
+                failures += 1
+                pause = min(5.0, 0.1 * 2**failures)
+                logger.error(
+                    "%s: reading, predicting or writing failed (%s: %s); retrying in %.1f s",
+                    self.ref,
+                    type(exc).__name__,
+                    exc,
+                    pause,
+                    exc_info=failures == 1,
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), pause)
+                try:
+                    await self.transport.rewind()
+                except Exception as again:  # still unreachable: the next round retries
+                    logger.debug("rewinding failed: %s", again)
+
+    async def handle_batch(self, messages: list[InMessage]) -> int:
+        """Predict ``messages`` on the version served now, write their outputs and dead
+        letters, then acknowledge them; returns how many documents were written."""
+        slot = self.manager.get(self.ref.name)
+        assert slot is not None and slot.current is not None  # run() loaded it first
+        loaded = slot.current
+        loaded.acquire()  # held for the whole batch: a swap takes effect after it
+        started = time.perf_counter()
+        try:
+            commits = await self._predict(loaded, messages)
+        finally:
+            loaded.release()
+        written = await self.transport.commit(commits)
+        self._count(loaded, messages, commits, written, time.perf_counter() - started)
+        return written
+
+    async def _predict(self, loaded: LoadedModel, messages: list[InMessage]) -> list[Commit]:
+        consumer = self.config.consumer
+        commits: list[Commit | None] = [None] * len(messages)
+        requests: list[tuple[int, InMessage, Request]] = []
+        for index, message in enumerate(messages):
+            try:
+                requests.append((index, message, parse_message(message.body)))
+            except BadMessage as error:
+                commits[index] = self._dead(message, error, loaded)
+        received_at = datetime.now(UTC)
+        read_at_ms = time.time_ns() // 1_000_000
+        started = time.perf_counter()
+        answers = await asyncio.gather(
+            *(
+                self.engine.predict(
+                    loaded,
+                    request.decode,
+                    request_id=request.id,
+                    received_at=received_at,
+                    started=started,
+                    endpoint="stream",
+                    offload=len(message.body or b"") > _OFFLOAD_BYTES,
+                )
+                for _, message, request in requests
+            ),
+            return_exceptions=True,
+        )
+        predict_ms = (time.perf_counter() - started) * 1000
+        for (index, message, request), answer in zip(requests, answers, strict=True):
+            if isinstance(answer, RequestValidationError):
+                commits[index] = self._dead(
+                    message, BadMessage.from_validation(answer, request), loaded
+                )
+            elif isinstance(answer, BaseException):
+                if not isinstance(answer, Exception):  # cancellation, interpreter exit
+                    raise answer
+                # a fault of the runtime, not of the message: logged with its traceback,
+                # the message dead-lettered so it cannot block the stream
+                logger.error(
+                    "%s: message %s failed", loaded.version.ref, request.id, exc_info=answer
+                )
+                fault = BadMessage(
+                    f"internal error while predicting: {type(answer).__name__}: {answer}",
+                    status=500,
+                    kind="internal",
+                    id=request.id,
+                )
+                commits[index] = self._dead(message, fault, loaded)
+            else:
+                self.metrics.count_rows(loaded.name, loaded.number, answer.rows)
+                self.stats.rows += answer.rows
+                document = output_document(
+                    request,
+                    message,
+                    model=loaded.name,
+                    version=loaded.number,
+                    output=answer.output,
+                    consumer=consumer,
+                    read_at_ms=read_at_ms,
+                    predict_ms=predict_ms,
+                )
+                commits[index] = Commit(message, document)
+        return [commit for commit in commits if commit is not None]
+
+    def _dead(self, message: InMessage, error: BadMessage, loaded: LoadedModel) -> Commit:
+        self.metrics.dead_letters.labels(self._stream, error.detail[0]["type"]).inc()
+        document = dead_letter(
+            message,
+            error,
+            model=loaded.name,
+            version=loaded.number,
+            consumer=self.config.consumer,
+        )
+        return Commit(message, document, dead=True)
+
+    def _count(
+        self,
+        loaded: LoadedModel,
+        messages: list[InMessage],
+        commits: list[Commit],
+        written: int,
+        seconds: float,
+    ) -> None:
+        dead = sum(commit.dead for commit in commits)
+        redelivered = sum(message.redelivered for message in messages)
+        stats = self.stats
+        stats.batches += 1
+        stats.messages += len(messages)
+        stats.dead += dead
+        stats.predicted += len(commits) - dead
+        stats.skipped += len(commits) - written
+        stats.redelivered += redelivered
+        self._messages.labels(self._stream, "predicted").inc(len(commits) - dead)
+        self._messages.labels(self._stream, "dead").inc(dead)
+        if len(commits) > written:
+            self._messages.labels(self._stream, "skipped").inc(len(commits) - written)
+        if redelivered:
+            self.metrics.redelivered.labels(self._stream).inc(redelivered)
+        self.metrics.batch_messages.observe(len(messages))
+        self.metrics.batch_seconds.observe(seconds)
+
+    # -- background -------------------------------------------------------------------
+
+    async def _follow_events(self) -> None:
+        """Reload when the control stream announces a change of this model."""
+        while True:
+            try:
+                events = await self.transport.next_events(1000)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the broker away: the registry poll still runs
+                logger.warning("reading model events failed (%s); retrying in 1 s", exc)
+                await asyncio.sleep(1.0)
+                continue
+            if any(event.get("model") == self.ref.name for event in events):
+                for change in await self.manager.reload():
+                    if change.status != "unchanged":
+                        logger.info(
+                            "%s after a model event: %s (%s -> %s)%s",
+                            change.ref,
+                            change.status,
+                            change.from_version,
+                            change.to_version,
+                            f": {change.error}" if change.error else "",
+                        )
+
+    async def _report(self) -> None:
+        """Refresh the lag and rate gauges every few seconds."""
+        labels = (self._stream, self.config.group)
+        while True:
+            await asyncio.sleep(_REPORT_SECONDS)
+            self.metrics.update_rate(self.ref.name)
+            try:
+                lag = await self.transport.lag()
+            except Exception as exc:  # metrics must not stop the consumer
+                logger.debug("could not read the group's lag: %s", exc)
+                continue
+            if lag.lag is not None:
+                self.metrics.lag.labels(*labels).set(lag.lag)
+            self.metrics.pending.labels(*labels).set(lag.pending)
+
+
+def _open_prediction_log(settings: Settings) -> Any:
+    try:
+        from modelyard.predlog.writer import PredictionLog
+    except ImportError as exc:
+        logger.warning("prediction log unavailable (%s); streaming without it", exc)
+        return None
+    return PredictionLog.open(settings)
+
+
+def run_stream(config: StreamConfig) -> StreamStats:
+    """Run a consumer until SIGTERM or SIGINT (blocks); each finishes the batch in hand.
+
+    Raises:
+        ModelyardError: the model cannot be loaded, or the broker not reached.
+    """
+
+    async def main() -> StreamStats:
+        consumer = StreamConsumer(config)
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, consumer.stop)
+        try:
+            return await consumer.run()
+        finally:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
+
+    return asyncio.run(main())
