@@ -23,7 +23,8 @@ def test_unseen_classification_csv_goes_through_init_train_reproduce(
 ) -> None:
     home = tmp_path / "home"
     data = tmp_path / "customers.csv"
-    classification_frame(classes=classes).to_csv(data, index=False)
+    # Enough rows for the default gates (beat the class prior on log loss and accuracy).
+    classification_frame(rows=2000, classes=classes).to_csv(data, index=False)
 
     run_cli("init", str(data), "--target", "label", "--dir", str(tmp_path / "proj"), home=home)
     spec = read_spec(tmp_path / "proj")

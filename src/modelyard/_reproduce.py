@@ -27,8 +27,8 @@ import pandas as pd
 
 from modelyard._progress import NullProgress, Progress
 from modelyard._training import build
+from modelyard.data.prepare import read_project_rows
 from modelyard.data.snapshot import frame_digest, frame_from_parquet
-from modelyard.data.sources import read_source
 from modelyard.errors import DataError, IntegrityError, SpecError
 from modelyard.registry.lineage import capture_environment, capture_git
 from modelyard.registry.registry import ModelVersion, Registry
@@ -138,7 +138,7 @@ def _compare_source(
     report: ReproduceReport,
 ) -> None:
     try:
-        frame = read_source(spec.data, base_dir=project_dir)
+        frame = read_project_rows(spec, project_dir).frame
     except DataError as exc:
         report.notes.append(f"data: the source cannot be read now ({exc}); used the snapshot")
         return

@@ -24,12 +24,14 @@ import pandas as pd
 
 from modelyard._evaluate import Reference, evaluate_rows
 from modelyard._progress import NullProgress, Progress
+from modelyard.data.checks import refuse_unservable, training_findings
+from modelyard.data.prepare import read_project_rows
 from modelyard.data.schema import DataSchema, infer_schema
 from modelyard.data.snapshot import frame_digest, frame_to_parquet
-from modelyard.data.sources import describe_source, read_source
+from modelyard.data.sources import describe_source
 from modelyard.data.split import split_rows
 from modelyard.errors import ModelNotFoundError, SpecError
-from modelyard.evaluation.report import EvaluationReport
+from modelyard.evaluation.report import EvaluationReport, with_findings
 from modelyard.features.build import FeaturePlan, feature_definition_hash, plan_features
 from modelyard.models.artifacts import dump_pipeline, load_pipeline
 from modelyard.models.estimators import estimator_structure
@@ -110,6 +112,7 @@ def build(
             timestamp_column=spec.data.timestamp_column,
         )
     plan = plan_features(spec, frame)
+    refuse_unservable(spec, list(plan.input_columns))
     feature_hash = feature_definition_hash(spec, plan, project_dir=project_dir)
     pipeline = build_pipeline(spec, plan, project_dir=project_dir)
     train = frame.iloc[train_rows]
@@ -160,7 +163,8 @@ def train(
     started_at = datetime.now(UTC)
     clock = time.perf_counter()
     with progress.step(f"reading {spec.data.source.path or 'SQL source'}"):
-        frame = read_source(spec.data, base_dir=project_dir)
+        prepared = read_project_rows(spec, project_dir)
+        frame = prepared.frame
     with progress.step(f"snapshotting {len(frame):,} rows"):
         digest = frame_digest(frame)
     result = build(spec, project_dir, frame, progress=progress)
@@ -176,6 +180,16 @@ def train(
             reference=reference,
             id_columns=_present(spec.data.id_columns, frame),
         )
+        findings = training_findings(
+            spec, frame, result.train_rows, list(result.plan.input_columns)
+        )
+        if findings.messages:
+            for message in findings.messages:
+                logger.warning("%s: %s", spec.name, message)
+            fail = spec.evaluation.leakage == "fail" and bool(findings.leaks)
+            report = with_findings(
+                report, findings.messages, failing_gate="no likely target leak" if fail else None
+            )
     with progress.step("exporting to ONNX and checking parity"):
         if onnx:
             onnx_artifact, onnx_summary = _export_onnx(spec, result)
@@ -188,6 +202,8 @@ def train(
         )
         lineage = _lineage(spec, result, schema, digest, project_dir, spec_path)
         lineage["onnx"] = onnx_summary
+        lineage["preparation"] = prepared.record
+        lineage["checks"] = findings.record()
         lineage["training"] = {
             "started_at": started_at.isoformat(),
             "fit_seconds": round(result.fit_seconds, 3),
