@@ -249,12 +249,18 @@ def _ratios(rows: pd.DataFrame, y: pd.Series, features: list[str]) -> list[Leak]
                 continue
             correlation = float(np.corrcoef(combined, log_target)[0, 1])
             if abs(correlation) >= _LOG_CORRELATION_LEAK:
-                # The pair reproduces the target: name the one that is not the plain
-                # measurement (the one less correlated with the target on its own).
-                single = {
-                    c: abs(float(np.corrcoef(logs[c], log_target)[0, 1])) for c in (first, second)
-                }
-                suspect = max(single, key=lambda c: single[c])
+                if sign < 0:
+                    # target ~ a / b: the numerator is the target times b (volume next
+                    # to sales, with an average price).
+                    suspect = first if correlation > 0 else second
+                else:
+                    # target ~ a * b: the factor derived from the target is the one less
+                    # related to it on its own (price_per_m2 next to the plain area).
+                    single = {
+                        c: abs(float(np.corrcoef(logs[c], log_target)[0, 1]))
+                        for c in (first, second)
+                    }
+                    suspect = min(single, key=lambda c: single[c])
                 found.append(
                     Leak(
                         suspect,

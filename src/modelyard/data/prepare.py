@@ -3,8 +3,9 @@
 :func:`read_project_rows` is :func:`~modelyard.data.sources.read_source` plus the steps
 that need the whole spec, not only its ``data`` section:
 
-- nested columns (lists, structs, maps, arrays in a cell) cannot be features: they are
-  dropped when ``features.drop`` lists them and refused otherwise, with their names;
+- nested columns (lists, structs, maps, arrays in a cell) cannot be features: when
+  ``features.drop`` lists them they are kept as JSON text (so the snapshot stores them)
+  and left out of the model; otherwise they are refused, with their names;
 - rows with a missing target are dropped when ``data.drop_missing_target`` is set (the
   count goes to the lineage), and refused otherwise with their file line numbers.
 
@@ -27,6 +28,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,7 +60,7 @@ def read_project_rows(spec: ProjectSpec, base_dir: Path) -> PreparedRows:
 
     Returns:
         The rows (fresh ``RangeIndex``) and a record: ``dropped_missing_target`` (rows),
-        ``dropped_nested_columns`` (names).
+        ``nested_columns_as_text`` (names).
 
     Raises:
         DataError: the source cannot be read, a nested column is not in
@@ -78,7 +80,9 @@ def read_project_rows(spec: ProjectSpec, base_dir: Path) -> PreparedRows:
             "values (lists, structs or maps), which cannot be features; flatten them into "
             "plain columns, or list them under features.drop to leave them out"
         )
-    frame = frame.drop(columns=nested)
+    for column in nested:
+        # Kept as JSON text, so the snapshot can store it and features.drop finds it.
+        frame[column] = frame[column].map(_as_json, na_action="ignore")
     dropped = 0
     if spec.target in frame.columns:
         missing = frame[spec.target].isna().to_numpy()
@@ -95,8 +99,14 @@ def read_project_rows(spec: ProjectSpec, base_dir: Path) -> PreparedRows:
             frame = frame.loc[~missing].reset_index(drop=True)
             if frame.empty:
                 raise DataError(f"{where}: every row has a missing target {spec.target!r}")
-    record = {"dropped_missing_target": dropped, "dropped_nested_columns": nested}
+    record = {"dropped_missing_target": dropped, "nested_columns_as_text": nested}
     return PreparedRows(frame=frame, record=record)
+
+
+def _as_json(value: Any) -> str:
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    return json.dumps(value, default=str, sort_keys=True)
 
 
 def nested_columns(frame: pd.DataFrame) -> list[str]:
