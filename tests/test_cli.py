@@ -262,6 +262,8 @@ def test_diff_and_evaluate_on_new_data(tmp_path: Path) -> None:
         )
     )
     assert report["rows"] == 50 and "rmse" in report["metrics"]
+    overlap = [w for w in report["warnings"] if "were training rows of houses:1" in w]
+    assert overlap, report["warnings"]
     assert "<html" in (tmp_path / "r.html").read_text().lower()
 
     new["size"] = new["size"].astype(str).str.replace("1", "one")

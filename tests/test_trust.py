@@ -287,7 +287,9 @@ def test_time_ordered_panel_gets_a_time_split_and_train_warns_on_random(tmp_path
     text = (tmp_path / "p" / "modelyard.yaml").read_text()
     spec = yaml.safe_load(text)
     assert spec["split"] == {"method": "time", "column": "date", "test_size": 0.2}
-    assert re.search(r"# time split: 'date' holds dates .*'city' names entities", text)
+    assert re.search(
+        r"# time split: 'date' holds dates .*'city' names\s+(# )?entities", text, re.DOTALL
+    )
     assert (
         "# alternative, to evaluate on unseen city values instead: {method: group, column: city}"
         in text

@@ -88,6 +88,13 @@ class TrainResult:
         """Whether every gate passed (only then is the version promotable)."""
         return self.report.passed
 
+    def __repr__(self) -> str:
+        # The report holds every slice and the diff; a repr names the outcome.
+        return (
+            f"TrainResult(ref={self.ref!r}, passed={self.passed}, "
+            f"metrics={self.report.metrics!r}, warnings={len(self.report.warnings)})"
+        )
+
 
 def build(
     spec: ProjectSpec,

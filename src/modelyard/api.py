@@ -215,6 +215,7 @@ def evaluate(
     from modelyard.data.schema import DataSchema, check_frame, check_target
     from modelyard.data.snapshot import frame_from_parquet
     from modelyard.errors import ModelNotFoundError
+    from modelyard.evaluation.report import with_findings
     from modelyard.models.fit import predict
 
     with open_registry(settings) as registry:
@@ -240,7 +241,7 @@ def evaluate(
                 reference = Reference(production.ref, load_version_pipeline(registry, production))
         except ModelNotFoundError:
             pass
-        return evaluate_rows(
+        report = evaluate_rows(
             spec,
             model=version.name,
             version=version.version,
@@ -250,6 +251,17 @@ def evaluate(
             reference=reference,
             id_columns=[c for c in spec.data.id_columns if c in rows.columns],
         )
+        if data is not None:
+            overlap = _training_overlap(rows, snapshot.loc[train_mask], spec)
+            if overlap:
+                report = with_findings(
+                    report,
+                    [
+                        f"{overlap:,} of the {len(rows):,} rows were training rows of "
+                        f"{version.ref}; metrics on them are optimistic, evaluate on new rows"
+                    ],
+                )
+        return report
 
 
 def diff(
@@ -479,6 +491,20 @@ def _read_table(data: str | Path | pd.DataFrame) -> pd.DataFrame:
 
     path = Path(data).absolute()
     return read_source(DataSpec(source=SourceSpec(path=str(path))), base_dir=Path.cwd())
+
+
+def _training_overlap(rows: pd.DataFrame, train: pd.DataFrame, spec: ProjectSpec) -> int:
+    """How many of ``rows`` were training rows: same ids, or else the same values in
+    every shared column (target included)."""
+    import pandas as pd
+
+    ids = [c for c in spec.data.id_columns if c in rows.columns and c in train.columns]
+    columns = ids or [c for c in rows.columns if c in train.columns]
+    if not columns:
+        return 0
+    seen = set(pd.util.hash_pandas_object(train[columns].astype(str), index=False).tolist())
+    hashes = pd.util.hash_pandas_object(rows[columns].astype(str), index=False)
+    return int(hashes.isin(seen).sum())
 
 
 def _evaluation_positions(registry: Registry, version: ModelVersion) -> list[int]:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import difflib
 import logging
 import re
+import textwrap
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,6 +74,7 @@ _PARAMS: dict[str, Any] = {
     "n_iter_no_change": 10,
 }
 _SEED = 42
+_COMMENT_WIDTH = 88
 _IMBALANCED_SHARE = 0.2
 _PRIMARY: dict[str, str] = {"regression": "rmse", "binary": "log_loss", "multiclass": "log_loss"}
 _READABLE: dict[str, str] = {"regression": "mae", "binary": "accuracy", "multiclass": "accuracy"}
@@ -264,7 +266,8 @@ def render_suggestion(suggestion: Suggestion) -> str:
     for line in text.splitlines():
         key = line.split(":", 1)[0]
         if line[:1] not in (" ", "-", "") and key in suggestion.notes:
-            lines.extend(f"# {note}" for note in suggestion.notes[key])
+            for note in suggestion.notes[key]:
+                lines.extend(f"# {part}" for part in textwrap.wrap(note, _COMMENT_WIDTH))
         lines.append(line)
     return "\n".join(lines) + "\n"
 
@@ -307,7 +310,7 @@ def _class_notes(
         positive = ordered[0]
         spec["positive_class"] = positive.item() if hasattr(positive, "item") else positive
         notes.setdefault("positive_class", []).append(
-            f"positive_class: the minority class {positive!r} ({shares[positive]:.1%} of rows); "
+            f"the minority class {positive!r} ({shares[positive]:.1%} of rows); "
             "f1, precision, recall and ROC AUC are about it"
         )
     if imbalanced:

@@ -75,6 +75,14 @@ class ModelVersion:
         """The reference that always means this version, e.g. ``house-prices:3``."""
         return f"{self.name}:{self.version}"
 
+    def __repr__(self) -> str:
+        # The spec, lineage and report are kilobytes; a repr names the version.
+        return (
+            f"ModelVersion(ref={self.ref!r}, created_at={self.created_at.isoformat()!r}, "
+            f"gates_passed={self.gates_passed}, metrics={self.metrics!r}, "
+            f"aliases={self.aliases!r})"
+        )
+
 
 @dataclass(frozen=True)
 class ModelSummary:
