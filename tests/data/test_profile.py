@@ -240,3 +240,25 @@ def test_unusable_name_is_cleaned() -> None:
         == "my-data-v2"
     )
     assert suggest_spec(frame, target="y", name="***", source_path="h.csv")["name"] == "project"
+
+
+def test_unknown_positive_class_is_refused(tmp_path: Path) -> None:
+    from modelyard.data.prepare import read_project_rows
+
+    pd.DataFrame({"x": range(10), "y": ["a", "b"] * 5}).to_csv(tmp_path / "d.csv", index=False)
+    spec = ProjectSpec.model_validate(
+        {
+            "name": "n",
+            "task": "binary",
+            "target": "y",
+            "positive_class": "c",
+            "data": {"source": {"path": "d.csv"}},
+            "model": {"estimator": "sklearn.linear_model.LogisticRegression"},
+        }
+    )
+    with pytest.raises(
+        DataError,
+        match=r"positive_class 'c' is not a class of the target 'y'; "
+        r"its classes are 'a', 'b'",
+    ):
+        read_project_rows(spec, tmp_path)

@@ -99,8 +99,23 @@ def read_project_rows(spec: ProjectSpec, base_dir: Path) -> PreparedRows:
             frame = frame.loc[~missing].reset_index(drop=True)
             if frame.empty:
                 raise DataError(f"{where}: every row has a missing target {spec.target!r}")
+    _check_positive_class(spec, frame, where)
     record = {"dropped_missing_target": dropped, "nested_columns_as_text": nested}
     return PreparedRows(frame=frame, record=record)
+
+
+def _check_positive_class(spec: ProjectSpec, frame: pd.DataFrame, where: str) -> None:
+    wanted = spec.positive_class
+    if wanted is None or spec.target not in frame.columns:
+        return
+    labels = frame[spec.target].dropna().unique().tolist()
+    text = str(wanted).lower()
+    if not any(label == wanted or str(label).lower() == text for label in labels):
+        shown = ", ".join(repr(label) for label in sorted(map(str, labels))[:10])
+        raise DataError(
+            f"{where}: positive_class {wanted!r} is not a class of the target "
+            f"{spec.target!r}; its classes are {shown}"
+        )
 
 
 def _as_json(value: Any) -> str:
