@@ -83,11 +83,17 @@ def test_reproduce_names_each_deliberate_change(tmp_path: Path) -> None:
     (site / "threadpoolctl.py").write_text(Path(threadpoolctl.__file__).read_text())
     frame.loc[5, "size"] -= 1.0
     frame.to_csv(csv, index=False)
-    os.environ["PYTHONPATH"] = str(site)
+    # The site goes first; the rest of PYTHONPATH (e.g. a source tree) stays, and is
+    # restored afterwards for the tests that follow.
+    before = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), before]))
     try:
         changed = _json(run_cli("reproduce", "houses:1", "--json", home=home, check=1))
     finally:
-        del os.environ["PYTHONPATH"]
+        if before is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = before
     assert any(
         "package threadpoolctl: recorded" in line and "now 9.9.9" in line
         for line in changed["differences"]
