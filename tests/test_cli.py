@@ -24,7 +24,8 @@ def test_unseen_classification_csv_goes_through_init_train_reproduce(
 ) -> None:
     home = tmp_path / "home"
     data = tmp_path / "customers.csv"
-    classification_frame(classes=classes).to_csv(data, index=False)
+    # Enough rows for the default gates (beat the class prior on log loss and accuracy).
+    classification_frame(rows=2000, classes=classes).to_csv(data, index=False)
 
     run_cli("init", str(data), "--target", "label", "--dir", str(tmp_path / "proj"), home=home)
     spec = read_spec(tmp_path / "proj")
@@ -276,6 +277,8 @@ def test_diff_and_evaluate_on_new_data(tmp_path: Path) -> None:
         )
     )
     assert report["rows"] == 50 and "rmse" in report["metrics"]
+    overlap = [w for w in report["warnings"] if "were training rows of houses:1" in w]
+    assert overlap, report["warnings"]
     assert "<html" in (tmp_path / "r.html").read_text().lower()
 
     new["size"] = new["size"].astype(str).str.replace("1", "one")

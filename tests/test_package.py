@@ -17,6 +17,7 @@ def test_public_api_is_pinned() -> None:
         "DataError",
         "DataValidationError",
         "GateFailed",
+        "InitResult",
         "IntegrityError",
         "MissingExtraError",
         "ModelNotFoundError",
@@ -27,6 +28,7 @@ def test_public_api_is_pinned() -> None:
         "ReproductionMismatch",
         "Settings",
         "SpecError",
+        "TrainResult",
         "diff",
         "evaluate",
         "init",
@@ -43,6 +45,16 @@ def test_public_api_is_pinned() -> None:
     ]
     for name in modelyard.__all__:
         assert getattr(modelyard, name) is not None
+
+
+def test_version_and_short_reprs() -> None:
+    from importlib.metadata import version
+
+    from modelyard._training import TrainResult
+
+    assert modelyard.__version__ == version("modelyard")
+    assert "TrainResult" in (modelyard.train.__doc__ or "") + str(modelyard.TrainResult)
+    assert modelyard.TrainResult is TrainResult
 
 
 def _modules_after(code: str) -> set[str]:

@@ -81,7 +81,8 @@ def test_minimal_spec_fills_defaults() -> None:
                 "target: price", "target: kind"
             )
             + "evaluation: {metrics: [f1]}\n",
-            r"'f1' is for binary tasks",
+            r"modelyard\.yaml:\d+ evaluation\.metrics\.0: metric 'f1' .*for binary tasks\); "
+            r"expected one of accuracy, balanced_accuracy, f1_macro, log_loss, roc_auc$",
         ),
         (
             BASE + "data_source: x\n",

@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING
 from modelyard._lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from modelyard.workflows.train import TrainResult
     from modelyard.api import (
+        InitResult,
         diff,
         evaluate,
         init,
@@ -51,6 +53,7 @@ __all__ = [
     "DataError",
     "DataValidationError",
     "GateFailed",
+    "InitResult",
     "IntegrityError",
     "MissingExtraError",
     "ModelNotFoundError",
@@ -61,6 +64,7 @@ __all__ = [
     "ReproductionMismatch",
     "Settings",
     "SpecError",
+    "TrainResult",
     "diff",
     "evaluate",
     "init",
@@ -78,12 +82,27 @@ __all__ = [
 
 _HOMES = {
     "modelyard.errors": [
-        n for n in __all__ if n[0].isupper() and n not in ("ProjectSpec", "Settings")
+        n
+        for n in __all__
+        if n[0].isupper() and n not in ("InitResult", "ProjectSpec", "Settings", "TrainResult")
     ],
+    "modelyard.workflows.train": ["TrainResult"],
     "modelyard.settings": ["Settings"],
     "modelyard.spec": ["ProjectSpec", "load_spec"],
 }
 _ELSEWHERE = {name: module for module, names in _HOMES.items() for name in names}
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("modelyard")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        return "0+unknown"
+
+
+__version__ = _version()
 
 __getattr__, __dir__ = lazy_exports(
     __name__, {name: _ELSEWHERE.get(name, "modelyard.api") for name in __all__}

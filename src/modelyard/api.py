@@ -14,6 +14,7 @@ import logging
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING
 from modelyard._progress import Progress
 from modelyard.errors import DataError, SpecError
 from modelyard.settings import Settings, default_actor
-from modelyard.spec import SPEC_FILENAME, ProjectSpec, load_spec
+from modelyard.spec import SPEC_FILENAME, LoadedSpec, ProjectSpec, load_spec
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -78,18 +79,27 @@ def init(
     name: str | None = None,
     directory: str | Path | None = None,
     force: bool = False,
-) -> Path:
+    encoding: str | None = None,
+    delimiter: str | None = None,
+) -> InitResult:
     """Create a project folder whose spec is inferred from ``data`` and trains as it is.
 
-    The data file is copied into ``<folder>/data/``; the spec refers to the copy.
+    The data file is copied into ``<folder>/data/``; the spec refers to the copy. A CSV
+    file's ``encoding`` and ``delimiter`` are detected unless given (see
+    :func:`~modelyard.data.sources.sniff_csv`) and written to ``data.source.options``
+    when they are not UTF-8 and comma. What the inference decided and why (left-out
+    columns, the split, the positive class) is written as comments in the spec.
 
     Returns:
-        The path of the written ``modelyard.yaml``.
-    """
-    import yaml
+        An :class:`InitResult`: the written ``modelyard.yaml`` (``spec_file``), the spec
+        as data and the notes written as comments.
 
-    from modelyard.data.profile import suggest_spec
-    from modelyard.data.sources import read_source
+    Raises:
+        DataError: the file is missing or unreadable, or the target cannot be learned.
+        SpecError: a spec exists already and ``force`` is not set.
+    """
+    from modelyard.data.profile import render_suggestion, suggest_project
+    from modelyard.data.sources import read_source, sniff_csv
     from modelyard.spec import DataSpec, SourceSpec
 
     source = Path(data)
@@ -100,19 +110,40 @@ def init(
     spec_file = folder / SPEC_FILENAME
     if spec_file.exists() and not force:
         raise SpecError(f"{spec_file} exists already; pass --force to overwrite it")
+    source_spec = SourceSpec(path=str(source.absolute()))
+    options: dict[str, str] = {}
+    if source_spec.kind == "csv":
+        options = sniff_csv(source, encoding=encoding, delimiter=delimiter)
+    elif encoding or delimiter:
+        raise DataError(f"{source}: --encoding and --delimiter apply to CSV files only")
     frame = read_source(
-        DataSpec(source=SourceSpec(path=str(source.absolute()))), base_dir=Path.cwd()
+        DataSpec(source=SourceSpec(path=str(source.absolute()), options=options)),
+        base_dir=Path.cwd(),
     )
     relative = f"data/{source.name}"
-    suggestion = suggest_spec(frame, target=target, name=project_name, source_path=relative)
-    ProjectSpec.model_validate(suggestion)  # never write a spec that does not validate
+    suggestion = suggest_project(
+        frame, target=target, name=project_name, source_path=relative, source_options=options
+    )
+    ProjectSpec.model_validate(suggestion.spec)  # never write a spec that does not validate
     (folder / "data").mkdir(parents=True, exist_ok=True)
     if source.absolute() != (folder / relative).absolute():
         shutil.copyfile(source, folder / relative)
-    text = yaml.safe_dump(suggestion, sort_keys=False, allow_unicode=True)
     header = f"# modelyard project spec, inferred from {source.name}; edit freely.\n"
-    spec_file.write_text(header + text, encoding="utf-8")
-    return spec_file
+    spec_file.write_text(header + render_suggestion(suggestion), encoding="utf-8")
+    return InitResult(spec_file=spec_file, spec=suggestion.spec, notes=suggestion.notes)
+
+
+@dataclass(frozen=True)
+class InitResult:
+    """What ``init`` wrote: the spec file, the spec as data, and the reasons behind it.
+
+    ``notes`` maps a top-level spec key (``split``, ``features``...) to the reasons
+    written above it as comments.
+    """
+
+    spec_file: Path
+    spec: dict[str, object]
+    notes: dict[str, list[str]]
 
 
 def train(
@@ -132,7 +163,7 @@ def train(
     """
     from modelyard.workflows.train import train as run_training
 
-    loaded = load_spec(project)
+    loaded = load_checked_spec(project)
     with open_registry(settings) as registry:
         return run_training(
             loaded.spec,
@@ -143,6 +174,31 @@ def train(
             progress=progress,
             onnx=onnx,
         )
+
+
+def load_checked_spec(project: str | Path) -> LoadedSpec:
+    """Load a spec and check what can be checked before any data is read.
+
+    Beyond the schema (:func:`~modelyard.spec.load_spec`), the estimator is built: its
+    class must import and fit the task, and every hyperparameter must be one the class
+    takes, with a value its library accepts. Errors name the file and line.
+
+    Raises:
+        SpecError: the spec is invalid; the message starts with ``file:line key``.
+        MissingExtraError: the estimator's library is not installed.
+    """
+    from modelyard.models.estimators import build_estimator
+
+    loaded = load_spec(project)
+    try:
+        build_estimator(loaded.spec.model, task=loaded.spec.task, seed=loaded.spec.seed)
+    except SpecError as exc:
+        key = exc.details.get("key") if isinstance(exc.details, dict) else None
+        if key is None:  # messages start with their dotted key: "model.estimator: ..."
+            key = exc.message.split(":", 1)[0] if exc.message.startswith("model") else "model"
+        where = loaded.where(str(key))
+        raise SpecError(f"{where} {exc.message}", details=exc.details) from None
+    return loaded
 
 
 def evaluate(
@@ -158,6 +214,7 @@ def evaluate(
     from modelyard.data.schema import DataSchema, check_frame, check_target, validate_frame
     from modelyard.data.snapshot import frame_from_parquet
     from modelyard.errors import ModelNotFoundError
+    from modelyard.evaluation.report import with_findings
     from modelyard.models.fit import predict
     from modelyard.registry.readers import evaluation_frame, load_version_pipeline
     from modelyard.workflows.evaluate import Reference, evaluate_rows
@@ -198,7 +255,7 @@ def evaluate(
                 reference = Reference(production.ref, load_version_pipeline(registry, production))
         except ModelNotFoundError:
             pass
-        return evaluate_rows(
+        report = evaluate_rows(
             spec,
             model=version.name,
             version=version.version,
@@ -208,6 +265,17 @@ def evaluate(
             reference=reference,
             id_columns=[c for c in spec.data.id_columns if c in rows.columns],
         )
+        if data is not None:
+            overlap = _training_overlap(rows, snapshot.loc[train_mask], spec)
+            if overlap:
+                report = with_findings(
+                    report,
+                    [
+                        f"{overlap:,} of the {len(rows):,} rows were training rows of "
+                        f"{version.ref}; metrics on them are optimistic, evaluate on new rows"
+                    ],
+                )
+        return report
 
 
 def diff(
@@ -462,6 +530,20 @@ def _read_table(data: str | Path | pd.DataFrame) -> pd.DataFrame:
 
     path = Path(data).absolute()
     return read_source(DataSpec(source=SourceSpec(path=str(path))), base_dir=Path.cwd())
+
+
+def _training_overlap(rows: pd.DataFrame, train: pd.DataFrame, spec: ProjectSpec) -> int:
+    """How many of ``rows`` were training rows: same ids, or else the same values in
+    every shared column (target included)."""
+    import pandas as pd
+
+    ids = [c for c in spec.data.id_columns if c in rows.columns and c in train.columns]
+    columns = ids or [c for c in rows.columns if c in train.columns]
+    if not columns:
+        return 0
+    seen = set(pd.util.hash_pandas_object(train[columns].astype(str), index=False).tolist())
+    hashes = pd.util.hash_pandas_object(rows[columns].astype(str), index=False)
+    return int(hashes.isin(seen).sum())
 
 
 def _evaluation_positions(registry: Registry, version: ModelVersion) -> list[int]:

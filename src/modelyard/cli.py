@@ -119,16 +119,44 @@ def init(
         Path | None, typer.Option("--dir", help="Where to write the project [default: ./NAME].")
     ] = None,
     force: Annotated[bool, typer.Option(help="Overwrite an existing spec.")] = False,
+    encoding: Annotated[
+        str | None,
+        typer.Option(help="Text encoding of a CSV file, e.g. latin-1 [default: detected]."),
+    ] = None,
+    delimiter: Annotated[
+        str | None,
+        typer.Option(help="Field delimiter of a CSV file, e.g. ';' [default: detected]."),
+    ] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Write a project folder with a spec inferred from DATA that trains as it is.
 
-    Example: modelyard init churn.csv --target churned
+    The reasons behind the spec (left-out columns and likely leaks, the split, the
+    positive class, class imbalance) are written in it as comments.
+
+    Example: modelyard init churn.csv --target churned --delimiter ';' --encoding latin-1
     """
     from modelyard import api
 
-    spec_file = api.init(data, target=target, name=name, directory=directory, force=force)
-    out.print(f"wrote {spec_file}")
-    out.print(f"next: [bold]modelyard train {spec_file.parent}[/bold]")
+    result = api.init(
+        data,
+        target=target,
+        name=name,
+        directory=directory,
+        force=force,
+        encoding=encoding,
+        delimiter=delimiter,
+    )
+    if as_json:
+        _print_json(
+            {"spec_file": str(result.spec_file), "spec": result.spec, "notes": result.notes}
+        )
+        return
+    out.print(f"wrote {result.spec_file}")
+    for key, notes in result.notes.items():
+        for note in notes:
+            out.print(f"  {key}: {note}", markup=False)
+    out.print(f"next: [bold]modelyard train {result.spec_file.parent}[/bold]")
 
 
 @app.command()

@@ -21,7 +21,7 @@ import difflib
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -34,6 +34,7 @@ from modelyard.errors import SpecError
 __all__ = [
     "BinTransform",
     "CLASSIFICATION_METRICS",
+    "ColumnSpec",
     "CrossTransform",
     "CustomTransform",
     "DataSpec",
@@ -93,6 +94,8 @@ _DEFAULT_METRICS: dict[str, list[str]] = {
     "binary": ["roc_auc", "accuracy", "f1", "log_loss"],
     "multiclass": ["accuracy", "f1_macro", "log_loss"],
 }
+#: Marks a model-level check's message that names its own key: "@evaluation.metrics.1: ...".
+_AT = "@"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _IMPORT_PATH_RE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+$")
 
@@ -136,6 +139,17 @@ class SourceSpec(_Frozen):
         return "parquet" if name.endswith((".parquet", ".pq")) else "csv"
 
 
+class ColumnSpec(_Frozen):
+    """What the spec knows about one input column.
+
+    ``serving: false``: the column is not available when the model is used live (e.g. it
+    is recorded after the outcome); ``reason`` says why, for the people reading the spec.
+    """
+
+    serving: bool = True
+    reason: str = ""
+
+
 class DataSpec(_Frozen):
     """The source, the id and timestamp columns, and an optional point in time to read as of.
 
@@ -143,6 +157,10 @@ class DataSpec(_Frozen):
     ``range_tolerance`` times the range's span on each side) does wherever the model
     takes input (serving, evaluation on new data): ``ignore``, ``warn`` (accepted,
     counted and logged) or ``refuse`` (an ``out_of_range`` problem, 422 at serving).
+    ``drop_missing_target`` drops rows whose target is missing (counted in the lineage)
+    instead of refusing them. ``columns`` describes single columns: ``serving: false``
+    marks one that will not exist when the model is used live (known only after the
+    outcome, or filled in later); training refuses a model that uses it as a feature.
     """
 
     source: SourceSpec
@@ -151,6 +169,12 @@ class DataSpec(_Frozen):
     as_of: Scalar | None = None
     out_of_range: Literal["ignore", "warn", "refuse"] = "warn"
     range_tolerance: float = Field(default=0.0, ge=0)
+    drop_missing_target: bool = False
+    columns: dict[str, ColumnSpec] = Field(default_factory=dict)
+
+    def not_at_serving(self) -> list[str]:
+        """The columns marked ``serving: false``: absent when the model is used live."""
+        return [name for name, column in self.columns.items() if not column.serving]
 
     @model_validator(mode="after")
     def _as_of_needs_timestamp(self) -> DataSpec:
@@ -396,7 +420,11 @@ class GateSpec(_Frozen):
 
 
 class EvaluationSpec(_Frozen):
-    """Metrics, slices and gates; ``diff_tolerance`` is the differential test's threshold."""
+    """Metrics, slices and gates; ``diff_tolerance`` is the differential test's threshold.
+
+    ``leakage`` says what ``train`` does with features that look like target leaks:
+    ``warn`` (report them), ``fail`` (also add a failing gate), ``off`` (no check).
+    """
 
     metrics: list[str] | None = None
     primary_metric: str | None = None
@@ -404,6 +432,7 @@ class EvaluationSpec(_Frozen):
     gates: list[GateSpec] = Field(default_factory=list)
     diff_tolerance: float = Field(default=1e-6, ge=0)
     top_changes: int = Field(default=10, ge=0)
+    leakage: Literal["warn", "fail", "off"] = "warn"
 
     def resolved_metrics(self, task: Task) -> list[str]:
         """The metrics to compute for ``task`` (the defaults if none were given)."""
@@ -418,11 +447,16 @@ class EvaluationSpec(_Frozen):
 
 
 class ProjectSpec(_Frozen):
-    """The whole project: data, split, features, model, evaluation, seed."""
+    """The whole project: data, split, features, model, evaluation, seed.
+
+    ``positive_class`` names the class of a binary target that f1, precision, recall,
+    ROC AUC and brier are about (default: the second in sorted order).
+    """
 
     name: str
     task: Task
     target: str
+    positive_class: str | bool | int | float | None = None
     seed: int = 42
     description: str = ""
     data: DataSpec
@@ -456,20 +490,41 @@ class ProjectSpec(_Frozen):
         ):
             raise ValueError("a 'time' split needs split.column or data.timestamp_column")
         known = REGRESSION_METRICS if self.task == "regression" else CLASSIFICATION_METRICS
+        if self.task == "multiclass":
+            known = {name: up for name, up in known.items() if name not in _BINARY_ONLY}
         metrics = self.evaluation.resolved_metrics(self.task)
-        for metric in [*metrics, *(g.metric for g in self.evaluation.gates)]:
+        named = [
+            (f"evaluation.metrics.{i}", m) for i, m in enumerate(self.evaluation.metrics or [])
+        ]
+        named += [
+            (f"evaluation.gates.{i}.metric", g.metric) for i, g in enumerate(self.evaluation.gates)
+        ]
+        for key, metric in named:
             if metric not in known:
+                binary = " (it is for binary tasks)" if metric in _BINARY_ONLY else ""
                 raise ValueError(
-                    f"metric {metric!r} does not apply to task {self.task!r}; "
-                    f"expected one of {', '.join(sorted(known))}"
+                    f"{_AT}{key}: metric {metric!r} does not apply to task {self.task!r}"
+                    f"{binary}; expected one of {', '.join(sorted(known))}"
                 )
-            if self.task == "multiclass" and metric in _BINARY_ONLY:
-                raise ValueError(f"metric {metric!r} is for binary tasks; use e.g. 'f1_macro'")
         primary = self.evaluation.primary_metric
         if primary is not None and primary not in metrics:
             raise ValueError(f"primary_metric {primary!r} is not among the metrics {metrics}")
         if self.model.class_weight is not None and self.task == "regression":
             raise ValueError("model.class_weight applies to classification tasks only")
+        if self.positive_class is not None and self.task != "binary":
+            raise ValueError("positive_class applies to binary tasks only; remove it")
+        serving = set(self.data.not_at_serving())
+        for kind, group in (
+            ("numeric", self.features.numeric),
+            ("categorical", self.features.categorical),
+        ):
+            used = sorted(serving & set(group)) if isinstance(group, list) else []
+            if used:
+                raise ValueError(
+                    f"{_AT}features.{kind}: {', '.join(map(repr, used))} is marked "
+                    "serving: false in data.columns (not available when the model is used), "
+                    "so it cannot be a feature; remove it from the feature list"
+                )
         return self
 
     def higher_is_better(self, metric: str) -> bool:
@@ -492,11 +547,25 @@ class LoadedSpec:
 
     spec: ProjectSpec
     path: Path
+    lines: dict[tuple[str | int, ...], int] = field(default_factory=dict, repr=False)
 
     @property
     def project_dir(self) -> Path:
         """The folder the spec file sits in."""
         return self.path.parent
+
+    def where(self, key: str) -> str:
+        """``file:line`` of a dotted ``key`` (its closest written parent if it has none).
+
+        Example:
+            >>> lines = {("model",): 9, ("model", "params"): 11}
+            >>> loaded = LoadedSpec(spec=None, path=Path("p/modelyard.yaml"), lines=lines)
+            >>> loaded.where("model.params.max_iter")
+            'p/modelyard.yaml:11'
+        """
+        loc = tuple(int(part) if part.isdigit() else part for part in key.split("."))
+        line = _closest_line(loc, self.lines)
+        return f"{self.path}:{line}" if line else str(self.path)
 
 
 def load_spec(path: str | Path) -> LoadedSpec:
@@ -513,11 +582,16 @@ def load_spec(path: str | Path) -> LoadedSpec:
         hint = "run `modelyard init DATA --target COLUMN` to create one"
         raise SpecError(f"{target}: no project spec here; {hint}")
     text = target.read_text(encoding="utf-8")
-    return LoadedSpec(spec=parse_spec(text, source=str(target)), path=target.absolute())
+    spec, lines = _parse(text, source=str(target))
+    return LoadedSpec(spec=spec, path=target.absolute(), lines=lines)
 
 
 def parse_spec(text: str, *, source: str = SPEC_FILENAME) -> ProjectSpec:
     """Validate spec ``text``; ``source`` names it in error messages."""
+    return _parse(text, source=source)[0]
+
+
+def _parse(text: str, *, source: str) -> tuple[ProjectSpec, dict[tuple[str | int, ...], int]]:
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         raw = yaml.safe_load(text)
@@ -529,10 +603,10 @@ def parse_spec(text: str, *, source: str = SPEC_FILENAME) -> ProjectSpec:
     if not isinstance(raw, dict):
         found = type(raw).__name__ if raw is not None else "an empty file"
         raise SpecError(f"{source}: expected a mapping of keys (name, task, ...), found {found}")
+    lines = _node_lines(node)
     try:
-        return ProjectSpec.model_validate(raw)
+        return ProjectSpec.model_validate(raw), lines
     except ValidationError as exc:
-        lines = _node_lines(node)
         problems = [_describe_error(err, lines, source) for err in exc.errors()]
         head = f"{source}: invalid project spec ({len(problems)} problem"
         head += "s)" if len(problems) != 1 else ")"
@@ -589,6 +663,12 @@ def _describe_error(err: Any, lines: dict[tuple[str | int, ...], int], source: s
     if kind == "missing":
         return f"{where} {key}: required key is missing"
     message = str(err["msg"]).removeprefix("Value error, ")
+    if message.startswith(_AT):  # a cross-field check that knows its key
+        key, _, message = message.removeprefix(_AT).partition(": ")
+        loc = tuple(int(p) if p.isdigit() else p for p in key.split("."))
+        line = _closest_line(loc, lines)
+        where = f"{source}:{line}" if line else source
+        return f"{where} {key}: {message}"
     if kind in ("value_error", "assertion_error") or isinstance(found, dict):
         return f"{where} {key}: {message}"
     return f"{where} {key}: found {found!r}; {message[0].lower()}{message[1:]}"

@@ -14,7 +14,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 
 from _projects import AMES_CSV
-from modelyard.data.profile import suggest_spec
+from modelyard.data.profile import suggest_project, suggest_spec
 from modelyard.data.sources import read_source
 from modelyard.data.split import split_rows
 from modelyard.errors import DataError
@@ -73,11 +73,19 @@ def test_classification_csv_to_valid_spec(csv_project: Path) -> None:
     assert spec.features.drop == ["comment", "empty"]
     (transform,) = spec.features.transforms
     assert transform.kind == "date_parts" and transform.columns == ["signup"]
-    assert spec.split.method == "random" and spec.split.test_size == 0.2 and spec.split.stratify
+    # signup holds dates: evaluate on the latest rows, as the model will be used
+    assert spec.split.method == "time" and spec.split.column == "signup"
+    assert spec.split.test_size == 0.2
     assert spec.model.estimator == "sklearn.ensemble.HistGradientBoostingClassifier"
-    assert spec.evaluation.resolved_metrics("binary") == ["roc_auc", "accuracy", "f1", "log_loss"]
-    (gate,) = spec.evaluation.gates
-    assert gate.metric == "roc_auc" and gate.beat_baseline
+    assert spec.model.params["early_stopping"] is True
+    assert spec.evaluation.resolved_metrics("binary") == ["log_loss", "roc_auc", "accuracy", "f1"]
+    assert spec.evaluation.primary_metric == "log_loss"
+    assert [(g.metric, g.beat_baseline) for g in spec.evaluation.gates] == [
+        ("log_loss", True),
+        ("accuracy", True),
+    ]
+    counts = frame["label"].value_counts()
+    assert spec.positive_class == counts.idxmin()
 
 
 def test_suggestion_trains_as_is(csv_project: Path) -> None:
@@ -115,13 +123,15 @@ def test_suggestion_trains_as_is(csv_project: Path) -> None:
 def test_multiclass_and_regression_tasks() -> None:
     three = suggest_spec(customers(classes=3), target="label", name="tiers", source_path="t.csv")
     assert three["task"] == "multiclass"
-    assert ProjectSpec.model_validate(three).evaluation.gates[0].metric == "accuracy"
+    three_spec = ProjectSpec.model_validate(three)
+    assert [g.metric for g in three_spec.evaluation.gates] == ["log_loss", "accuracy"]
+    assert three_spec.positive_class is None
     numeric = customers()
     regression = suggest_spec(numeric, target="tenure", name="tenure", source_path="t.csv")
     spec = ProjectSpec.model_validate(regression)
-    assert spec.task == "regression" and spec.split.stratify is False
+    assert spec.task == "regression" and spec.split.method == "time"
     assert spec.model.estimator == "sklearn.ensemble.HistGradientBoostingRegressor"
-    assert spec.evaluation.gates[0].metric == "rmse"
+    assert [g.metric for g in spec.evaluation.gates] == ["rmse", "mae"]
     assert "label" in spec.features.categorical
 
 
@@ -200,13 +210,20 @@ def test_unlearnable_targets() -> None:
         suggest_spec(
             pd.DataFrame({"x": [1, 2], "y": [3, 3]}), target="y", name="h", source_path="h.csv"
         )
-    with pytest.raises(DataError, match="missing value"):
+    with pytest.raises(DataError, match="1 distinct value"):
         suggest_spec(
-            pd.DataFrame({"x": [1, 2, 3], "y": [0, 1, None]}),
+            pd.DataFrame({"x": [1, 2, 3], "y": [0, None, None]}),
             target="y",
             name="h",
             source_path="h.csv",
         )
+
+
+def test_unlabeled_rows_are_dropped_by_the_spec() -> None:
+    frame = pd.DataFrame({"x": np.arange(60) % 7, "y": [0, 1, None] * 20})
+    suggestion = suggest_project(frame, target="y", name="h", source_path="h.csv")
+    assert suggestion.spec["data"]["drop_missing_target"] is True  # type: ignore[index]
+    assert any("20 rows have no 'y'" in note for note in suggestion.notes["data"])
 
 
 def test_no_features_left() -> None:
@@ -222,3 +239,25 @@ def test_unusable_name_is_cleaned() -> None:
         == "my-data-v2"
     )
     assert suggest_spec(frame, target="y", name="***", source_path="h.csv")["name"] == "project"
+
+
+def test_unknown_positive_class_is_refused(tmp_path: Path) -> None:
+    from modelyard.data.prepare import read_project_rows
+
+    pd.DataFrame({"x": range(10), "y": ["a", "b"] * 5}).to_csv(tmp_path / "d.csv", index=False)
+    spec = ProjectSpec.model_validate(
+        {
+            "name": "n",
+            "task": "binary",
+            "target": "y",
+            "positive_class": "c",
+            "data": {"source": {"path": "d.csv"}},
+            "model": {"estimator": "sklearn.linear_model.LogisticRegression"},
+        }
+    )
+    with pytest.raises(
+        DataError,
+        match=r"positive_class 'c' is not a class of the target 'y'; "
+        r"its classes are 'a', 'b'",
+    ):
+        read_project_rows(spec, tmp_path)

@@ -160,7 +160,46 @@ class TestBuild:
             (
                 {"estimator": "sklearn.linear_model.Ridge", "params": {"solver": "magic"}},
                 "regression",
-                None,  # sklearn validates values at fit time, not here
+                r"^model\.params\.solver: The 'solver' parameter of Ridge must be a str among "
+                r"\{.*'lbfgs'.*\}\. Got 'magic' instead",
+            ),
+            (
+                {"estimator": "sklearn.linear_model.Ridge", "params": {"alpha": 0.5}},
+                "regression",
+                None,
+            ),
+            (
+                {
+                    "estimator": "sklearn.ensemble.HistGradientBoostingRegressor",
+                    "params": {"max_iter": "many"},
+                },
+                "regression",
+                r"^model\.params\.max_iter: .*must be an int in the range \[1, inf\)\. "
+                r"Got 'many' instead",
+            ),
+            (
+                {
+                    "estimator": "sklearn.ensemble.HistGradientBoostingRegressor",
+                    "params": {"learning_rate": -1},
+                },
+                "regression",
+                r"^model\.params\.learning_rate: .*must be a float in the range \(0\.0, inf\)",
+            ),
+            (
+                {"estimator": "lightgbm.LGBMRegressor", "params": {"n_estimators": "many"}},
+                "regression",
+                r"^model\.params\.n_estimators: LGBMRegressor expects int for 'n_estimators', "
+                r"got 'many'",
+            ),
+            (
+                {"estimator": "lightgbm.LGBMRegressor", "params": {"learning_rate": 1}},
+                "regression",
+                None,  # an int is a float
+            ),
+            (
+                {"estimator": "xgboost.XGBRegressor", "params": {"max_depth": "deep"}},
+                "regression",
+                r"^model\.params\.max_depth: XGBRegressor expects int \(or null\)",
             ),
         ],
     )
@@ -201,12 +240,9 @@ class TestStructure:
         assert "NaN" not in text
 
     def test_odd_values_are_made_json_safe(self):
-        model = build(
-            {
-                "estimator": "sklearn.linear_model.Ridge",
-                "params": {"alpha": float("nan"), "tol": np.float32(0.5)},
-            }
-        )
+        from sklearn.linear_model import Ridge
+
+        model = Ridge(alpha=float("nan"), tol=np.float32(0.5))  # a spec would refuse nan
         params = estimator_structure(model)["params"]
         assert params["alpha"] == "nan" and params["tol"] == 0.5
         json.dumps(params, allow_nan=False)

@@ -8,6 +8,11 @@
   content-addressed snapshots of training rows;
 - :func:`split_rows`: random, time or group splits, deterministic for a seed;
 - :func:`suggest_spec`: a starting project spec for ``modelyard init``.
+
+Also, by module: :mod:`~modelyard.data.prepare` (the rows ``train`` learns from: nested
+columns, missing targets), :mod:`~modelyard.data.leakage` (likely target leaks),
+:mod:`~modelyard.data.timeorder` (time order and repeating entities) and
+:mod:`~modelyard.data.checks` (what ``train`` checks on its training rows).
 """
 
 from modelyard.data.profile import suggest_spec

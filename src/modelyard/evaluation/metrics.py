@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import warnings
@@ -27,7 +28,14 @@ from sklearn.exceptions import UndefinedMetricWarning
 
 from modelyard.errors import DataError, SpecError
 
-__all__ = ["baseline_predictions", "compute_metrics", "format_pair", "format_value", "is_better"]
+__all__ = [
+    "baseline_predictions",
+    "compute_metrics",
+    "format_pair",
+    "format_value",
+    "is_better",
+    "same_label",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -46,10 +54,11 @@ class _Rows:
     y_pred: np.ndarray
     proba: np.ndarray | None
     classes: list[Any]
+    positive_at: int = 1  # the column of the positive class of a binary task
 
     @property
     def positive(self) -> Any:
-        return self.classes[1]
+        return self.classes[self.positive_at]
 
     def need_proba(self, metric: str) -> np.ndarray:
         if self.proba is None:
@@ -92,7 +101,7 @@ def _roc_auc(rows: _Rows) -> float:
     if rows.task == "binary":
         if len(present) < 2:
             raise _NotComputable("roc_auc needs both classes among the true labels")
-        return float(skm.roc_auc_score(rows.y_true == rows.positive, proba[:, 1]))
+        return float(skm.roc_auc_score(rows.y_true == rows.positive, proba[:, rows.positive_at]))
     if not set(rows.classes) <= present:
         raise _NotComputable("multiclass roc_auc (one-vs-rest) needs every class present")
     return float(
@@ -104,7 +113,8 @@ def _roc_auc(rows: _Rows) -> float:
 
 def _brier(rows: _Rows) -> float:
     proba = rows.need_proba("brier")
-    return float(skm.brier_score_loss((rows.y_true == rows.positive).astype(int), proba[:, 1]))
+    positive = proba[:, rows.positive_at]
+    return float(skm.brier_score_loss((rows.y_true == rows.positive).astype(int), positive))
 
 
 def _binary_score(score: Callable[..., Any]) -> Callable[[_Rows], float]:
@@ -137,6 +147,8 @@ def compute_metrics(
     y_pred: np.ndarray,
     proba: np.ndarray | None = None,
     classes: list[Any] | None = None,
+    *,
+    positive: Any = None,
 ) -> dict[str, float]:
     """Compute ``metrics`` of predictions ``y_pred`` against ``y_true``.
 
@@ -153,6 +165,9 @@ def compute_metrics(
         classes: the model's classes (``model.classes_``); ``classes[1]`` is the positive
             class of a binary task. Defaults to the sorted labels found in the rows, which
             is only right when every class is present: pass it for slices.
+        positive: the positive class of a binary task (``spec.positive_class``), which
+            f1, precision, recall, ROC AUC and brier are about; ``None`` keeps
+            ``classes[1]``. Matched by value or by its text (``1`` and ``"1"``).
 
     Returns:
         ``{metric: value}`` in the order asked, values plain floats; ``nan`` where the
@@ -173,6 +188,8 @@ def compute_metrics(
     for name in metrics:
         _check_metric(task, name, table)
     rows = _prepare(task, y_true, y_pred, proba, classes)
+    if positive is not None and task == "binary":
+        rows = _with_positive(rows, positive)
     values: dict[str, float] = {}
     for name in metrics:
         values[name] = _compute_one(name, table[name], rows)
@@ -231,6 +248,27 @@ def _prepare(
                 f"one row per evaluation row and one column per class of {labels!r}"
             )
     return _Rows(task, truth, pred, probabilities, labels)
+
+
+def same_label(label: Any, wanted: Any) -> bool:
+    """Whether a class label is the one a spec names (``1`` and ``"1"`` are the same).
+
+    Example:
+        >>> same_label(1, "1"), same_label("yes", "yes"), same_label(True, "no")
+        (True, True, False)
+    """
+    if isinstance(label, np.generic):
+        label = label.item()
+    return bool(label == wanted) or str(label).lower() == str(wanted).lower()
+
+
+def _with_positive(rows: _Rows, positive: Any) -> _Rows:
+    """Point the binary metrics at the positive class (classes keep their order,
+    which log loss relies on)."""
+    first, second = rows.classes
+    if same_label(second, positive) or not same_label(first, positive):
+        return rows
+    return dataclasses.replace(rows, positive_at=0)
 
 
 def _found_labels(truth: np.ndarray, pred: np.ndarray) -> list[Any]:

@@ -25,6 +25,7 @@ from datetime import datetime
 from importlib import resources
 from typing import Any
 
+import pandas as pd
 from jinja2 import Environment, StrictUndefined
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -32,14 +33,17 @@ from modelyard.evaluation.diff import PredictionDiff
 from modelyard.evaluation.gates import GateResult
 from modelyard.evaluation.metrics import format_value
 from modelyard.evaluation.slices import SliceResult
-from modelyard.spec import CLASSIFICATION_METRICS, REGRESSION_METRICS, Task
+from modelyard.spec import CLASSIFICATION_METRICS, REGRESSION_METRICS, ProjectSpec, Task
 
 __all__ = [
     "EvaluationReport",
     "ProductionComparison",
+    "class_summary",
+    "gate_summary",
     "render_diff_text",
     "render_html",
     "render_text",
+    "with_findings",
 ]
 
 _TEMPLATE = "report.html.j2"
@@ -62,8 +66,12 @@ class EvaluationReport(_Frozen):
     """Everything the evaluation of one version found.
 
     ``passed`` is whether every gate passed; when not given it is computed from ``gates``,
-    and a value that contradicts them is refused. ``model_dump(mode="json")`` gives JSON
-    data (nan metrics stay float nan; ``model_dump_json()`` writes them as ``"NaN"``).
+    and a value that contradicts them is refused. ``created_at`` is when the evaluation
+    ran. ``positive_class`` is the class binary metrics are about; ``class_shares`` the
+    share of each class in the training rows; ``warnings`` what the training checks
+    found (possible leaks, a random split of time-ordered rows).
+    ``model_dump(mode="json")`` gives JSON data (nan metrics stay float nan;
+    ``model_dump_json()`` writes them as ``"NaN"``).
     """
 
     model: str
@@ -79,6 +87,9 @@ class EvaluationReport(_Frozen):
     production: ProductionComparison | None = None
     diff: PredictionDiff | None = None
     created_at: datetime
+    positive_class: str | None = None
+    class_shares: dict[str, float] | None = None
+    warnings: list[str] = Field(default_factory=list)
 
     @model_validator(mode="before")
     @classmethod
@@ -144,9 +155,10 @@ def render_text(report: EvaluationReport) -> str:
     lines = [
         f"Evaluation of {report.title}: {verdict}",
         f"{report.task}, {report.rows:,} evaluation rows, "
-        f"created {report.created_at.isoformat(timespec='seconds')}",
-        "",
+        f"evaluated {report.created_at.isoformat(timespec='seconds')}",
     ]
+    lines += _class_lines(report)
+    lines.append("")
     headers = ["metric", "candidate", "baseline"]
     if report.production is not None:
         headers.append(f"production ({report.production.ref})")
@@ -154,8 +166,7 @@ def render_text(report: EvaluationReport) -> str:
     lines.append(f"(* primary metric; {_direction_note(report)})")
     lines.append("")
     if report.gates:
-        passed = sum(gate.passed for gate in report.gates)
-        lines.append(f"Gates: {passed} of {len(report.gates)} passed")
+        lines.append(f"Gates: {gate_summary(report.gates)}")
         for gate in report.gates:
             mark = "SKIP" if gate.skipped else ("PASS" if gate.passed else "FAIL")
             lines.append(f"  {mark}  {gate.gate}")
@@ -164,6 +175,9 @@ def render_text(report: EvaluationReport) -> str:
                 lines.append(f"        not checked: {gate.reason}")
     else:
         lines.append("Gates: none declared")
+    if report.warnings:
+        lines += ["", f"Warnings ({len(report.warnings)})"]
+        lines += [f"  - {warning}" for warning in report.warnings]
     worst = report.worst_slices()
     if worst:
         lines += ["", f"Worst slices by {report.primary_metric} ({len(report.slices)} in all)"]
@@ -181,6 +195,81 @@ def render_text(report: EvaluationReport) -> str:
         old_ref = report.production.ref if report.production is not None else "production"
         lines += ["", render_diff_text(report.diff, old_ref=old_ref, new_ref=report.title)]
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def gate_summary(gates: list[GateResult]) -> str:
+    """``3 passed, 1 failed, 1 skipped (of 5)``: a skipped gate is not counted as passed.
+
+    Example:
+        >>> gate_summary([GateResult(gate="a", passed=True, detail=""),
+        ...               GateResult(gate="b", passed=True, detail="", skipped=True)])
+        '1 passed, 1 skipped (of 2)'
+    """
+    skipped = sum(gate.skipped for gate in gates)
+    passed = sum(gate.passed and not gate.skipped for gate in gates)
+    failed = sum(not gate.passed for gate in gates)
+    parts = [f"{passed} passed"]
+    if failed:
+        parts.append(f"{failed} failed")
+    if skipped:
+        parts.append(f"{skipped} skipped")
+    return ", ".join(parts) + f" (of {len(gates)})"
+
+
+def with_findings(
+    report: EvaluationReport, warnings: list[str], *, failing_gate: str | None = None
+) -> EvaluationReport:
+    """``report`` with training-check ``warnings``, and a failed gate if ``failing_gate``.
+
+    ``failing_gate`` names the gate as people read it (e.g. ``no likely target leak``);
+    its detail is the warnings.
+    """
+    gates = list(report.gates)
+    if failing_gate is not None:
+        gates.append(GateResult(gate=failing_gate, passed=False, detail="; ".join(warnings)))
+    return report.model_copy(
+        update={
+            "warnings": [*report.warnings, *warnings],
+            "gates": gates,
+            "passed": all(gate.passed for gate in gates),
+        }
+    )
+
+
+def class_summary(
+    spec: ProjectSpec, y_train: pd.Series, classes: list[Any] | None
+) -> dict[str, Any]:
+    """The report fields about classes: the positive class and the training class shares.
+
+    Example:
+        >>> from modelyard.spec import ProjectSpec
+        >>> spec = ProjectSpec.model_validate({"name": "n", "task": "binary", "target": "y",
+        ...     "data": {"source": {"path": "a.csv"}},
+        ...     "model": {"estimator": "sklearn.linear_model.LogisticRegression"}})
+        >>> class_summary(spec, pd.Series(["no", "no", "no", "yes"]), ["no", "yes"])
+        {'positive_class': 'yes', 'class_shares': {'no': 0.75, 'yes': 0.25}}
+    """
+    if spec.task == "regression":
+        return {}
+    counts = y_train.astype(str).value_counts(normalize=True).sort_index()
+    shares = {str(label): round(float(share), 6) for label, share in counts.items()}
+    positive = None
+    if spec.task == "binary":
+        if spec.positive_class is not None:
+            positive = str(spec.positive_class)
+        elif classes is not None and len(classes) == 2:
+            positive = str(classes[1])
+    return {"positive_class": positive, "class_shares": shares}
+
+
+def _class_lines(report: EvaluationReport) -> list[str]:
+    lines = []
+    if report.positive_class is not None:
+        lines.append(f"positive class: {report.positive_class!r} (f1, precision, recall, ROC AUC)")
+    if report.class_shares:
+        shares = ", ".join(f"{label} {share:.1%}" for label, share in report.class_shares.items())
+        lines.append(f"training classes: {shares}")
+    return lines
 
 
 def render_diff_text(diff: PredictionDiff, *, old_ref: str, new_ref: str) -> str:

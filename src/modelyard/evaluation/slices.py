@@ -56,6 +56,7 @@ def slice_metrics(
     proba: np.ndarray | None = None,
     classes: list[Any] | None = None,
     min_rows: int = 1,
+    positive: Any = None,
 ) -> list[SliceResult]:
     """Compute ``metrics`` on the rows of each value of one column.
 
@@ -70,6 +71,7 @@ def slice_metrics(
         classes: the model's classes; defaults to those found on all rows, so that every
             slice shares the same positive class.
         min_rows: slices with fewer rows are kept, flagged ``enough_rows=False``.
+        positive: the positive class of a binary task (see ``compute_metrics``).
 
     Returns:
         One :class:`SliceResult` per value (missing values as ``"(missing)"``), the
@@ -102,6 +104,7 @@ def slice_metrics(
             pred[positions],
             None if probabilities is None else probabilities[positions],
             classes,
+            positive=positive,
         )
         rows = len(positions)
         results.append(

@@ -210,6 +210,7 @@ def plan_features(spec: ProjectSpec, df: pd.DataFrame) -> FeaturePlan:
 
     consumed, derived = _plan_transforms(features, planner)
     excluded = {spec.target, *spec.data.id_columns, *features.drop, *consumed}
+    excluded |= set(spec.data.not_at_serving())  # absent when the model is used
     if spec.data.timestamp_column is not None:
         excluded.add(spec.data.timestamp_column)
     plain: dict[str, list[str]] = {}

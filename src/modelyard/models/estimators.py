@@ -30,6 +30,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from modelyard.errors import SpecError
 from modelyard.features.build import load_object
+from modelyard.models.params import check_param_values
 from modelyard.spec import EstimatorSpec
 
 __all__ = ["LabelEncodedClassifier", "build_estimator", "class_path", "estimator_structure"]
@@ -104,7 +105,8 @@ def _build(model: EstimatorSpec, *, task: str, seed: int, key: str) -> Any:
                 else f"its hyperparameters are: {', '.join(sorted(allowed))}"
             )
             raise SpecError(
-                f"{key}.params.{name}: {found.__name__} has no hyperparameter {name!r}; {fix}"
+                f"{key}.params.{name}: {found.__name__} has no hyperparameter {name!r}; {fix}",
+                details={"key": f"{key}.params.{name}"},
             )
 
     kwargs: dict[str, Any] = dict(model.params)
@@ -119,7 +121,10 @@ def _build(model: EstimatorSpec, *, task: str, seed: int, key: str) -> Any:
     try:
         estimator = found(**kwargs)
     except (TypeError, ValueError) as exc:
-        raise SpecError(f"{key}: {found.__name__} rejected its parameters: {exc}") from exc
+        raise SpecError(
+            f"{key}: {found.__name__} rejected its parameters: {exc}", details={"key": key}
+        ) from exc
+    check_param_values(found, estimator, model.params, key=key)
 
     if task == "regression" and not is_regressor(estimator):
         raise SpecError(

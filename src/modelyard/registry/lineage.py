@@ -108,6 +108,21 @@ class TrainingLineage(_Part):
     total_seconds: float | None = None
 
 
+class PreparationLineage(_Part):
+    """What preparing the rows did before training (``data.drop_missing_target``...)."""
+
+    dropped_missing_target: int = 0
+    nested_columns_as_text: list[str] = Field(default_factory=list)
+
+
+class ChecksLineage(_Part):
+    """What the training-time checks found: suspected leaks, time ordering, warnings."""
+
+    leaks: list[dict[str, Any]] = Field(default_factory=list)
+    time_order: dict[str, Any] | None = None
+    warnings: list[str] = Field(default_factory=list)
+
+
 class Lineage(_Part):
     """What a version was built from (see the module docstring for versions).
 
@@ -134,6 +149,8 @@ class Lineage(_Part):
     predictions: PredictionsLineage = Field(default_factory=PredictionsLineage)
     onnx: OnnxLineage | None = None
     training: TrainingLineage | None = None
+    preparation: PreparationLineage | None = None
+    checks: ChecksLineage | None = None
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 

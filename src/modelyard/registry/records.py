@@ -91,6 +91,14 @@ class ModelVersion:
 
         return Lineage.from_stored(self.lineage)
 
+    def __repr__(self) -> str:
+        # The spec, lineage and report are kilobytes; a repr names the version.
+        return (
+            f"ModelVersion(ref={self.ref!r}, created_at={self.created_at.isoformat()!r}, "
+            f"gates_passed={self.gates_passed}, metrics={self.metrics!r}, "
+            f"aliases={self.aliases!r})"
+        )
+
 
 @dataclass(frozen=True)
 class ModelSummary:

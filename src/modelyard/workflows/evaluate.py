@@ -19,7 +19,7 @@ from modelyard.errors import DataValidationError
 from modelyard.evaluation.diff import PredictionDiff, diff_predictions
 from modelyard.evaluation.gates import check_gates
 from modelyard.evaluation.metrics import baseline_predictions, compute_metrics
-from modelyard.evaluation.report import EvaluationReport, ProductionComparison
+from modelyard.evaluation.report import EvaluationReport, ProductionComparison, class_summary
 from modelyard.evaluation.slices import SliceResult, slice_metrics
 from modelyard.models.fit import Predictions, predict
 
@@ -80,13 +80,22 @@ def evaluate_rows(
         )
     )
     y_true = rows[spec.target].to_numpy()
+    positive = spec.positive_class
     metrics = compute_metrics(
-        task, metrics_wanted, y_true, predictions.values, predictions.proba, predictions.classes
+        task,
+        metrics_wanted,
+        y_true,
+        predictions.values,
+        predictions.proba,
+        predictions.classes,
+        positive=positive,
     )
     base_values, base_proba, base_classes = baseline_predictions(
         task, y_train.to_numpy(), len(rows), seed=spec.seed
     )
-    baseline = compute_metrics(task, metrics_wanted, y_true, base_values, base_proba, base_classes)
+    baseline = compute_metrics(
+        task, metrics_wanted, y_true, base_values, base_proba, base_classes, positive=positive
+    )
     slices = _slices(spec, rows, y_true, predictions, metrics_wanted)
     baseline_slices = _slices(
         spec, rows, y_true, Predictions(base_values, base_proba, base_classes), metrics_wanted
@@ -102,7 +111,7 @@ def evaluate_rows(
             logger.warning("cannot compare with %s on these rows: %s", reference.ref, exc)
         else:
             prod_metrics = compute_metrics(
-                task, metrics_wanted, y_true, old.values, old.proba, old.classes
+                task, metrics_wanted, y_true, old.values, old.proba, old.classes, positive=positive
             )
             production = ProductionComparison(ref=reference.ref, metrics=prod_metrics)
             production_slices = _slices(spec, rows, y_true, old, metrics_wanted)
@@ -141,6 +150,7 @@ def evaluate_rows(
         production=production,
         diff=diff,
         created_at=datetime.now(UTC),
+        **class_summary(spec, y_train, predictions.classes),
     )
 
 
@@ -164,6 +174,7 @@ def _slices(
                 y_pred=predictions.values,
                 proba=predictions.proba,
                 classes=predictions.classes,
+                positive=spec.positive_class,
             )
         )
     return results

@@ -26,8 +26,8 @@ import numpy as np
 import pandas as pd
 
 from modelyard._progress import NullProgress, Progress
+from modelyard.data.prepare import read_project_rows
 from modelyard.data.snapshot import frame_digest, frame_from_parquet
-from modelyard.data.sources import read_source
 from modelyard.errors import DataError, IntegrityError, SpecError
 from modelyard.registry.lineage import Lineage, capture_environment, capture_git
 from modelyard.registry.registry import ModelVersion, Registry
@@ -143,7 +143,7 @@ def _compare_source(
     report: ReproduceReport,
 ) -> None:
     try:
-        frame = read_source(spec.data, base_dir=project_dir)
+        frame = read_project_rows(spec, project_dir).frame
     except DataError as exc:
         report.notes.append(f"data: the source cannot be read now ({exc}); used the snapshot")
         return

@@ -23,23 +23,27 @@ import numpy as np
 import pandas as pd
 
 from modelyard._progress import NullProgress, Progress
+from modelyard.data.checks import refuse_unservable, training_findings
+from modelyard.data.prepare import read_project_rows
 from modelyard.data.schema import DataSchema, infer_schema
 from modelyard.data.snapshot import frame_digest, frame_to_parquet
-from modelyard.data.sources import describe_source, read_source
+from modelyard.data.sources import describe_source
 from modelyard.data.split import split_rows
 from modelyard.errors import ModelNotFoundError, SpecError
-from modelyard.evaluation.report import EvaluationReport
+from modelyard.evaluation.report import EvaluationReport, with_findings
 from modelyard.features.build import FeaturePlan, feature_definition_hash, plan_features
 from modelyard.models.artifacts import dump_pipeline
 from modelyard.models.estimators import estimator_structure
 from modelyard.models.fit import Predictions, build_pipeline, fit_pipeline, predict
 from modelyard.registry.lineage import (
+    ChecksLineage,
     DataLineage,
     FeatureLineage,
     Lineage,
     ModelLineage,
     OnnxLineage,
     PredictionsLineage,
+    PreparationLineage,
     TrainingLineage,
     capture_environment,
     capture_git,
@@ -98,6 +102,13 @@ class TrainResult:
         """Whether every gate passed (only then is the version promotable)."""
         return self.report.passed
 
+    def __repr__(self) -> str:
+        # The report holds every slice and the diff; a repr names the outcome.
+        return (
+            f"TrainResult(ref={self.ref!r}, passed={self.passed}, "
+            f"metrics={self.report.metrics!r}, warnings={len(self.report.warnings)})"
+        )
+
 
 def build(
     spec: ProjectSpec,
@@ -122,6 +133,7 @@ def build(
             timestamp_column=spec.data.timestamp_column,
         )
     plan = plan_features(spec, frame)
+    refuse_unservable(spec, list(plan.input_columns))
     feature_hash = feature_definition_hash(spec, plan, project_dir=project_dir)
     pipeline = build_pipeline(spec, plan, project_dir=project_dir)
     train = frame.iloc[train_rows]
@@ -172,7 +184,8 @@ def train(
     started_at = datetime.now(UTC)
     clock = time.perf_counter()
     with progress.step(f"reading {spec.data.source.path or 'SQL source'}"):
-        frame = read_source(spec.data, base_dir=project_dir)
+        prepared = read_project_rows(spec, project_dir)
+        frame = prepared.frame
     with progress.step(f"snapshotting {len(frame):,} rows"):
         digest = frame_digest(frame)
     result = build(spec, project_dir, frame, progress=progress)
@@ -188,6 +201,16 @@ def train(
             reference=reference,
             id_columns=_present(spec.data.id_columns, frame),
         )
+        findings = training_findings(
+            spec, frame, result.train_rows, list(result.plan.input_columns)
+        )
+        if findings.messages:
+            for message in findings.messages:
+                logger.warning("%s: %s", spec.name, message)
+            fail = spec.evaluation.leakage == "fail" and bool(findings.leaks)
+            report = with_findings(
+                report, findings.messages, failing_gate="no likely target leak" if fail else None
+            )
     with progress.step("exporting to ONNX and checking parity"):
         if onnx:
             onnx_artifact, onnx_summary = _export_onnx(spec, result)
@@ -201,6 +224,8 @@ def train(
         lineage = _lineage(spec, result, schema, digest, project_dir, spec_path).model_copy(
             update={
                 "onnx": OnnxLineage.model_validate(onnx_summary),
+                "preparation": PreparationLineage.model_validate(prepared.record),
+                "checks": ChecksLineage.model_validate(findings.record()),
                 "training": TrainingLineage(
                     started_at=started_at.isoformat(),
                     fit_seconds=round(result.fit_seconds, 3),
