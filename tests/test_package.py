@@ -50,7 +50,7 @@ def test_public_api_is_pinned() -> None:
 def test_version_and_short_reprs() -> None:
     from importlib.metadata import version
 
-    from modelyard._training import TrainResult
+    from modelyard.workflows.train import TrainResult
 
     assert modelyard.__version__ == version("modelyard")
     assert "TrainResult" in (modelyard.train.__doc__ or "") + str(modelyard.TrainResult)

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 from modelyard._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from modelyard.workflows.train import TrainResult
     from modelyard.api import (
         InitResult,
         diff,
@@ -48,6 +47,7 @@ if TYPE_CHECKING:
     )
     from modelyard.settings import Settings
     from modelyard.spec import ProjectSpec, load_spec
+    from modelyard.workflows.train import TrainResult
 
 __all__ = [
     "DataError",
