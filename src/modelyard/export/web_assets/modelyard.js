@@ -513,8 +513,8 @@
 
   /**
    * CSV text as rows of fields, as Python's csv.reader (the excel dialect) reads it:
-   * quotes double to escape, a quote inside an unquoted field is kept, and blank lines
-   * are skipped. Hand-written because the page loads nothing from outside its folder,
+   * quotes double to escape, a quote inside an unquoted field is kept, blank lines are
+   * skipped, and text ending inside quotes ends the field. Hand-written because the page loads nothing from outside its folder,
    * and this is the one dialect the server reads.
    */
   function parseCsv(text) {
@@ -522,7 +522,6 @@
     let row = [];
     let field = "";
     let state = "start"; // start | field | quoted | quote
-    let line = 1;
     const endField = () => {
       row.push(field);
       field = "";
@@ -536,7 +535,6 @@
       if (state === "quoted") {
         if (ch === '"') state = "quote";
         else field += ch;
-        if (ch === "\n") line += 1;
         continue;
       }
       if (state === "quote") {
@@ -554,7 +552,6 @@
         if (state !== "start" || row.length) endField();
         endRow();
         if (ch === "\r" && text[i + 1] === "\n") i += 1;
-        line += 1;
         state = "start";
       } else if (ch === '"' && state === "start") {
         state = "quoted";
@@ -563,9 +560,7 @@
         state = "field";
       }
     }
-    if (state === "quoted") {
-      fail("malformed", `not valid CSV at line ${line}: unexpected end of data`);
-    }
+    // Text ending inside quotes ends the field there (Python's reader is not strict).
     if (state !== "start" || row.length) endField();
     endRow();
     return table;
@@ -691,7 +686,8 @@
   const base = new URL(".", document.currentScript ? document.currentScript.src : location.href);
 
   async function load() {
-    const response = await fetch(new URL("contract.json", base));
+    // Revalidated on each load: a folder exported again must not keep an old contract.
+    const response = await fetch(new URL("contract.json", base), { cache: "no-cache" });
     if (!response.ok) throw new Error(`cannot read contract.json: HTTP ${response.status}`);
     const document_ = compile(await response.json());
     ort.env.wasm.wasmPaths = base.href;
