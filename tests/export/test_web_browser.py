@@ -104,7 +104,8 @@ def base_url(site: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def driver(site: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    require_browser()
     with chromium(tmp_path_factory.mktemp("profile")) as browser:
         yield browser
 
@@ -438,3 +439,24 @@ def _sample_csv(tmp_path: Path) -> Path:
     path = tmp_path / "customers.csv"
     path.write_text(_csv(frame))
     return path
+
+
+@pytest.mark.slow
+def test_the_house_price_example_in_the_browser(tmp_path: Path, driver: Any) -> None:
+    settings = Settings(home=tmp_path / "home")
+    trained = api.train(api.example_project(tmp_path / "project"), settings=settings)
+    ref = trained.version.ref
+    result = api.export_edge(ref, target="web", output=tmp_path / "site" / "web", settings=settings)
+    assert result.ok and result.parity["browser"] is not None, result.record()
+    rows, expected, contract = _reference(settings, ref)
+    with static_server(tmp_path / "site") as url:
+        open_page(driver, f"{url}web/index.html")
+        got = run_async(
+            driver,
+            "return await window.modelyard.predict(args[0]);",
+            json_records(rows, contract.names),
+        )
+    tolerance = result.parity["browser"].tolerance
+    np.testing.assert_allclose(
+        got["predictions"], expected.values, rtol=tolerance["rtol"], atol=tolerance["atol"]
+    )
