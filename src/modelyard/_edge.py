@@ -203,10 +203,11 @@ def _web(
     folder: Path,
 ) -> tuple[dict[str, str], bytes]:
     """Write the web folder; the artifact is its manifest (files, runtime, contract)."""
-    from modelyard.export.web import build_web_folder, runtime_version, web_model
+    from modelyard.export._edge_graph import edge_model
+    from modelyard.export.web import build_web_folder, runtime_version
 
     document = _document(version, inputs, extra)
-    files = build_web_folder(folder, web_model(model), document)
+    files = build_web_folder(folder, edge_model(model), document)
     manifest = {"files": files, "onnxruntime_web": runtime_version(), **document}
     return files, json.dumps(manifest, indent=1, sort_keys=True).encode()
 
@@ -219,9 +220,10 @@ def _mobile(
     folder: Path,
 ) -> tuple[dict[str, str], bytes]:
     """Write the mobile folder; the artifact is the ``.ort`` file."""
+    from modelyard.export._edge_graph import edge_model
     from modelyard.export.mobile import CONFIG_NAME, MODEL_NAME, convert_to_ort
 
-    data, config = convert_to_ort(model)
+    data, config = convert_to_ort(edge_model(model))
     folder.mkdir(parents=True)
     (folder / MODEL_NAME).write_bytes(data)
     (folder / CONFIG_NAME).write_text(config)

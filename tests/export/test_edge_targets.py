@@ -13,7 +13,6 @@ from _projects import regression_project, run_cli
 from modelyard import api
 from modelyard._training import evaluation_frame, load_version_pipeline
 from modelyard.errors import CheckFailed, ModelyardError
-from modelyard.export._common import MISSING_CATEGORY
 from modelyard.export.onnx import columns_from_frame
 from modelyard.export.web import runtime_folder
 from modelyard.models.fit import predict
@@ -33,7 +32,8 @@ def _ort_predict(model: Path, document: dict, frame) -> list[np.ndarray]:  # typ
     for item in inputs:
         values = np.asarray(columns[item.column])
         if item.kind == "categorical":
-            values = np.array([MISSING_CATEGORY if v is None else v for v in values], dtype=object)
+            missing = document["model"]["missing_category"]
+            values = np.array([missing if v is None else v for v in values], dtype=object)
         elif item.kind == "datetime":
             values = values.view(np.int64)
         else:

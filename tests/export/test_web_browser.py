@@ -42,17 +42,17 @@ MODELS = {"houses": "houses:1", "churn": "churn:1", "tiers": "tiers:1"}
 
 @pytest.fixture(scope="module")
 def edge_yard(yard: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """``yard``'s versions plus ``tiers:1``: multiclass, unseen categories and numbers
-    outside the training range refused."""
+    """``yard``'s versions plus ``tiers:1``: multiclass, some plans missing, unseen
+    categories and numbers outside the training range refused."""
     require_browser()
     base = tmp_path_factory.mktemp("edge")
     settings = Settings(home=base / "home")
     shutil.copytree(yard.home, settings.home)
     folder = base / "tiers"
     (folder / "data").mkdir(parents=True)
-    classification_frame(rows=300, classes=3, seed=4).to_csv(
-        folder / "data" / "customers.csv", index=False
-    )
+    frame = classification_frame(rows=300, classes=3, seed=4)
+    frame.loc[frame.index % 17 == 3, "plan"] = None  # missing categories, fed as such
+    frame.to_csv(folder / "data" / "customers.csv", index=False)
     write_spec(
         folder,
         {
@@ -147,6 +147,20 @@ def test_predict_in_the_browser_matches_the_pipeline(
     assert got["classes"] == list(expected.classes)
     assert got["predictions"] == list(expected.values)
     np.testing.assert_allclose(got["probabilities"], expected.proba, atol=tolerance["proba_atol"])
+
+
+def test_missing_categories_in_the_browser_and_the_ort_file(
+    edge_yard: Settings, site: Path, tmp_path: Path
+) -> None:
+    """ONNX Runtime's string tensors stop at a NUL, so the edge graphs take a missing
+    category as another text; the browser (measured at export) and the ORT file agree."""
+    rows, _, _ = _reference(edge_yard, "tiers:1")
+    assert rows["plan"].isna().any()
+    document = json.loads((site / "tiers" / "contract.json").read_text())
+    assert "\x00" not in document["model"]["missing_category"]
+    assert _recorded(edge_yard, "tiers:1")["parity"]["browser"]["ok"]
+    result = api.export_edge("tiers:1", target="mobile", output=tmp_path / "m", settings=edge_yard)
+    assert result.ok and result.parity["ort"] is not None and result.parity["ort"].rows == len(rows)
 
 
 def _csv(frame: pd.DataFrame) -> str:

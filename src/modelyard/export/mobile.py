@@ -18,15 +18,18 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from modelyard.export._common import ExportError
+from modelyard.export._common import MISSING_CATEGORY, ExportError
 from modelyard.export._convert import require
+from modelyard.export._edge_graph import EDGE_MISSING_CATEGORY
 from modelyard.export._records import OnnxInput, Parity
-from modelyard.export._runtime import OnnxRuntime
+from modelyard.export._runtime import build_feeds
 from modelyard.export.onnx import columns_from_frame, compare_outputs
 from modelyard.models.fit import predict
+from modelyard.types import RuntimeOutput
 
 __all__ = ["CONFIG_NAME", "MODEL_NAME", "convert_to_ort", "ort_parity"]
 
@@ -82,8 +85,29 @@ def ort_parity(
     task: str,
     classes: list[Any] | None,
 ) -> Parity:
-    """Load the ``.ort`` bytes in ONNX Runtime and compare with the pipeline on ``rows``."""
-    # Not grouped: grouping rewrites the graph with onnx, which cannot read ORT format.
-    runtime = OnnxRuntime(model, inputs, task=task, classes=classes, grouped=False)
-    output = runtime.predict(columns_from_frame(rows, inputs), len(rows))
+    """Load the ``.ort`` bytes in ONNX Runtime and compare with the pipeline on ``rows``.
+
+    The graph is fed as an app feeds it: :func:`build_feeds`'s arrays, a missing
+    category as :data:`EDGE_MISSING_CATEGORY`.
+
+    Raises:
+        ExportError: ONNX Runtime cannot load the ``.ort`` bytes.
+    """
+    ort = require("onnxruntime")
+    try:
+        session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ONNX Runtime's own error types
+        raise ExportError(f"ONNX Runtime cannot load the ORT-format model: {exc}") from exc
+    feeds = build_feeds(inputs, columns_from_frame(rows, inputs), len(rows))
+    for item in inputs:
+        if item.kind == "categorical":
+            texts = feeds[item.onnx_name]
+            texts[texts == MISSING_CATEGORY] = EDGE_MISSING_CATEGORY
+    results = session.run(None, feeds)
+    if classes is None:
+        output = RuntimeOutput(values=np.asarray(results[0], dtype=np.float64).reshape(-1))
+    else:
+        proba = np.asarray(results[1], dtype=np.float64).reshape(len(rows), -1)
+        labels = np.asarray(classes, dtype=object)[np.argmax(proba, axis=1)]
+        output = RuntimeOutput(values=labels, proba=proba)
     return compare_outputs(predict(pipeline, rows), output, task=task)

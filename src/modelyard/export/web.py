@@ -8,9 +8,9 @@
 - ``modelyard.js``: ``window.modelyard.predict(rows)`` for pages that embed the model;
   it checks rows with the contract's own rules (the server's messages, word for word)
   and runs the graph with ONNX Runtime Web;
-- ``model.onnx``: the version's ONNX graph (the ``onnx`` export), its IR version lowered
-  to what its operator sets need (ONNX Runtime Web 1.30 refuses IR 14, which onnx 1.23
-  writes);
+- ``model.onnx``: the version's ONNX graph (the ``onnx`` export) made readable by ONNX
+  Runtime Web (:func:`~modelyard.export._edge_graph.edge_model`: a lower IR version, and
+  a missing category's text without a NUL);
 - ``contract.json``: the input contract (:mod:`modelyard.contract.serial`) and what
   feeding the graph needs (inputs, classes, the missing-category text);
 - ``ort.wasm.min.js``, ``ort-wasm-simd-threaded.mjs``, ``ort-wasm-simd-threaded.wasm``
@@ -37,7 +37,8 @@ import pandas as pd
 
 from modelyard.contract.model import InputContract
 from modelyard.contract.serial import contract_to_dict
-from modelyard.export._common import MISSING_CATEGORY, ExportError
+from modelyard.export._common import ExportError
+from modelyard.export._edge_graph import EDGE_MISSING_CATEGORY
 from modelyard.export._records import OnnxInput
 
 __all__ = [
@@ -47,7 +48,6 @@ __all__ = [
     "json_records",
     "runtime_folder",
     "web_document",
-    "web_model",
 ]
 
 #: The page's own files, from ``modelyard/export/web_assets``.
@@ -85,24 +85,6 @@ def runtime_version() -> str:
     return (runtime_folder() / "VERSION").read_text().strip()
 
 
-def web_model(model: bytes) -> bytes:
-    """The graph with the lowest IR version its operator sets allow.
-
-    onnx 1.23 writes IR version 14 for graphs it builds, which ONNX Runtime Web 1.30
-    refuses; the IR version only says which file features a reader needs, and the
-    exported graphs use none past what their operator sets require.
-    """
-    import onnx
-    from onnx import helper
-
-    graph = onnx.load_model_from_string(model)
-    needed = helper.find_min_ir_version_for(list(graph.opset_import), ignore_unknown=True)
-    if graph.ir_version <= needed:
-        return model
-    graph.ir_version = needed
-    return bytes(graph.SerializeToString())
-
-
 def web_document(
     *,
     ref: str,
@@ -112,7 +94,8 @@ def web_document(
     classes: list[Any] | None,
     precision: str,
 ) -> dict[str, Any]:
-    """``contract.json``: the contract, and what feeding the graph and reading it needs."""
+    """``contract.json``: the contract, and what feeding the edge graph (see
+    :func:`~modelyard.export._edge_graph.edge_model`) and reading it needs."""
     return {
         "format": 1,
         "contract": contract_to_dict(contract),
@@ -124,7 +107,7 @@ def web_document(
                 {"column": i.column, "onnx_name": i.onnx_name, "kind": i.kind, "dtype": i.dtype}
                 for i in inputs
             ],
-            "missing_category": MISSING_CATEGORY,
+            "missing_category": EDGE_MISSING_CATEGORY,
             "precision": precision,
         },
     }
