@@ -34,12 +34,13 @@
       input = element("input", { id, name: column.name, type: "text", placeholder });
       if (column.kind === "numeric") input.setAttribute("inputmode", "decimal");
     }
-    const label = element("label", { for: id }, column.name);
+    const name = element("span", { class: "name" }, column.name);
     if (!column.nullable) {
-      label.append(element("span", { class: "required", title: "required" }, " *"));
+      name.append(element("span", { class: "required", title: "required" }, " *"));
       input.setAttribute("aria-required", "true");
     }
-    label.append(element("span", { class: "kind" }, column.kind), input);
+    name.append(element("span", { class: "kind" }, ` ${column.kind}`));
+    const label = element("label", { for: id }, name, input);
     return label;
   }
 
