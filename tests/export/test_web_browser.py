@@ -344,6 +344,8 @@ CSV_CASES = [
     "size,rooms,town,zone,garage,sold\n",
     '\ufeffsize,rooms,town,zone,garage,sold\r\n120.5,3,"a ""b""",20,true,2024-05-31\r\n\r\n',
     'size,rooms,town,zone,garage,sold\n1,2,"alpha\n',
+    'size,rooms,town,zone,garage,sold\r120.5,3,al"pha,20,true,2024-05-31\r',
+    'size,rooms,town,zone,garage,sold\n120.5,3,"alpha"x,20,true,2024-05-31\n',
 ]
 
 

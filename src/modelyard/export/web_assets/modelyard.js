@@ -514,7 +514,8 @@
   /**
    * CSV text as rows of fields, as Python's csv.reader (the excel dialect) reads it:
    * quotes double to escape, a quote inside an unquoted field is kept, blank lines are
-   * skipped, and text ending inside quotes ends the field. Hand-written because the page loads nothing from outside its folder,
+   * skipped, text ending inside quotes ends the field, and a lone carriage return
+   * outside quotes is an error. Hand-written because the page loads nothing from outside its folder,
    * and this is the one dialect the server reads.
    */
   function parseCsv(text) {
@@ -549,6 +550,15 @@
         endField();
         state = "start";
       } else if (ch === "\n" || ch === "\r") {
+        if (ch === "\r" && i + 1 < text.length && text[i + 1] !== "\n") {
+          // Python reads the text line by line ("\n"): a lone "\r" inside a line is an error.
+          const line = text.slice(0, i).split("\n").length;
+          fail(
+            "malformed",
+            `not valid CSV at line ${line}: new-line character seen in unquoted field - ` +
+              "do you need to open the file in universal-newline mode?",
+          );
+        }
         if (state !== "start" || row.length) endField();
         endRow();
         if (ch === "\r" && text[i + 1] === "\n") i += 1;
