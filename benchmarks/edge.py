@@ -61,6 +61,7 @@ BATCH = 1_000
 _FIRST_PAGE = """<!doctype html>
 <meta charset="utf-8">
 <script src="ort.wasm.min.js"></script>
+<script src="contract.js"></script>
 <script src="modelyard.js"></script>
 <script>
 fetch("bench-row.json").then((r) => r.json())

@@ -48,6 +48,7 @@ _NAMES = ("chromium", "chromium-browser", "google-chrome")
 _VERIFY_PAGE = """<!doctype html>
 <meta charset="utf-8">
 <script src="ort.wasm.min.js"></script>
+<script src="contract.js"></script>
 <script src="modelyard.js"></script>
 <script>
 (async () => {

@@ -6,8 +6,8 @@
   field per input by kind, known categories as choices, required inputs marked), a CSV
   drop zone, and a predictions table;
 - ``modelyard.js``: ``window.modelyard.predict(rows)`` for pages that embed the model;
-  it checks rows with the contract's own rules (the server's messages, word for word)
-  and runs the graph with ONNX Runtime Web;
+  it checks rows with ``contract.js``, the contract's own rules (the server's messages,
+  word for word), and runs the graph with ONNX Runtime Web;
 - ``model.onnx``: the version's ONNX graph (the ``onnx`` export) made readable by ONNX
   Runtime Web (:func:`~modelyard.export._edge_graph.edge_model`: a lower IR version, and
   a missing category's text without a NUL);
@@ -51,7 +51,7 @@ __all__ = [
 ]
 
 #: The page's own files, from ``modelyard/export/web_assets``.
-PAGE_FILES = ("index.html", "page.js", "page.css", "modelyard.js")
+PAGE_FILES = ("index.html", "page.js", "page.css", "contract.js", "modelyard.js")
 #: ONNX Runtime Web's files the page loads (single-threaded WebAssembly CPU backend).
 RUNTIME_FILES = ("ort.wasm.min.js", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
 _LICENSE = "ONNXRUNTIME-LICENSE.txt"
