@@ -37,12 +37,14 @@ if TYPE_CHECKING:
         ModelVersion,
         Registry,
     )
+    from modelyard.workflows.edge import EdgeExport
     from modelyard.workflows.reproduce import ReproduceReport
     from modelyard.workflows.train import TrainResult
 
 __all__ = [
     "diff",
     "evaluate",
+    "export_edge",
     "export_onnx",
     "history",
     "init",
@@ -362,23 +364,12 @@ def export_onnx(
         IntegrityError: an artifact's bytes differ from their recorded checksum.
     """
     from modelyard.errors import CheckFailed
-    from modelyard.export.onnx import export_pipeline
-    from modelyard.registry.readers import evaluation_frame, load_version_pipeline
-    from modelyard.registry.registry import ArtifactInput
+    from modelyard.workflows.edge import onnx_artifact
 
     with open_registry(settings) as registry:
-        version = registry.get_version(ref)
-        if force or "onnx" not in version.artifacts:
-            pipeline = load_version_pipeline(registry, version)
-            rows = evaluation_frame(registry, version)
-            exported = export_pipeline(pipeline, rows, task=str(version.spec["task"]))
-            version = registry.add_artifact(
-                version,
-                "onnx",
-                ArtifactInput(exported.model, "application/onnx", exported.artifact_extra()),
-                actor=actor or default_actor(),
-                replace=force,
-            )
+        version = onnx_artifact(
+            registry, registry.get_version(ref), force=force, actor=actor or default_actor()
+        )
         parity = version.artifacts["onnx"].extra.get("parity") or {}
         if not parity.get("ok"):
             raise CheckFailed(
@@ -392,6 +383,46 @@ def export_onnx(
         if output is not None:
             Path(output).write_bytes(registry.read_artifact(version, "onnx"))
         return version
+
+
+def export_edge(
+    ref: str,
+    *,
+    target: str,
+    output: str | Path,
+    verify: bool = False,
+    allow_parity_failure: bool = False,
+    force: bool = False,
+    settings: Settings | None = None,
+    actor: str | None = None,
+) -> EdgeExport:
+    """Export a registered version for the browser (``web``) or ONNX Runtime Mobile
+    (``mobile``) into the folder ``output``, and record its parity with the version.
+
+    Uses the version's ``onnx`` export (made first if it has none; again with
+    ``force``). Parity is measured on the evaluation rows for the target: in a headless
+    Chromium for ``web`` (when one is installed; ``verify`` requires it), by loading
+    the ``.ort`` file in ONNX Runtime for ``mobile``. See :mod:`modelyard.workflows.edge`.
+
+    Raises:
+        ExportError: the version cannot be exported for ``target``.
+        CheckFailed: a parity fails (unless ``allow_parity_failure``); nothing written.
+    """
+    from modelyard.workflows.edge import export_target
+
+    if target not in ("web", "mobile"):
+        raise SpecError(f"unknown export target {target!r}; choose onnx, web or mobile")
+    with open_registry(settings) as registry:
+        return export_target(
+            registry,
+            ref,
+            target=target,  # type: ignore[arg-type]
+            output=Path(output),
+            verify=verify,
+            allow_parity_failure=allow_parity_failure,
+            force=force,
+            actor=actor or default_actor(),
+        )
 
 
 def load_model(ref: str, *, settings: Settings | None = None) -> Pipeline:

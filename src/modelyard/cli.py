@@ -402,22 +402,54 @@ def reproduce(
 def export(
     ref: Annotated[str, typer.Argument(help="NAME, NAME:VERSION or NAME@ALIAS.")],
     output: Annotated[
-        Path | None, typer.Option(help="Also write the .onnx file here (for use elsewhere).")
+        Path | None,
+        typer.Option(
+            help="onnx: also write the .onnx file here; web and mobile: the folder to write."
+        ),
     ] = None,
+    target: Annotated[
+        str,
+        typer.Option(help="onnx (the serving graph), web (a static page) or mobile (ORT format)."),
+    ] = "onnx",
     force: Annotated[
         bool, typer.Option(help="Export again, replacing the version's ONNX artifact.")
     ] = False,
+    verify: Annotated[
+        bool, typer.Option(help="web: check parity in headless Chromium (required to exist).")
+    ] = False,
+    allow_parity_failure: Annotated[
+        bool, typer.Option(help="web, mobile: write the export even if its parity fails.")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Export a version to ONNX, check it reproduces the pipeline, and record it.
+    """Export a version, check it reproduces the pipeline, and record it.
 
-    Serving then runs the version on ONNX Runtime. Exits 1 when the ONNX graph does
-    not reproduce the pipeline's predictions (it is recorded, but not served).
+    onnx: serving then runs the version on ONNX Runtime; exits 1 when the graph does not
+    reproduce the pipeline's predictions (it is recorded, but not served). web: a static
+    folder that predicts in the browser (ONNX Runtime Web); mobile: the graph in ORT
+    format for ONNX Runtime Mobile. Both record their parity with the version and are
+    refused (exit 1, nothing written) when it fails.
 
-    Example: modelyard export house-prices@production --output house-prices.onnx
+    Example: modelyard export house-prices@production --target web --output house-prices-web
     """
     from modelyard import api
 
+    if target != "onnx":
+        if output is None:
+            raise typer.BadParameter(f"--target {target} needs --output FOLDER")
+        _print_edge(
+            api.export_edge(
+                ref,
+                target=target,
+                output=output,
+                verify=verify,
+                allow_parity_failure=allow_parity_failure,
+                force=force,
+                settings=_settings(),
+            ),
+            as_json,
+        )
+        return
     version = api.export_onnx(ref, output=output, force=force, settings=_settings())
     record = version.artifacts["onnx"]
     if as_json:
@@ -426,16 +458,35 @@ def export(
         )
         return
     parity = record.extra.get("parity", {})
-    labels = parity.get("labels_equal")
-    same_labels = "" if labels is None else ", labels equal" if labels else ", labels DIFFER"
     out.print(f"[bold]{version.ref}[/bold] → ONNX ({record.extra.get('precision')})")
-    out.print(
-        f"parity ok on {parity.get('rows'):,} rows: max |diff| {parity.get('max_abs'):.3g}, "
-        f"max relative {parity.get('max_rel'):.3g}{same_labels}"
-    )
+    out.print(_parity_line(parity))
     out.print(f"artifact onnx: sha256 {record.digest} ({record.size:,} bytes)")
     if output is not None:
         out.print(f"wrote {output}")
+
+
+def _parity_line(parity: dict[str, Any], name: str = "") -> str:
+    labels = parity.get("labels_equal")
+    same_labels = "" if labels is None else ", labels equal" if labels else ", labels DIFFER"
+    state = "ok" if parity.get("ok") else "FAILS"
+    return (
+        f"{name}parity {state} on {parity.get('rows'):,} rows: max |diff| "
+        f"{parity.get('max_abs'):.3g}, max relative {parity.get('max_rel'):.3g}{same_labels}"
+    )
+
+
+def _print_edge(result: Any, as_json: bool) -> None:
+    record = result.record()
+    if as_json:
+        _print_json({"ref": result.ref, "output": str(result.output), **record})
+        return
+    out.print(f"[bold]{result.ref}[/bold] → {result.target} ({result.output})")
+    for name, parity in record["parity"].items():
+        if parity is not None:
+            out.print(_parity_line(parity, f"{name}: "), markup=False)
+    for note in record["notes"]:
+        out.print(note, markup=False)
+    out.print(f"wrote {len(record['files'])} files to {result.output}")
 
 
 @app.command()

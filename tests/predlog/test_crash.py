@@ -104,7 +104,7 @@ def test_sigkill_leaves_whole_segments_and_loses_at_most_the_buffer(
         # The same bound on every segment: its oldest row waited at most flush_seconds
         # plus this segment's write before the file was complete (its mtime).
         oldest = min(table["received_at"].to_pylist()).timestamp()
-        assert segment.stat().st_mtime - oldest <= flush_seconds + 0.75
+        assert segment.stat().st_mtime - oldest <= flush_seconds + 1.5
     kept = len(numbers)
     assert sorted(numbers) == list(range(kept))
     tree = (home / "predictions").as_posix() + "/**/*.parquet"
@@ -120,7 +120,7 @@ def test_sigkill_leaves_whole_segments_and_loses_at_most_the_buffer(
     lost = last + 1 - kept
     assert lost >= -1  # the last row may be flushed before its progress line is written
     if lost > 0:
-        assert times[last] - times[kept] <= flush_seconds + 0.75
+        assert times[last] - times[kept] <= flush_seconds + 1.5
         assert lost <= 2 * flush_rows
 
     # The index may miss a segment renamed just before the kill; repair records it.

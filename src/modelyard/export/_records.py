@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-__all__ = ["OnnxExport", "OnnxInput", "Parity"]
+__all__ = ["OnnxExport", "OnnxInput", "Parity", "finite"]
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,7 @@ class OnnxExport:
         return {
             "inputs": [asdict(item) for item in self.inputs],
             "precision": self.precision,
-            "parity": _finite(asdict(self.parity)),
+            "parity": finite(asdict(self.parity)),
             "opset": dict(self.opset),
             "versions": dict(self.versions),
             "classes": self.classes,
@@ -113,10 +113,10 @@ def _number(value: Any) -> float:
     return float("nan") if value is None else float(value)
 
 
-def _finite(value: Any) -> Any:
+def finite(value: Any) -> Any:
     """JSON has no NaN or infinity: write those as null."""
     if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
         return None
     if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
+        return {key: finite(item) for key, item in value.items()}
     return value

@@ -56,8 +56,8 @@ from modelyard.export._convert import convert, library_versions
 from modelyard.export._records import OnnxExport, OnnxInput, Parity
 from modelyard.export._runtime import OnnxRuntime
 from modelyard.features.transformers import FrameCoercer
-from modelyard.models.fit import predict
-from modelyard.types import Columns
+from modelyard.models.fit import Predictions, predict
+from modelyard.types import Columns, RuntimeOutput
 
 __all__ = [
     "MISSING_CATEGORY",
@@ -68,6 +68,7 @@ __all__ = [
     "OnnxRuntime",
     "Parity",
     "check_parity",
+    "compare_outputs",
     "columns_from_frame",
     "convert_pipeline",
     "export_pipeline",
@@ -152,19 +153,37 @@ def check_parity(
     model_step = pipeline.steps[-1][1]
     classes = np.asarray(model_step.classes_).tolist() if task != "regression" else None
     runtime = OnnxRuntime(model, inputs, task=task, classes=classes)
-    reference = predict(pipeline, rows)
     output = runtime.predict(columns_from_frame(rows, inputs), len(rows))
-    count = len(rows)
+    return compare_outputs(predict(pipeline, rows), output, task=task, rtol=rtol, atol=atol)
+
+
+def compare_outputs(
+    reference: Predictions | RuntimeOutput,
+    output: Predictions | RuntimeOutput,
+    *,
+    task: str,
+    rtol: float = 1e-4,
+    atol: float = 1e-6,
+) -> Parity:
+    """How closely ``output`` (any runtime's: ONNX Runtime, a browser, a phone's format)
+    reproduces the pipeline's ``reference`` predictions of the same rows.
+
+    Raises:
+        ExportError: a classifier's output has no class probabilities.
+    """
+    count = len(reference.values)
     if task == "regression":
         expected = np.asarray(reference.values, dtype=np.float64)
         got = np.asarray(output.values, dtype=np.float64)
         max_abs, max_rel = _differences(expected, got)
-        close = np.isclose(got, expected, rtol=rtol, atol=atol, equal_nan=True)
+        close = expected.shape == got.shape and bool(
+            np.isclose(got, expected, rtol=rtol, atol=atol, equal_nan=True).all()
+        )
         tolerance = {"rtol": float(rtol), "atol": float(atol)}
-        return Parity(count, max_abs, max_rel, None, tolerance, bool(count and close.all()))
+        return Parity(count, max_abs, max_rel, None, tolerance, bool(count and close))
     labels_equal = bool(np.array_equal(np.asarray(output.values), np.asarray(reference.values)))
     if reference.proba is None or output.proba is None:
-        raise ExportError(f"{type(model_step).__name__} gives no class probabilities")
+        raise ExportError("the classifier's predictions hold no class probabilities")
     expected = np.asarray(reference.proba, dtype=np.float64)
     got = np.asarray(output.proba, dtype=np.float64)
     max_abs, max_rel = _differences(expected, got)

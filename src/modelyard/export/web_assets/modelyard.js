@@ -1,0 +1,142 @@
+/*
+ * modelyard in the browser: the version's ONNX graph run by ONNX Runtime Web, behind the
+ * input contract (contract.js). No network beyond this folder.
+ *
+ *   <script src="ort.wasm.min.js"></script>
+ *   <script src="contract.js"></script>
+ *   <script src="modelyard.js"></script>
+ *
+ *   const out = await window.modelyard.predict([{size: 120.5, town: "alpha"}]);
+ *   out.predictions, out.probabilities, out.classes
+ *
+ * predict() rejects with a modelyard.ContractError whose .problems are the server's
+ * problems ({row, column, kind, message}) word for word.
+ */
+(function () {
+  "use strict";
+
+  const { ContractError, prepare, decodeRecords, decodeCsv, decodeTable } =
+    window.modelyardContract;
+
+  // -- the model ----------------------------------------------------------------------
+
+  function feeds(model, decoded, rows) {
+    const result = {};
+    for (const input of model.inputs) {
+      const values = decoded.get(input.column);
+      let tensor;
+      if (input.kind === "numeric") {
+        const Array_ = input.dtype === "float32" ? Float32Array : Float64Array;
+        tensor = new ort.Tensor(input.dtype, Array_.from(values), [rows, 1]);
+      } else if (input.kind === "datetime") {
+        tensor = new ort.Tensor("int64", BigInt64Array.from(values), [rows, 1]);
+      } else {
+        const texts = values.map((v) => (v === null ? model.missing_category : v));
+        tensor = new ort.Tensor("string", texts, [rows, 1]);
+      }
+      result[input.onnx_name] = tensor;
+    }
+    return result;
+  }
+
+  async function run(loaded, decoded, rows) {
+    const { session, document } = loaded;
+    const output = await session.run(feeds(document.model, decoded, rows));
+    const names = session.outputNames;
+    const classes = document.model.classes;
+    if (!classes) {
+      return { predictions: Array.from(output[names[0]].data, Number) };
+    }
+    const flat = Array.from(output[names[1]].data, Number);
+    const width = classes.length;
+    const probabilities = [];
+    const predictions = [];
+    for (let row = 0; row < rows; row++) {
+      const p = flat.slice(row * width, (row + 1) * width);
+      let best = 0;
+      for (let k = 1; k < width; k++) if (p[k] > p[best]) best = k;
+      probabilities.push(p);
+      predictions.push(classes[best]);
+    }
+    return { predictions, probabilities, classes };
+  }
+
+  const base = new URL(".", document.currentScript ? document.currentScript.src : location.href);
+
+  async function load() {
+    // Revalidated on each load: a folder exported again must not keep an old contract.
+    const response = await fetch(new URL("contract.json", base), { cache: "no-cache" });
+    if (!response.ok) throw new Error(`cannot read contract.json: HTTP ${response.status}`);
+    const document_ = await response.json();
+    prepare(document_.contract);
+    ort.env.wasm.wasmPaths = base.href;
+    // One thread: more need cross-origin isolation, which a plain file server lacks.
+    ort.env.wasm.numThreads = 1;
+    ort.env.wasm.proxy = false;
+    const session = await ort.InferenceSession.create(new URL("model.onnx", base).href, {
+      executionProviders: ["wasm"],
+    });
+    return { document: document_, session };
+  }
+
+  let loading = null;
+  function loaded() {
+    if (loading === null) loading = load();
+    return loading;
+  }
+
+  /** Every problem of the rows ([] when they fit), without predicting. */
+  async function check(rows) {
+    const { document: doc } = await loaded();
+    try {
+      decodeRecords(rows, doc.contract);
+      return [];
+    } catch (error) {
+      if (error instanceof ContractError) return error.problems;
+      throw error;
+    }
+  }
+
+  async function checkCsv(text) {
+    const { document: doc } = await loaded();
+    try {
+      decodeCsv(text, doc.contract);
+      return [];
+    } catch (error) {
+      if (error instanceof ContractError) return error.problems;
+      throw error;
+    }
+  }
+
+  async function predict(rows) {
+    const state = await loaded();
+    const { decoded, rows: count } = decodeRecords(rows, state.document.contract);
+    return run(state, decoded, count);
+  }
+
+  async function predictCsv(text) {
+    const state = await loaded();
+    const { decoded, rows: count } = decodeCsv(text, state.document.contract);
+    return run(state, decoded, count);
+  }
+
+  /** Rows of text fields (a form's) under a header, read as CSV fields are. */
+  async function predictTexts(header, rows) {
+    const state = await loaded();
+    const { decoded, rows: count } = decodeTable(header, rows, state.document.contract, "one per name");
+    return run(state, decoded, count);
+  }
+
+  window.modelyard = {
+    get ready() {
+      return loaded().then(() => true);
+    },
+    contract: () => loaded().then((state) => state.document),
+    ContractError,
+    check,
+    checkCsv,
+    predict,
+    predictCsv,
+    predictTexts,
+  };
+})();
