@@ -54,7 +54,9 @@ def test_training_twice_gives_identical_fingerprints(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_reproduce_names_each_deliberate_change(tmp_path: Path) -> None:
+def test_reproduce_names_each_deliberate_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     home = tmp_path / "home"
     project = regression_project(tmp_path / "houses")
     run_cli("train", str(project), home=home)
@@ -85,11 +87,10 @@ def test_reproduce_names_each_deliberate_change(tmp_path: Path) -> None:
     (site / "threadpoolctl.py").write_text(Path(threadpoolctl.__file__).read_text())
     frame.loc[5, "size"] -= 1.0
     frame.to_csv(csv, index=False)
-    os.environ["PYTHONPATH"] = str(site)
-    try:
+    with monkeypatch.context() as patch:  # the caller's PYTHONPATH after it, and back after
+        path = [str(site), *filter(None, [os.environ.get("PYTHONPATH")])]
+        patch.setenv("PYTHONPATH", os.pathsep.join(path))
         changed = _json(run_cli("reproduce", "houses:1", "--json", home=home, check=1))
-    finally:
-        del os.environ["PYTHONPATH"]
     assert any(
         "package threadpoolctl: recorded" in line and "now 9.9.9" in line
         for line in changed["differences"]
