@@ -148,7 +148,7 @@ def make_bodies(work: Path) -> tuple[dict[str, dict[str, Path]], list[dict[str, 
     from modelyard.api import example_project
 
     version = modelyard.show(REF)
-    order = version.lineage["features"]["feature_order"]
+    order = version.lineage_record.features.feature_order
     project = example_project(work / "example")
     frame = pd.read_csv(project / "data" / "ames.csv.gz")
     # to_json turns NaN into null and keeps integers as integers
@@ -219,21 +219,15 @@ def runtime_reference(records: list[dict[str, Any]]) -> dict[str, Any]:
 
     import modelyard
     from modelyard.api import open_registry
-    from modelyard.export import select_runtime
+    from modelyard.contract import InputContract, decode_records
+    from modelyard.runtime import select_runtime
 
     with open_registry() as registry:
         version = registry.get_version(REF)
         runtime, reason = select_runtime(registry, version, preference="onnx")
-    row = records[0]
-    columns: dict[str, Any] = {}
-    for item in runtime.inputs:  # type: ignore[attr-defined]
-        value = row.get(item.column)
-        if item.kind == "numeric":
-            columns[item.column] = np.array([np.nan if value is None else value], np.float64)
-        elif item.kind == "datetime":
-            columns[item.column] = np.array([value], dtype="datetime64[ns]")
-        else:
-            columns[item.column] = np.array([value], dtype=object)
+    # Decoded by the contract, as the server decodes a request.
+    contract = InputContract.from_version(version, max_rows=10)
+    columns, _ = decode_records(records[:1], contract)
     pipeline = modelyard.load_model(REF)
     return {
         "runtime": runtime.name,

@@ -54,9 +54,7 @@ def test_training_twice_gives_identical_fingerprints(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_reproduce_names_each_deliberate_change(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_reproduce_names_each_deliberate_change(tmp_path: Path) -> None:
     home = tmp_path / "home"
     project = regression_project(tmp_path / "houses")
     run_cli("train", str(project), home=home)
@@ -87,10 +85,15 @@ def test_reproduce_names_each_deliberate_change(
     (site / "threadpoolctl.py").write_text(Path(threadpoolctl.__file__).read_text())
     frame.loc[5, "size"] -= 1.0
     frame.to_csv(csv, index=False)
-    with monkeypatch.context() as patch:  # the caller's PYTHONPATH after it, and back after
-        path = [str(site), *filter(None, [os.environ.get("PYTHONPATH")])]
-        patch.setenv("PYTHONPATH", os.pathsep.join(path))
+    previous = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), previous]))
+    try:
         changed = _json(run_cli("reproduce", "houses:1", "--json", home=home, check=1))
+    finally:  # put back what the suite runs with (a source tree may be on it)
+        if previous is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = previous
     assert any(
         "package threadpoolctl: recorded" in line and "now 9.9.9" in line
         for line in changed["differences"]

@@ -94,3 +94,42 @@ def test_every_module_imports_on_its_own() -> None:
     )
     run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert run.stdout.strip() == "", run.stdout
+
+
+def _modelyard_imports(package: str) -> dict[str, set[str]]:
+    """The modelyard packages each module of ``package`` imports (any import statement,
+    also inside functions and ``TYPE_CHECKING`` blocks)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(modelyard.__file__).parent
+    found: dict[str, set[str]] = {}
+    for path in sorted((root / package).glob("*.py")):
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                modules = [node.module]
+            elif isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            else:
+                continue
+            for module in modules:
+                parts = module.split(".")
+                if parts[0] == "modelyard" and len(parts) > 1:
+                    names.add(parts[1])
+        found[path.name] = names
+    return found
+
+
+@pytest.mark.parametrize(
+    ("package", "allowed"),
+    [
+        # The input contract is the lowest layer every prediction path shares.
+        ("contract", {"contract", "types", "errors", "spec"}),
+        # The engine runs the contract and a runtime; serving calls it, never the reverse.
+        ("engine", {"engine", "contract", "types", "errors"}),
+    ],
+)
+def test_lower_layers_import_only_what_is_below_them(package: str, allowed: set[str]) -> None:
+    for module, names in _modelyard_imports(package).items():
+        assert names <= allowed, f"{package}/{module} imports {sorted(names - allowed)}"

@@ -10,6 +10,7 @@ Example:
 from __future__ import annotations
 
 import io
+import logging
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,8 +27,6 @@ if TYPE_CHECKING:
     import pandas as pd
     from sklearn.pipeline import Pipeline
 
-    from modelyard._reproduce import ReproduceReport
-    from modelyard._training import TrainResult
     from modelyard.evaluation.diff import PredictionDiff
     from modelyard.evaluation.report import EvaluationReport
     from modelyard.registry.registry import (
@@ -37,6 +36,8 @@ if TYPE_CHECKING:
         ModelVersion,
         Registry,
     )
+    from modelyard.workflows.reproduce import ReproduceReport
+    from modelyard.workflows.train import TrainResult
 
 __all__ = [
     "diff",
@@ -129,7 +130,7 @@ def train(
     A version whose gates fail is registered with ``passed = False`` and cannot be
     promoted without ``allow_failed_gates``.
     """
-    from modelyard._training import train as run_training
+    from modelyard.workflows.train import train as run_training
 
     loaded = load_spec(project)
     with open_registry(settings) as registry:
@@ -154,12 +155,12 @@ def evaluate(
 
     New data is validated against the version's recorded schema first.
     """
-    from modelyard._evaluate import Reference, evaluate_rows
-    from modelyard._training import evaluation_frame, load_version_pipeline
-    from modelyard.data.schema import DataSchema, check_frame, check_target
+    from modelyard.data.schema import DataSchema, check_frame, check_target, validate_frame
     from modelyard.data.snapshot import frame_from_parquet
     from modelyard.errors import ModelNotFoundError
     from modelyard.models.fit import predict
+    from modelyard.registry.readers import evaluation_frame, load_version_pipeline
+    from modelyard.workflows.evaluate import Reference, evaluate_rows
 
     with open_registry(settings) as registry:
         version = registry.get_version(ref)
@@ -167,14 +168,27 @@ def evaluate(
         pipeline = load_version_pipeline(registry, version)
         rows = evaluation_frame(registry, version) if data is None else _read_table(data)
         check_target(rows, spec.target, spec.task)
-        schema = DataSchema.model_validate(version.lineage["schema"])
+        schema = DataSchema.model_validate(version.lineage_record.data_schema)
+        features = version.lineage_record.features.feature_order
         check_frame(
             rows,
             schema,
-            columns=version.lineage["features"]["feature_order"],
+            columns=features,
             unseen_categories="error" if spec.features.encode.unknown == "error" else "ignore",
-            check_ranges=False,
+            check_ranges=spec.data.out_of_range == "refuse",
+            range_tolerance=spec.data.range_tolerance,
         )
+        if spec.data.out_of_range == "warn":
+            for problem in validate_frame(
+                rows,
+                schema,
+                columns=features,
+                unseen_categories="ignore",
+                range_tolerance=spec.data.range_tolerance,
+            ):
+                logging.getLogger(__name__).warning(
+                    "%s: %s (accepted: data.out_of_range is warn)", version.ref, problem.message
+                )
         snapshot = frame_from_parquet(registry.read_artifact(version, "snapshot"))
         train_mask = ~snapshot.index.isin(_evaluation_positions(registry, version))
         reference = None
@@ -209,9 +223,9 @@ def diff(
 
     Both versions predict the same rows: ``data`` if given, else ``ref_b``'s evaluation rows.
     """
-    from modelyard._training import evaluation_frame, load_version_pipeline
     from modelyard.evaluation.diff import diff_predictions
     from modelyard.models.fit import predict
+    from modelyard.registry.readers import evaluation_frame, load_version_pipeline
 
     with open_registry(settings) as registry:
         old_version = registry.get_version(ref_a)
@@ -279,9 +293,9 @@ def export_onnx(
             ignores it) and ``output`` is not written.
         IntegrityError: an artifact's bytes differ from their recorded checksum.
     """
-    from modelyard._training import evaluation_frame, load_version_pipeline
     from modelyard.errors import CheckFailed
     from modelyard.export.onnx import export_pipeline
+    from modelyard.registry.readers import evaluation_frame, load_version_pipeline
     from modelyard.registry.registry import ArtifactInput
 
     with open_registry(settings) as registry:
@@ -314,7 +328,7 @@ def export_onnx(
 
 def load_model(ref: str, *, settings: Settings | None = None) -> Pipeline:
     """The fitted pipeline of a version, after checking its checksum against the registry."""
-    from modelyard._training import load_version_pipeline
+    from modelyard.registry.readers import load_version_pipeline
 
     with open_registry(settings) as registry:
         return load_version_pipeline(registry, registry.get_version(ref))
@@ -380,8 +394,8 @@ def reproduce(
     settings: Settings | None = None,
     progress: Progress | None = None,
 ) -> ReproduceReport:
-    """Rebuild a version from its lineage and compare; see :mod:`modelyard._reproduce`."""
-    from modelyard._reproduce import reproduce_version
+    """Rebuild a version from its lineage and compare; see :mod:`modelyard.workflows.reproduce`."""
+    from modelyard.workflows.reproduce import reproduce_version
 
     with open_registry(settings) as registry:
         version = registry.get_version(ref)

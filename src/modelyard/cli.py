@@ -23,12 +23,13 @@ from rich.console import Console
 from rich.table import Table
 
 from modelyard.errors import ModelyardError
+from modelyard.monitoring import cli as monitoring_cli
 
 if TYPE_CHECKING:
-    from modelyard._reproduce import ReproduceReport
-    from modelyard._training import TrainResult
     from modelyard.registry.registry import ModelVersion
     from modelyard.settings import Settings
+    from modelyard.workflows.reproduce import ReproduceReport
+    from modelyard.workflows.train import TrainResult
 
 __all__ = ["app", "main", "run"]
 
@@ -44,6 +45,8 @@ app = typer.Typer(
 )
 models_app = typer.Typer(help="List and inspect registered models.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+app.add_typer(monitoring_cli.labels_app, name="labels")
+app.command("monitor")(monitoring_cli.monitor_command)
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -161,7 +164,7 @@ def quickstart(
         result = api.quickstart(directory, settings=_settings(), progress=progress)
     _print_train(result, as_json)
     if not as_json:
-        folder = result.version.lineage["project_dir"]
+        folder = result.version.lineage_record.project_dir
         name = result.version.name
         out.print("\n[bold]Try next[/bold]")
         out.print(f"  modelyard models show {result.ref}")
@@ -459,6 +462,14 @@ def serve(
         int | None,
         typer.Option(help="Native threads per model call; 0: library default; default 1."),
     ] = None,
+    gc_freeze: Annotated[
+        bool | None,
+        typer.Option(help="Freeze the loaded heap out of garbage collection; default on."),
+    ] = None,
+    switch_interval_ms: Annotated[
+        float | None,
+        typer.Option(help="GIL switch interval while serving; 0: Python's; default 0.2."),
+    ] = None,
     access_log: Annotated[bool, typer.Option(help="Log one line per request.")] = False,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
@@ -492,6 +503,8 @@ def serve(
         "cors_origins": cors_origin or None,
         "prediction_log": prediction_log,
         "model_threads": model_threads,
+        "gc_freeze": gc_freeze,
+        "switch_interval_ms": switch_interval_ms,
     }
     try:
         config = ServeConfig(
@@ -537,7 +550,7 @@ def _print_train(result: TrainResult, as_json: bool) -> None:
 
 
 def _print_version(version: ModelVersion) -> None:
-    lineage = version.lineage
+    lineage = version.lineage_record
     out.print(f"[bold]{version.ref}[/bold]  aliases: {', '.join(version.aliases) or '-'}")
     out.print(f"created {version.created_at:%Y-%m-%d %H:%M:%S} by {version.created_by}")
     out.print(f"gates: {'passed' if version.gates_passed else 'FAILED'}")
@@ -545,11 +558,10 @@ def _print_version(version: ModelVersion) -> None:
     for key, value in version.metrics.items():
         table.add_row(key, f"{value:,.6g}")
     out.print(table)
-    data = lineage.get("data", {})
-    code = lineage.get("code", {})
-    env = lineage.get("environment", {})
-    out.print(f"data snapshot: {data.get('snapshot_digest')} ({data.get('rows'):,} rows)")
-    out.print(f"features: {lineage.get('features', {}).get('definition_hash')}")
+    data, code, env = lineage.data, lineage.code, lineage.environment
+    rows = f"{data.rows:,}" if data.rows is not None else "?"
+    out.print(f"data snapshot: {data.snapshot_digest} ({rows} rows)")
+    out.print(f"features: {lineage.features.definition_hash}")
     out.print(
         f"code: {code.get('commit') or 'not a git checkout'}"
         + (" (dirty)" if code.get("dirty") else "")
@@ -557,7 +569,7 @@ def _print_version(version: ModelVersion) -> None:
     out.print(
         f"python {env.get('python')} on {env.get('os')}; {len(env.get('packages', {}))} packages"
     )
-    out.print(f"predictions fingerprint: {lineage.get('predictions', {}).get('fingerprint')}")
+    out.print(f"predictions fingerprint: {lineage.predictions.fingerprint}")
     for role, record in version.artifacts.items():
         out.print(f"artifact {role}: sha256 {record.digest} ({record.size:,} bytes)")
 

@@ -18,6 +18,8 @@ where, and what to do about it.
     ├── MissingExtraError (ImportError) exit 2, HTTP 500   optional dependency not installed
     ├── AuthError                       exit 2, HTTP 401   missing or wrong API key
     ├── LimitExceeded                   exit 2, HTTP 408/503  a request broke a server limit
+    ├── ServerFault                     exit 1, HTTP 500   the server failed, not the request
+    │   └── ServiceUnavailable          exit 1, HTTP 503   not able to answer now; retry
     └── CheckFailed                     exit 1, HTTP 409   a check ran and said no
         ├── GateFailed                  exit 1            evaluation gates failed
         └── ReproductionMismatch        exit 1            reproduce found differences
@@ -41,6 +43,8 @@ __all__ = [
     "PromotionRefused",
     "RegistryError",
     "ReproductionMismatch",
+    "ServerFault",
+    "ServiceUnavailable",
     "SpecError",
 ]
 
@@ -123,6 +127,21 @@ class LimitExceeded(ModelyardError):
     def __init__(self, message: str, *, status: int = 503) -> None:
         super().__init__(message)
         self.http_status = status
+
+
+class ServerFault(ModelyardError):
+    """A failure of the server itself (a runtime that broke its contract, say), never
+    caused by the request: servers answer 500 with the request id and log a traceback."""
+
+    exit_code = 1
+    http_status = 500
+
+
+class ServiceUnavailable(ServerFault):
+    """The server cannot answer this request now (a model being unloaded); the client
+    may retry."""
+
+    http_status = 503
 
 
 class CheckFailed(ModelyardError):

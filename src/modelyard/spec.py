@@ -137,12 +137,20 @@ class SourceSpec(_Frozen):
 
 
 class DataSpec(_Frozen):
-    """The source, the id and timestamp columns, and an optional point in time to read as of."""
+    """The source, the id and timestamp columns, and an optional point in time to read as of.
+
+    ``out_of_range`` says what a number outside its training range (widened by
+    ``range_tolerance`` times the range's span on each side) does wherever the model
+    takes input (serving, evaluation on new data): ``ignore``, ``warn`` (accepted,
+    counted and logged) or ``refuse`` (an ``out_of_range`` problem, 422 at serving).
+    """
 
     source: SourceSpec
     id_columns: list[str] = Field(default_factory=list)
     timestamp_column: str | None = None
     as_of: Scalar | None = None
+    out_of_range: Literal["ignore", "warn", "refuse"] = "warn"
+    range_tolerance: float = Field(default=0.0, ge=0)
 
     @model_validator(mode="after")
     def _as_of_needs_timestamp(self) -> DataSpec:

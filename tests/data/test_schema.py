@@ -151,7 +151,7 @@ def test_safe_coercions_are_accepted(train: pd.DataFrame, schema: DataSchema) ->
             "rooms": [2.0, 4.0],  # integral floats into an integer column
             "area": [60, 100],  # integers into a float column
             "zone": pd.Series(["B", "A"], dtype=object),
-            "garage": [1, 0],
+            "garage": pd.Series(["True", False], dtype=object),  # text of a category
             "built": ["2003-01-01", "2004-02-02"],  # date strings into a datetime column
             "subclass": ["20", 60.0],  # numbers compare by their text form
             "lot": [11, None],
@@ -159,6 +159,15 @@ def test_safe_coercions_are_accepted(train: pd.DataFrame, schema: DataSchema) ->
         }
     )
     assert validate_frame(served, schema) == []
+
+
+def test_numbers_in_a_true_false_column_are_not_flags(
+    train: pd.DataFrame, schema: DataSchema
+) -> None:
+    # The pipeline would read 1 as the category "1", not "True": refused, as at serving.
+    (problem,) = validate_frame(train.assign(garage=[1, 0, 1, 1]), schema)
+    assert problem.kind == "wrong_type" and problem.rows == [0, 1, 2, 3]
+    assert "expects true/false values (boolean)" in problem.message
 
 
 def test_every_problem_is_reported(train: pd.DataFrame, schema: DataSchema) -> None:
@@ -188,7 +197,8 @@ def test_every_problem_is_reported(train: pd.DataFrame, schema: DataSchema) -> N
     ]
     by_kind = {(p.column, p.kind): p for p in problems}
     rooms = by_kind[("rooms", "wrong_type")]
-    assert rooms.rows == [1, 2] and "'many'" in rooms.message and "whole numbers" in rooms.message
+    # 2.5 in an integer column is accepted (the pipeline computes in floats), as at serving
+    assert rooms.rows == [1] and "'many'" in rooms.message and "whole numbers" in rooms.message
     assert by_kind[("area", "null_value")].rows == [2]
     assert by_kind[("area", "out_of_range")].rows == [1]
     assert "1000" in by_kind[("area", "out_of_range")].message

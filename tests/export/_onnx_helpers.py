@@ -7,9 +7,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from modelyard._training import Build
 from modelyard.export.onnx import OnnxInput
 from modelyard.spec import ProjectSpec
+from modelyard.workflows.train import Build
 
 LABELS = ["price", "expensive", "band"]
 SMALL_COLUMNS = [

@@ -4,7 +4,7 @@
 ``sold_on`` (a date/time), ``expensive`` (a yes/no label) and ``band`` (low/mid/high).
 ``small_ames`` keeps 800 rows and a few columns of every kind (dotted names, missing
 values, rare categories). ``fit`` fits modelyard's own pipeline for a spec fragment,
-with the real training code (``modelyard._training.build``). ``yard`` is a registry
+with the real training code (``modelyard.workflows.train.build``). ``yard`` is a registry
 with two small trained versions; ``own_yard`` a private copy of it.
 """
 
@@ -22,11 +22,11 @@ from _onnx_helpers import SMALL_COLUMNS, spec_for
 
 from _projects import classification_frame, regression_project, write_spec
 from modelyard import api
-from modelyard._training import Build, build
 from modelyard.api import example_project
 from modelyard.data.sources import read_source
 from modelyard.settings import Settings
 from modelyard.spec import load_spec
+from modelyard.workflows.train import Build, build
 
 FitFn = Callable[..., Build]
 

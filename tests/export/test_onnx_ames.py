@@ -14,10 +14,10 @@ import pandas as pd
 import pytest
 
 from modelyard import api
-from modelyard._training import build
 from modelyard.export.onnx import export_pipeline
 from modelyard.settings import Settings
 from modelyard.spec import ProjectSpec, load_spec
+from modelyard.workflows.train import build
 
 
 def _example_spec(project: Path, **changes: Any) -> ProjectSpec:

@@ -116,7 +116,7 @@ def test_classifiers_without_probabilities_and_wrong_tasks_are_refused(
     from sklearn.linear_model import RidgeClassifier
     from sklearn.pipeline import Pipeline
 
-    from modelyard._training import evaluation_frame
+    from modelyard.registry.readers import evaluation_frame
 
     pipeline = api.load_model("churn:1", settings=own_yard)
     with pytest.raises(ExportError, match=r"does not fit task 'regression'"):

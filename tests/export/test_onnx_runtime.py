@@ -1,6 +1,6 @@
 """OnnxRuntime on decoded request columns, and the choice between it and scikit-learn.
 
-Requests go through the real decoder (``modelyard.serving.decode``), as the server's do;
+Requests go through the real decoder (the contract's JSON front), as the server's do;
 the ONNX runtime must answer what the version's own pipeline answers for the same
 columns, including missing values, unseen categories and dates.
 """
@@ -16,12 +16,13 @@ import pytest
 
 from _projects import classification_frame
 from modelyard import api
-from modelyard._training import load_version_pipeline
+from modelyard.contract import InputContract, decode_records
 from modelyard.errors import IntegrityError, ModelyardError
-from modelyard.export.onnx import OnnxRuntime, select_runtime
+from modelyard.export.onnx import OnnxRuntime
 from modelyard.models.runtime import SklearnRuntime
 from modelyard.registry import ArtifactInput, Registry
-from modelyard.serving.decode import InputSpec, decode_records
+from modelyard.registry.readers import load_version_pipeline
+from modelyard.runtime import select_runtime
 from modelyard.settings import Settings
 from modelyard.types import ColumnBlocks
 
@@ -95,7 +96,7 @@ def test_onnx_runtime_answers_like_the_pipeline(exported: Settings, name: str, c
             load_version_pipeline(registry, version), version.lineage["features"]["feature_order"]
         )
     columns, rows = decode_records(
-        _records(name, count), InputSpec.from_version(version, max_rows=1000)
+        _records(name, count), InputContract.from_version(version, max_rows=1000)
     )
     assert rows == count
     got = onnx_runtime.predict(columns, rows)
@@ -251,7 +252,7 @@ def test_grouped_inputs_and_decoded_blocks_change_no_prediction(
         version = registry.get_version(f"{name}:1")
         grouped = OnnxRuntime.from_version(registry, version)
         per_column = OnnxRuntime.from_version(registry, version, grouped=False)
-    spec = InputSpec.from_version(version, max_rows=1000)
+    spec = InputContract.from_version(version, max_rows=1000)
     decoded, rows = decode_records(_records(name, 300), spec)
     assert isinstance(decoded, ColumnBlocks)
     gapped = _with_gaps(decoded, rows)

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from _e2e import require_e2e
+from _processes import wait_process_ready
 
 if TYPE_CHECKING:
     from conftest import Yard
@@ -36,19 +37,7 @@ def _serve(yard: Yard, *args: str, refused: bool = False) -> subprocess.Popen[st
     )
 
 
-def _wait_ready(process: subprocess.Popen[str], url: str, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            output = process.stdout.read() if process.stdout else ""
-            raise AssertionError(f"the server exited {process.returncode}:\n{output}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"{url} did not become ready")
+_wait_ready = wait_process_ready
 
 
 def _stop(process: subprocess.Popen[str]) -> str:

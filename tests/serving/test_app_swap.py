@@ -102,7 +102,11 @@ def test_hot_swap_never_mixes_versions_and_refuses_a_tampered_one(
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
-    api.promote(third, reason="test", allow_failed_gates=True, settings=yard.settings)
+    # promote verifies the artifacts and refuses; an operator forcing it (audited) must
+    # still not get a broken version served
+    api.promote(
+        third, reason="test", allow_failed_gates=True, allow_corrupt=True, settings=yard.settings
+    )
 
     with live.client() as client:
         reload = client.post("/v1/admin/reload", headers={"X-API-Key": ADMIN})
@@ -113,9 +117,75 @@ def test_hot_swap_never_mixes_versions_and_refuses_a_tampered_one(
     change = reload.json()["changes"][0]
     assert change["status"] == "failed" and change["from_version"] == 2
     assert "modified or corrupted" in change["error"]
+    assert digest not in change["error"] and str(yard.settings.home) not in change["error"]
     assert after_reload.status_code == 200
     assert after_reload.json()["version"] == 2
     assert after_reload.json()["predictions"] == expected[2]
     assert listed["version"] == 2 and listed["ready"] is True
-    assert "refused houses:3" in listed["error"] and digest in listed["error"]
+    assert "refused houses:3" in listed["error"] and "modified or corrupted" in listed["error"]
+    # no path, digest or registry URL on a public endpoint
+    assert digest not in listed["error"] and str(yard.settings.home) not in listed["error"]
     assert 'modelyard_errors_total{kind="load",model="houses"}' in metrics
+
+
+def _corrupt(yard: Yard, ref: str, role: str) -> str:
+    """Flip one byte of ``ref``'s artifact ``role``; returns its digest."""
+    with api.open_registry(yard.settings) as registry:
+        digest = registry.get_version(ref).artifacts[role].digest
+        path = registry.store.path(digest)
+    assert path is not None
+    os.chmod(path, stat.S_IRUSR | stat.S_IWUSR)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    return digest
+
+
+@pytest.mark.e2e
+def test_a_tampered_pipeline_is_refused_even_when_onnx_serves(
+    start_server: StartServer, fresh_yard: Yard, house_rows: Rows
+) -> None:
+    yard = fresh_yard
+    yard.train_houses(max_iter=30)
+    live = start_server(yard.settings, models=["houses"], runtime="onnx", admin_key=ADMIN)
+    second = yard.train_houses(max_iter=20, promote=False)
+    digest = _corrupt(yard, second, "model")  # the skops pipeline, not the ONNX graph
+    api.promote(
+        second, reason="t", allow_failed_gates=True, allow_corrupt=True, settings=yard.settings
+    )
+    with live.client() as client:
+        reload = client.post("/v1/admin/reload", headers={"X-API-Key": ADMIN}).json()
+        answer = client.post("/v1/models/houses/predict", json={"rows": house_rows})
+        listed = client.get("/v1/models").json()["models"][0]
+    assert reload["changes"][0]["status"] == "failed"
+    assert answer.status_code == 200 and answer.json()["version"] == 1
+    assert listed["version"] == 1 and "artifacts that do not match" in listed["error"]
+    assert digest not in listed["error"] and str(yard.settings.home) not in listed["error"]
+
+
+@pytest.mark.e2e
+def test_a_tampered_version_is_refused_at_start_and_nothing_secret_is_shown(
+    start_server: StartServer, fresh_yard: Yard
+) -> None:
+    yard = fresh_yard
+    ref = yard.train_houses(max_iter=30)
+    digest = _corrupt(yard, ref, "model")
+    live = start_server(yard.settings, models=["houses"], wait=False)
+    with live.client() as client:
+        deadline = time.monotonic() + 60
+        while (
+            "error" not in (listed := client.get("/v1/models").json()["models"][0])
+            or not (listed["error"])
+        ):
+            assert time.monotonic() < deadline, listed
+            time.sleep(0.1)
+        bodies = [
+            client.get("/readyz"),
+            client.get("/ping"),
+            client.post("/v1/models/houses/predict", json={"rows": [{"size": 1.0}]}),
+        ]
+    assert listed["ready"] is False
+    for body in [str(listed), *(answer.text for answer in bodies)]:
+        assert digest not in body and str(yard.settings.home) not in body
+        assert "sqlite" not in body
+    assert bodies[0].status_code == 503 and bodies[2].status_code == 503

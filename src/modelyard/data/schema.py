@@ -5,9 +5,13 @@ categories (text and boolean columns, and any column named as categorical) and i
 numeric range. :func:`validate_frame` lists *every* way a frame breaks that record;
 :func:`check_frame` raises them together as one :class:`DataValidationError`.
 
-Safe coercions are not problems: integers in a float column, integral floats in an
-integer column, and numbers in a categorical column, which compare by their text
-(``2`` matches category ``"2"``, ``20.0`` matches ``"20"``). Text in a numeric column is.
+The checks are the input contract's (:mod:`modelyard.contract`), through its pandas
+front: a frame is judged value by value exactly as a serving request holding the same
+values. Safe coercions are not problems: integers in a float column, floats in an
+integer column (the pipeline computes in floats), and numbers in a categorical column,
+which compare by their category text (``2`` matches category ``"2"``, ``20.0`` matches
+``"20"``). Text in a numeric column is a problem, as are numbers in a true/false
+column and dates that are not ISO-8601 text (or datetime values).
 
 Example:
     >>> frame = pd.DataFrame({"rooms": [2, 3, 4], "zone": ["A", "B", "A"]})
@@ -20,11 +24,8 @@ from __future__ import annotations
 
 import difflib
 import logging
-import math
-import numbers
-import warnings
 from collections.abc import Iterable
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -39,6 +40,12 @@ from pandas.api.types import (
 )
 from pydantic import BaseModel, ConfigDict
 
+from modelyard.contract.frame import check_frame_columns
+from modelyard.contract.model import InputContract
+from modelyard.contract.problems import ProblemGroup
+from modelyard.contract.record import ColumnSchema, DataSchema
+from modelyard.contract.record import RecordedKind as Kind
+from modelyard.contract.text import category_texts
 from modelyard.errors import DataError, DataValidationError
 
 __all__ = [
@@ -57,7 +64,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-Kind = Literal["integer", "float", "boolean", "string", "datetime"]
 ProblemKind = Literal[
     "missing_column",
     "extra_column",
@@ -65,6 +71,8 @@ ProblemKind = Literal[
     "unseen_category",
     "out_of_range",
     "null_value",
+    "invalid_text",
+    "text_too_long",
     "empty",
 ]
 _MAX_ROWS = 5
@@ -82,32 +90,6 @@ _OBJECT_KINDS: dict[str, Kind] = {
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class ColumnSchema(_Frozen):
-    """One recorded column: kind, nullability, categories and numeric range."""
-
-    name: str
-    kind: Kind
-    nullable: bool
-    categories: list[str] | None = None
-    min: float | None = None
-    max: float | None = None
-
-
-class DataSchema(_Frozen):
-    """The recorded columns of a training frame, in order."""
-
-    columns: list[ColumnSchema]
-
-    @property
-    def names(self) -> list[str]:
-        """The column names, in order."""
-        return [column.name for column in self.columns]
-
-    def get(self, name: str) -> ColumnSchema | None:
-        """The column called ``name``, or ``None``."""
-        return next((column for column in self.columns if column.name == name), None)
 
 
 class Problem(_Frozen):
@@ -139,39 +121,12 @@ def column_kind(values: pd.Series) -> Kind:
 
 
 def category_keys(values: pd.Series) -> pd.Series:
-    """The text form categories are compared by: ``2`` and ``2.0`` give ``"2"``.
+    """The text form categories are compared by (:func:`modelyard.contract.category_text`):
+    ``2`` and ``2.0`` give ``"2"``.
 
     ``values`` must hold no missing values.
     """
-    dtype = values.dtype
-    if isinstance(dtype, pd.CategoricalDtype):
-        values = values.astype(object)
-        dtype = values.dtype
-    if is_bool_dtype(dtype) or is_integer_dtype(dtype):
-        return values.astype(str)
-    if is_float_dtype(dtype):
-        numbers_ = values.to_numpy(dtype=np.float64)
-        integral = np.isfinite(numbers_) & (np.floor(numbers_) == numbers_)
-        integral &= np.abs(numbers_) < 2.0**63
-        keys = numbers_.astype(str).astype(object)
-        keys[integral] = numbers_[integral].astype(np.int64).astype(str)
-        return pd.Series(keys, index=values.index, dtype=object)
-    if is_object_dtype(dtype) and infer_dtype(values, skipna=True) != "string":
-        return values.map(_scalar_key)
-    return values.astype(str)
-
-
-def _scalar_key(value: Any) -> str:
-    if isinstance(value, bool | np.bool_):
-        return str(bool(value))
-    if isinstance(value, numbers.Integral):
-        return str(int(value))
-    if isinstance(value, numbers.Real):
-        number = float(value)
-        if math.isfinite(number) and number.is_integer() and abs(number) < 2.0**63:
-            return str(int(number))
-        return repr(number)
-    return str(value)
+    return pd.Series(category_texts(values), index=values.index, dtype=object)
 
 
 def infer_schema(
@@ -269,19 +224,21 @@ def validate_frame(
                     f"column {name!r} is not expected; remove it (expected: {', '.join(checked)})"
                 )
                 problems.append(Problem(column=name, kind="extra_column", message=message))
-    for name in checked:
-        if name in present:
-            column = schema.get(name)
-            assert column is not None
-            problems.extend(
-                _check_column(
-                    df[name],
-                    column,
-                    unseen_categories=unseen_categories,
-                    check_ranges=check_ranges,
-                    range_tolerance=range_tolerance,
-                )
-            )
+    contract = InputContract.from_schema(
+        schema,
+        [name for name in checked if name in present],
+        reject_unseen=unseen_categories == "error",
+        max_rows=max(len(df), 1),
+        ranges="refuse" if check_ranges else "ignore",
+        range_tolerance=range_tolerance,
+        max_columns=max(len(checked), 1),
+    )
+    _, found = check_frame_columns(df, contract)
+    groups = sorted(
+        found.groups.values(),
+        key=lambda group: (contract.names.index(str(group.column)), _ORDER.index(group.kind)),
+    )
+    problems.extend(_problem(group, contract) for group in groups)
     return problems
 
 
@@ -373,172 +330,74 @@ def check_target(
 
 # -- one column ------------------------------------------------------------------------
 
+_ORDER = (
+    "null_value",
+    "wrong_type",
+    "invalid_text",
+    "text_too_long",
+    "unseen_category",
+    "out_of_range",
+)
+_WANTED = {
+    "integer": "whole numbers",
+    "float": "numbers",
+    "boolean": "true/false values",
+    "datetime": "dates",
+    "string": "text",
+}
 
-def _check_column(
-    values: pd.Series,
-    column: ColumnSchema,
-    *,
-    unseen_categories: str,
-    check_ranges: bool,
-    range_tolerance: float,
-) -> list[Problem]:
-    name = column.name
-    problems: list[Problem] = []
-    nulls = values.isna().to_numpy(dtype=bool)
-    if nulls.any() and not column.nullable:
-        problems.append(
-            Problem(
-                column=name,
-                kind="null_value",
-                message=f"column {name!r} has {_count(nulls, 'missing value')} (rows "
-                f"{_rows_text(nulls)}) but had none in training; fill them",
-                rows=_rows(nulls),
-            )
+
+def _problem(group: ProblemGroup, contract: InputContract) -> Problem:
+    """One problem of the report: every value of one kind of problem in one column."""
+    name = str(group.column)
+    column = contract.by_name[name]
+    rows = _group_rows(group.rows, group.count)
+    if group.kind == "null_value":
+        message = (
+            f"column {name!r} has {_counted(group.count, 'missing value')} (rows {rows}) but "
+            "had none in training; fill them"
         )
-    positions = np.flatnonzero(~nulls)
-    present = values.iloc[positions]
-    if isinstance(present.dtype, pd.CategoricalDtype):
-        present = present.astype(object)
-    numbers_: np.ndarray | None = None
-    if column.kind in ("integer", "float") and column.categories is not None:
-        pass  # a numeric column used as categorical: values compare by their text form
-    elif column.kind in ("integer", "float", "boolean"):
-        numbers_, bad = _numbers(present, column.kind)
-        if bad.any():
-            problems.append(_wrong_type(name, column.kind, present, positions, bad))
-    elif column.kind == "datetime":
-        bad = _not_datetimes(present)
-        if bad.any():
-            problems.append(_wrong_type(name, column.kind, present, positions, bad))
-    if column.categories is not None and unseen_categories == "error" and len(present):
-        if column.kind == "boolean" and numbers_ is not None:
-            # 0/1 stand for False/True; values of the wrong type are reported above.
-            flags = np.where(numbers_ == 1, "True", "False")
-            keys = pd.Series(flags, index=present.index).where(numbers_ == numbers_, "")
-            unseen = ~keys.isin([*column.categories, ""]).to_numpy(dtype=bool)
-        else:
-            keys = category_keys(present)
-            unseen = ~keys.isin(column.categories).to_numpy(dtype=bool)
-        if unseen.any():
-            examples = list(dict.fromkeys(keys[unseen].tolist()))[:_MAX_ROWS]
-            problems.append(
-                Problem(
-                    column=name,
-                    kind="unseen_category",
-                    message=f"column {name!r} has {_count(unseen, 'value')} never seen in "
-                    f"training ({', '.join(map(repr, examples))}) at rows "
-                    f"{_rows_text(unseen, positions)}; "
-                    f"known: {_categories_text(column.categories)}",
-                    rows=_rows(unseen, positions),
-                )
-            )
-    elif (
-        check_ranges
-        and column.categories is None
-        and numbers_ is not None
-        and column.kind in ("integer", "float")
-        and column.min is not None
-        and column.max is not None
-    ):
-        span = column.max - column.min
-        low = column.min - range_tolerance * span
-        high = column.max + range_tolerance * span
-        with np.errstate(invalid="ignore"):
-            outside = (numbers_ < low) | (numbers_ > high)
-        if outside.any():
-            first = numbers_[np.flatnonzero(outside)[0]]
-            problems.append(
-                Problem(
-                    column=name,
-                    kind="out_of_range",
-                    message=f"column {name!r} has {_count(outside, 'value')} outside the "
-                    f"training range [{low:g}, {high:g}], e.g. {first:g}, at rows "
-                    f"{_rows_text(outside, positions)}",
-                    rows=_rows(outside, positions),
-                )
-            )
-    return problems
-
-
-def _numbers(present: pd.Series, kind: Kind) -> tuple[np.ndarray, np.ndarray]:
-    """The values as float64 where they fit ``kind`` (NaN elsewhere), and a 'bad' mask."""
-    count = len(present)
-    dtype = present.dtype
-    if is_bool_dtype(dtype):
-        bad = np.full(count, kind != "boolean")
-        return present.to_numpy(dtype=np.float64), bad
-    if is_numeric_dtype(dtype):
-        values = present.to_numpy(dtype=np.float64)
-    elif is_object_dtype(dtype):
-        is_number = present.map(_is_number).to_numpy(dtype=bool)
-        values = np.full(count, np.nan)
-        values[is_number] = present[is_number].astype(np.float64).to_numpy()
-        if kind == "boolean":
-            is_flag = present.map(lambda v: isinstance(v, bool | np.bool_)).to_numpy(dtype=bool)
-            values[is_flag] = present[is_flag].astype(np.float64).to_numpy()
-            is_number = is_number | is_flag
-        return values, _misfits(values, kind) | ~is_number
+    elif group.kind == "wrong_type":
+        kind = column.recorded or {"numeric": "float", "datetime": "datetime"}.get(
+            column.kind, "string"
+        )
+        example = group.examples[0] if group.examples else None
+        message = (
+            f"column {name!r} expects {_WANTED[kind]} ({kind}) but has "
+            f"{_counted(group.count, 'other value')}, e.g. {example!r}, at rows {rows}"
+        )
+    elif group.kind == "unseen_category":
+        examples = ", ".join(map(repr, group.examples))
+        message = (
+            f"column {name!r} has {_counted(group.count, 'value')} never seen in training "
+            f"({examples}) at rows {rows}; "
+            f"known: {_categories_text(sorted(column.categories or ()))}"
+        )
+    elif group.kind == "out_of_range":
+        bounds = contract.bounds
+        assert bounds is not None
+        position = contract.layout.index[name][1]
+        low, high = float(bounds[0][position]), float(bounds[1][position])
+        message = (
+            f"column {name!r} has {_counted(group.count, 'value')} outside the training range "
+            f"[{low:g}, {high:g}], e.g. {group.examples[0]:g}, at rows {rows}"
+        )
     else:
-        return np.full(count, np.nan), np.ones(count, dtype=bool)
-    return values, _misfits(values, kind)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
-
-
-def _misfits(values: np.ndarray, kind: Kind) -> np.ndarray:
-    misfits: np.ndarray = np.zeros(len(values), dtype=bool)
-    with np.errstate(invalid="ignore"):
-        if kind == "integer":
-            misfits = ~(np.isfinite(values) & (np.floor(values) == values))
-        elif kind == "boolean":
-            misfits = ~((values == 0) | (values == 1))
-    return misfits
-
-
-def _not_datetimes(present: pd.Series) -> np.ndarray:
-    if is_datetime64_any_dtype(present.dtype):
-        return np.zeros(len(present), dtype=bool)
-    if is_numeric_dtype(present.dtype) or is_bool_dtype(present.dtype):
-        return np.ones(len(present), dtype=bool)
-    is_number = present.map(lambda v: isinstance(v, numbers.Number)).to_numpy(dtype=bool)
-    text = present.astype(object)
-    try:  # one inferred format parses fast; fall back to parsing value by value
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "could not infer format"
-            failed = pd.to_datetime(text, errors="raise").isna().to_numpy(dtype=bool)
-    except (ValueError, TypeError, OverflowError):
-        failed = pd.to_datetime(text, errors="coerce", format="mixed").isna().to_numpy(dtype=bool)
-    not_datetimes: np.ndarray = failed | is_number
-    return not_datetimes
-
-
-def _wrong_type(
-    name: str, kind: Kind, present: pd.Series, positions: np.ndarray, bad: np.ndarray
-) -> Problem:
-    example = present.iloc[int(np.flatnonzero(bad)[0])]
-    wanted = {
-        "integer": "whole numbers",
-        "float": "numbers",
-        "boolean": "true/false values",
-        "datetime": "dates",
-        "string": "text",
-    }[kind]
-    return Problem(
-        column=name,
-        kind="wrong_type",
-        message=f"column {name!r} expects {wanted} ({kind}) but has {_count(bad, 'other value')}"
-        f", e.g. {_plain(example)!r}, at rows {_rows_text(bad, positions)}",
-        rows=_rows(bad, positions),
-    )
+        message = f"column {name!r} has {_counted(group.count, 'value')} (rows {rows}): " + (
+            group.detail
+        )
+    return Problem(column=name, kind=group.kind, message=message, rows=list(group.rows))  # type: ignore[arg-type]
 
 
 # -- helpers ---------------------------------------------------------------------------
 
 
-def _plain(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
+def _counted(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
+def _group_rows(rows: list[int], count: int) -> str:
+    return ", ".join(map(str, rows)) + (", ..." if count > len(rows) else "")
 
 
 def _count(mask: np.ndarray, noun: str) -> str:

@@ -20,7 +20,6 @@ if TYPE_CHECKING:
         check_parity,
         convert_pipeline,
         export_pipeline,
-        select_runtime,
     )
 
 __all__ = [
@@ -32,7 +31,6 @@ __all__ = [
     "check_parity",
     "convert_pipeline",
     "export_pipeline",
-    "select_runtime",
 ]
 
 

@@ -17,7 +17,9 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import logging
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -39,6 +41,7 @@ __all__ = [
     "convert",
     "convert_features",
     "library_versions",
+    "modelyard_converters",
     "require",
 ]
 
@@ -78,12 +81,47 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def _register() -> None:
-    """Register modelyard's converters with skl2onnx.
+#: Held while skl2onnx's registries carry modelyard's converters: two conversions in
+#: two threads must not restore the registries under each other.
+_REGISTRY_LOCK = threading.RLock()
 
-    skl2onnx keeps converters in a process-wide registry; registering is idempotent, so
-    every conversion does it rather than keeping a flag.
+
+@contextmanager
+def modelyard_converters() -> Iterator[None]:
+    """skl2onnx with modelyard's converters for the duration of the block.
+
+    skl2onnx keeps converters, shape calculators, parsers and the class-to-alias map in
+    process-wide dictionaries, and modelyard replaces some of its built-in converters
+    (``OneHotEncoder``, ``SimpleImputer``, ``KBinsDiscretizer``, HistGradientBoosting...).
+    So the dictionaries are copied before registering and put back after: a user who
+    converts their own pipeline with skl2onnx, before or after a modelyard export, gets
+    skl2onnx's converters. skl2onnx has no public way to unregister, hence its module
+    dictionaries are saved and restored as they are (checked by
+    tests/export/test_onnx_scope.py against a fresh process's conversion). A conversion
+    run by another thread while this block runs would see modelyard's converters.
     """
+    from skl2onnx import _parse, _supported_operators
+    from skl2onnx.common import _registration
+
+    tables: list[dict[Any, Any]] = [
+        _supported_operators.sklearn_operator_name_map,
+        _registration._converter_pool,
+        _registration._shape_calculator_pool,
+        _parse.sklearn_parsers_map,
+    ]
+    with _REGISTRY_LOCK:
+        saved = [dict(table) for table in tables]
+        try:
+            _register()
+            yield
+        finally:
+            for table, before in zip(tables, saved, strict=True):
+                table.clear()
+                table.update(before)
+
+
+def _register() -> None:
+    """Register modelyard's converters with skl2onnx (inside :func:`modelyard_converters`)."""
     from modelyard.export._dates import register_date_converter
     from modelyard.export._encoders import register_encoder_converters
     from modelyard.export._models import register_model_converters
@@ -198,9 +236,13 @@ def inputs_of(coercer: FrameCoercer) -> list[tuple[str, str]]:
 def convert(pipeline: Pipeline, *, task: str) -> tuple[Any, list[OnnxInput], str]:
     """Convert a fitted pipeline; see :func:`modelyard.export.onnx.convert_pipeline`."""
     require("skl2onnx")
+    with modelyard_converters():
+        return _convert(pipeline, task=task)
+
+
+def _convert(pipeline: Pipeline, *, task: str) -> tuple[Any, list[OnnxInput], str]:
     from skl2onnx.sklapi import CastTransformer
 
-    _register()
     _check_convertible(pipeline)
     model_name, model = pipeline.steps[-1]
     if (task == "regression") == is_classifier(model):
@@ -237,9 +279,9 @@ def convert_features(pipeline: Pipeline) -> tuple[Any, list[OnnxInput]]:
     """The feature steps alone (all but the model) as a graph whose output is the matrix
     the model receives; used to check the feature converters value by value."""
     require("skl2onnx")
-    _register()
-    _check_convertible(pipeline)
-    return _convert_steps(pipeline, Pipeline(list(pipeline.steps[:-1])), {})
+    with modelyard_converters():
+        _check_convertible(pipeline)
+        return _convert_steps(pipeline, Pipeline(list(pipeline.steps[:-1])), {})
 
 
 def _convert_steps(

@@ -1,8 +1,7 @@
 """ONNX converters for estimators: fixes and additions to skl2onnx's registry.
 
-- ``HistGradientBoosting*``: skl2onnx's converter writes Python ``bool`` values into an
-  integer list attribute (``nodes_missing_value_tracks_true``), which protobuf >= 5
-  rejects ("Expected an int, got a boolean"); the wrapper casts them to ``int``.
+- ``HistGradientBoosting*``: double thresholds (see :func:`_hist_gradient_boosting`),
+  and a library bug worked around where present (:func:`bool_flags_bug`).
 - LightGBM and XGBoost: onnxmltools' converters, registered with skl2onnx so they
   convert inside a scikit-learn pipeline.
 - :class:`~modelyard.models.estimators.LabelEncodedClassifier`: the wrapped classifier's
@@ -12,6 +11,8 @@
 from __future__ import annotations
 
 import logging
+from functools import cache
+from importlib import metadata
 from typing import Any
 
 import numpy as np
@@ -109,11 +110,36 @@ def _round_converter(scope: Any, operator: Any, container: Any) -> None:
     )
 
 
+#: The last skl2onnx release checked to still have the bug :func:`bool_flags_bug` names.
+BOOL_FLAGS_LAST_AFFECTED = "1.20.0"
+
+
+@cache
+def bool_flags_bug() -> bool:
+    """Whether the installed skl2onnx and protobuf reject HistGradientBoosting graphs.
+
+    skl2onnx's ``add_tree_to_attribute_pairs_hist_gradient_boosting``
+    (``skl2onnx/common/tree_ensemble.py``) gives leaves ``missing = False``, a Python
+    ``bool``, for the int list ``nodes_missing_value_tracks_true``; protobuf 5 and later
+    refuse it ("Expected an int, got a boolean"), so no HistGradientBoosting model
+    converts. No upstream report was found (onnx/sklearn-onnx, checked against
+    skl2onnx 1.20.0). The cast in :func:`_hist_gradient_boosting` applies to skl2onnx
+    <= :data:`BOOL_FLAGS_LAST_AFFECTED` with protobuf >= 5 only. On a skl2onnx upgrade:
+    if tests/export still pass without the cast, delete it and this function; if not,
+    raise :data:`BOOL_FLAGS_LAST_AFFECTED`.
+    """
+    from packaging.version import Version
+
+    skl2onnx = Version(metadata.version("skl2onnx"))
+    protobuf = Version(metadata.version("protobuf"))
+    return skl2onnx <= Version(BOOL_FLAGS_LAST_AFFECTED) and protobuf >= Version("5")
+
+
 def _hist_gradient_boosting(stock: Any) -> Any:
     """skl2onnx's tree converter, fixed for HistGradientBoosting.
 
-    Its boolean attribute values are cast to int (protobuf rejects them, "Expected an
-    int, got a boolean"). On double input, the trees are written as ``ai.onnx.ml`` v3
+    Where :func:`bool_flags_bug` holds, its boolean attribute values are cast to int.
+    On double input, the trees are written as ``ai.onnx.ml`` v3
     nodes with double thresholds (``*_as_tensor``), so features are compared in double
     as scikit-learn does; their float output is cast to the double type skl2onnx
     declares.
@@ -133,10 +159,11 @@ def _hist_gradient_boosting(stock: Any) -> Any:
         original = container.add_node
         declared = {variable.full_name: variable.type for variable in operator.outputs}
         double = isinstance(operator.inputs[0].type, DoubleTensorType)
+        cast_flags = bool_flags_bug()
 
         def add_node(op_type: str, inputs: Any, outputs: Any, *args: Any, **attrs: Any) -> Any:
             flags = attrs.get("nodes_missing_value_tracks_true")
-            if flags is not None:
+            if cast_flags and flags is not None:
                 attrs["nodes_missing_value_tracks_true"] = [int(flag) for flag in flags]
             if not (double and op_type in _TREE_OPS):
                 return original(op_type, inputs, outputs, *args, **attrs)

@@ -1,31 +1,28 @@
-"""Serve predictions with ONNX Runtime, and choose between it and the scikit-learn pipeline."""
+"""Serve predictions with ONNX Runtime (the choice of runtime is :mod:`modelyard.runtime`)."""
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from modelyard.errors import MissingExtraError, ModelyardError
+from modelyard.errors import ModelyardError
 from modelyard.export._common import MISSING_CATEGORY, ExportError
 from modelyard.export._convert import require
 from modelyard.export._records import OnnxInput, Parity
-from modelyard.models.runtime import SklearnRuntime
-from modelyard.types import KINDS, ColumnBlocks, ColumnLayout, Columns, Runtime, RuntimeOutput
+from modelyard.types import KINDS, ColumnBlocks, ColumnLayout, Columns, RuntimeOutput
 
 if TYPE_CHECKING:
     from modelyard.registry.records import ModelVersion
     from modelyard.registry.registry import Registry
 
-__all__ = ["OnnxRuntime", "build_feeds", "select_runtime"]
+__all__ = ["OnnxRuntime", "build_feeds"]
 
 logger = logging.getLogger(__name__)
 
-ROLE = "onnx"
 #: Up to this many rows, category values are checked one by one (faster than pandas).
 _SMALL = 64
 #: Graph inputs of the grouped graph are named after their dtype, with a prefix no
@@ -194,8 +191,10 @@ class OnnxRuntime:
             IntegrityError: the artifact's bytes differ from the recorded checksum.
             ExportError: the artifact's record is incomplete or ONNX Runtime rejects it.
         """
-        data = registry.read_artifact(version, ROLE)
-        extra = version.artifacts[ROLE].extra
+        from modelyard.registry.readers import read_onnx_graph
+
+        graph = read_onnx_graph(registry, version)
+        data, extra = graph.model, graph.extra
         try:
             inputs = [OnnxInput.from_dict(item) for item in extra["inputs"]]
         except (KeyError, TypeError) as exc:
@@ -364,82 +363,3 @@ def _missing_texts(block: np.ndarray[Any, Any], *, copied: bool) -> np.ndarray[A
 
 def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and value != value)
-
-
-def select_runtime(
-    registry: Registry,
-    version: ModelVersion,
-    *,
-    preference: Literal["auto", "onnx", "sklearn"] = "auto",
-) -> tuple[Runtime, str]:
-    """The runtime to serve ``version`` with, and why it was chosen.
-
-    ``auto`` picks ONNX Runtime when the version has an ``onnx`` artifact whose recorded
-    parity holds, else the scikit-learn pipeline; ``onnx`` insists on ONNX Runtime;
-    ``sklearn`` takes the pipeline. Artifacts are read checksum-verified.
-
-    Raises:
-        IntegrityError: an artifact's bytes differ from the recorded checksum (never
-            hidden by a fallback).
-        ModelyardError: ``onnx`` is asked for and the version has no usable export, or
-            ``preference`` is unknown.
-        MissingExtraError: ``onnx`` is asked for and onnxruntime is not installed.
-    """
-    if preference not in ("auto", "onnx", "sklearn"):
-        raise ModelyardError(
-            f"runtime {preference!r} is not known; use 'auto', 'onnx' or 'sklearn'"
-        )
-    if preference == "sklearn":
-        return _sklearn(registry, version), "scikit-learn pipeline (asked for)"
-    problem = _onnx_problem(version)
-    if problem is None:
-        try:
-            runtime = OnnxRuntime.from_version(registry, version)
-        except MissingExtraError as exc:
-            if preference == "onnx":
-                raise
-            problem = str(exc)
-        except ExportError as exc:
-            problem = str(exc)
-        else:
-            assert runtime.parity is not None
-            parity = runtime.parity
-            return runtime, (
-                f"ONNX Runtime: its export matches the pipeline on {parity.rows} rows "
-                f"(max |diff| {parity.max_abs:.3g}, max relative {parity.max_rel:.3g})"
-            )
-    if preference == "onnx":
-        raise ModelyardError(
-            f"cannot serve {version.ref} on ONNX Runtime: {problem}; serve it with the "
-            "sklearn runtime instead"
-        )
-    logger.info("serving %s with scikit-learn: %s", version.ref, problem)
-    return _sklearn(registry, version), f"scikit-learn pipeline: {problem}"
-
-
-def _onnx_problem(version: ModelVersion) -> str | None:
-    """Why the version's ONNX export cannot serve it, or None if it can."""
-    record = version.artifacts.get(ROLE)
-    if record is None:
-        failure = version.lineage.get("onnx", {}) if isinstance(version.lineage, Mapping) else {}
-        reason = failure.get("error") if isinstance(failure, Mapping) else None
-        if reason:
-            return f"its ONNX export failed at registration ({reason})"
-        return f"it has no ONNX export (create one with `modelyard export {version.ref}`)"
-    parity = record.extra.get("parity")
-    if not isinstance(parity, Mapping):
-        return f"its ONNX export records no parity check (`modelyard export {version.ref} --force`)"
-    if not parity.get("ok"):
-        return (
-            f"its ONNX export does not reproduce the pipeline (max |diff| "
-            f"{parity.get('max_abs')}, labels equal: {parity.get('labels_equal')}, "
-            f"tolerance {parity.get('tolerance')})"
-        )
-    return None
-
-
-def _sklearn(registry: Registry, version: ModelVersion) -> SklearnRuntime:
-    from modelyard._training import load_version_pipeline
-
-    pipeline = load_version_pipeline(registry, version)
-    return SklearnRuntime(pipeline, list(version.lineage["features"]["feature_order"]))

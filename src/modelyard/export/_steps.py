@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from modelyard.contract.text import CATEGORY_INT_LIMIT
 from modelyard.export._common import (
     MISSING_CATEGORY,
     ExportError,
@@ -36,8 +37,8 @@ __all__ = ["double_shape", "register_step_converters"]
 _COERCER = "ModelyardFrameCoercer"
 _RATIO = "ModelyardRatio"
 _CROSS = "ModelyardCross"
-#: Integral floats below this are written as integers, as ``category_values`` does.
-_EXACT_INT = 2.0**53
+#: Integral floats below this are written as integers: the contract's category-text rule.
+_EXACT_INT = CATEGORY_INT_LIMIT
 
 
 def _types() -> dict[str, Any]:

@@ -54,7 +54,7 @@ from modelyard.errors import DataValidationError
 from modelyard.export._common import MISSING_CATEGORY, ExportError
 from modelyard.export._convert import convert, library_versions
 from modelyard.export._records import OnnxExport, OnnxInput, Parity
-from modelyard.export._runtime import OnnxRuntime, select_runtime
+from modelyard.export._runtime import OnnxRuntime
 from modelyard.features.transformers import FrameCoercer
 from modelyard.models.fit import predict
 from modelyard.types import Columns
@@ -71,7 +71,6 @@ __all__ = [
     "columns_from_frame",
     "convert_pipeline",
     "export_pipeline",
-    "select_runtime",
 ]
 
 logger = logging.getLogger(__name__)
@@ -204,7 +203,7 @@ def export_pipeline(
 
     Args:
         pipeline: the fitted pipeline.
-        rows: real rows, e.g. the evaluation rows (``modelyard._training.evaluation_frame``).
+        rows: real rows, e.g. the evaluation rows (``modelyard.registry.readers.evaluation_frame``).
         task: ``regression``, ``binary`` or ``multiclass``.
 
     Raises:

@@ -27,6 +27,7 @@ from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.utils import Tags
 from sklearn.utils.validation import FLOAT_DTYPES, check_is_fitted, validate_data
 
+from modelyard.contract.text import category_texts
 from modelyard.errors import DataValidationError
 
 __all__ = [
@@ -51,36 +52,19 @@ _EXAMPLES = 3
 def category_values(values: pd.Series[Any] | Iterable[Any]) -> np.ndarray[Any, Any]:
     """Categorical values as an object array of ``str``, missing values as ``np.nan``.
 
-    Integral numbers lose their ``.0`` so ``20``, ``20.0`` and ``"20"`` are one category,
-    whether the source was a CSV (ints), a SQL float column or JSON text.
+    The text is the input contract's category-text rule
+    (:func:`modelyard.contract.category_text`): integral numbers lose their ``.0`` so
+    ``20``, ``20.0`` and ``"20"`` are one category, whether the source was a CSV (ints),
+    a SQL float column or JSON text; the recorded schema and every serving path use the
+    same rule, so what serving accepts is what this pipeline encodes.
 
     Example:
-        >>> category_values([20, 20.0, "20", None, True, 2.5]).tolist()
-        ['20', '20', '20', nan, 'True', '2.5']
+        >>> category_values([20, 20.0, "20", None, True, 2.5, 1e20]).tolist()
+        ['20', '20', '20', nan, 'True', '2.5', '1e+20']
     """
-    series = values if isinstance(values, pd.Series) else pd.Series(list(values), dtype=object)
-    # Factorize first: categorical columns have few distinct values, so the Python-level
-    # formatting runs once per category, not once per row.
-    codes, uniques = pd.factorize(series, use_na_sentinel=True)
-    texts = np.array([*(_category_text(value) for value in uniques), np.nan], dtype=object)
-    return texts[codes]  # code -1 (missing) picks the trailing nan
-
-
-def _category_text(value: Any) -> str | float:
-    if value is None or value is pd.NA or value is pd.NaT:
-        return np.nan
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool | np.bool_):
-        return str(bool(value))
-    if isinstance(value, numbers.Integral):
-        return str(int(value))
-    if isinstance(value, numbers.Real):
-        number = float(value)
-        if np.isnan(number):
-            return np.nan
-        return str(int(number)) if number.is_integer() else repr(number)
-    return str(value)
+    texts = category_texts(values)
+    texts[pd.isna(texts)] = np.nan
+    return texts
 
 
 def _as_frame(X: Any, *, owner: str) -> pd.DataFrame:

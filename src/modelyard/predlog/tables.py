@@ -26,7 +26,6 @@ become ``"1"``.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -36,6 +35,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from modelyard.contract.text import category_text
 from modelyard.types import ColumnBlocks
 
 if TYPE_CHECKING:
@@ -132,22 +132,11 @@ def _array_bytes(values: Any) -> int:
 
 
 def label_text(value: object) -> str | None:
-    """A class or feedback label as text; integral numbers lose their '.0' (20.0 → "20")."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return None
-        return str(int(value)) if value.is_integer() else repr(value)
+    """A class or feedback label as text, by the contract's category-text rule
+    (:func:`modelyard.contract.category_text`: 20.0 → "20"); bytes are read as UTF-8."""
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
-    return str(value)
+    return category_text(value)
 
 
 def label_float(value: object) -> float | None:

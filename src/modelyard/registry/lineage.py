@@ -4,6 +4,14 @@ A version's lineage records the data snapshot digest and source, the feature-def
 hash and feature order, the spec (hyperparameters, seeds), the code version of the
 project folder (git commit and dirty flag), the environment (Python, OS, every installed
 package), and a fingerprint of the predictions on the evaluation rows.
+
+:class:`Lineage` is that record as a typed, versioned model. New versions are written
+with ``schema_version`` :data:`LINEAGE_SCHEMA_VERSION` and validated strictly (frozen,
+unknown keys refused). Lineages stored before the model existed carry no
+``schema_version``: they read as version 1, and keys the model does not know are
+ignored, so every registry written by an earlier modelyard still opens. The stored JSON
+keeps its shape: ``Lineage.from_stored(version_row) == Lineage.from_stored(
+lineage.to_stored())``.
 """
 
 from __future__ import annotations
@@ -17,13 +25,162 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "LINEAGE_SCHEMA_VERSION",
+    "DataLineage",
+    "FeatureLineage",
+    "Lineage",
+    "ModelLineage",
+    "OnnxLineage",
+    "PredictionsLineage",
+    "TrainingLineage",
     "capture_environment",
     "capture_git",
     "compare_environments",
     "predictions_fingerprint",
 ]
+
+
+#: The lineage schema new versions are written with. 1: the untyped dict of modelyard
+#: up to 0.x (no ``schema_version`` key); 2: this model.
+LINEAGE_SCHEMA_VERSION = 2
+
+
+class _Part(BaseModel):
+    """A part of a lineage: frozen, unknown keys refused."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DataLineage(_Part):
+    """The data a version was trained on: its source, snapshot digest and split sizes."""
+
+    source: dict[str, Any] = Field(default_factory=dict)
+    snapshot_digest: str | None = None
+    rows: int | None = None
+    columns: list[str] = Field(default_factory=list)
+    train_rows: int | None = None
+    eval_rows: int | None = None
+
+
+class FeatureLineage(_Part):
+    """The feature definition: its hash and the raw input columns, in the model's order."""
+
+    definition_hash: str | None = None
+    feature_order: list[str] = Field(default_factory=list)
+    numeric: list[str] = Field(default_factory=list)
+    categorical: list[str] = Field(default_factory=list)
+
+
+class ModelLineage(_Part):
+    """The estimator, its hyperparameters and the fitted structure."""
+
+    estimator: str | None = None
+    hyperparameters: dict[str, Any] = Field(default_factory=dict)
+    structure: Any = None
+
+
+class PredictionsLineage(_Part):
+    """The fingerprint of the predictions on the evaluation rows (see
+    :func:`predictions_fingerprint`)."""
+
+    fingerprint: str | None = None
+    rows: int | None = None
+
+
+class OnnxLineage(_Part):
+    """What the ONNX export at registration gave: exported with its parity, skipped, or
+    the error that prevented it."""
+
+    exported: bool = False
+    skipped: bool | None = None
+    error: str | None = None
+    parity: dict[str, Any] | None = None
+
+
+class TrainingLineage(_Part):
+    """When the training started and how long it took."""
+
+    started_at: str | None = None
+    fit_seconds: float | None = None
+    total_seconds: float | None = None
+
+
+class Lineage(_Part):
+    """What a version was built from (see the module docstring for versions).
+
+    Example:
+        >>> Lineage.from_stored({"seed": 3}).schema_version   # a lineage stored before 2
+        1
+        >>> Lineage(seed=3).to_stored()["schema_version"]
+        2
+    """
+
+    schema_version: int = LINEAGE_SCHEMA_VERSION
+    project_dir: str | None = None
+    spec_path: str | None = None
+    spec_digest: str | None = None
+    seed: int | None = None
+    data: DataLineage = Field(default_factory=DataLineage)
+    features: FeatureLineage = Field(default_factory=FeatureLineage)
+    model: ModelLineage = Field(default_factory=ModelLineage)
+    #: The recorded input schema (``modelyard.data.schema.DataSchema`` as JSON), kept as
+    #: JSON here so the registry does not depend on the data layer's record.
+    data_schema: dict[str, Any] | None = Field(default=None, alias="schema")
+    code: dict[str, Any] = Field(default_factory=dict)
+    environment: dict[str, Any] = Field(default_factory=dict)
+    predictions: PredictionsLineage = Field(default_factory=PredictionsLineage)
+    onnx: OnnxLineage | None = None
+    training: TrainingLineage | None = None
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    @classmethod
+    def from_stored(cls, stored: dict[str, Any]) -> Lineage:
+        """The lineage of a stored version's JSON.
+
+        A lineage without ``schema_version`` is version 1 (written before this model):
+        its unknown keys are dropped, at any depth, instead of refused. Later versions are
+        validated strictly.
+
+        Raises:
+            pydantic.ValidationError: a versioned lineage that does not match the model.
+        """
+        if "schema_version" in stored:
+            return cls.model_validate(stored)
+        return cls.model_validate({**_known(cls, stored), "schema_version": 1})
+
+    def to_stored(self) -> dict[str, Any]:
+        """The JSON the registry stores (the shape of version 1, plus ``schema_version``;
+        parts never written are left out)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_unset=True) | {
+            "schema_version": self.schema_version
+        }
+
+
+def _known(model: type[BaseModel], stored: dict[str, Any]) -> dict[str, Any]:
+    """``stored`` with only the keys ``model`` (and its nested parts) declares."""
+    known: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        key = field.alias or name
+        if key not in stored:
+            continue
+        value = stored[key]
+        part = _part_type(field.annotation)
+        if part is not None and isinstance(value, dict):
+            value = _known(part, value)
+        known[key] = value
+    return known
+
+
+def _part_type(annotation: Any) -> type[BaseModel] | None:
+    """The lineage part a field holds (``X`` or ``X | None``), if it holds one."""
+    for candidate in (annotation, *getattr(annotation, "__args__", ())):
+        if isinstance(candidate, type) and issubclass(candidate, _Part):
+            return candidate
+    return None
 
 
 def capture_environment() -> dict[str, Any]:

@@ -6,14 +6,18 @@ registered, and an :class:`AuditEntry` is history.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from modelyard.registry import db
+
+if TYPE_CHECKING:
+    from modelyard.registry.lineage import Lineage
 
 __all__ = [
     "AliasChange",
@@ -55,7 +59,11 @@ class ArtifactRecord:
 
 @dataclass(frozen=True)
 class ModelVersion:
-    """One registered version of a model, as recorded; it never changes once written."""
+    """One registered version of a model, as recorded; it never changes once written.
+
+    ``lineage`` is the stored JSON; read it through :attr:`lineage_record`, the typed
+    :class:`~modelyard.registry.lineage.Lineage`.
+    """
 
     name: str
     version: int
@@ -74,6 +82,14 @@ class ModelVersion:
     def ref(self) -> str:
         """The reference that always means this version, e.g. ``house-prices:3``."""
         return f"{self.name}:{self.version}"
+
+    @functools.cached_property
+    def lineage_record(self) -> Lineage:
+        """The version's lineage, typed (a lineage stored before the model reads as
+        schema version 1)."""
+        from modelyard.registry.lineage import Lineage
+
+        return Lineage.from_stored(self.lineage)
 
 
 @dataclass(frozen=True)

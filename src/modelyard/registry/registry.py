@@ -29,7 +29,7 @@ import difflib
 import logging
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -56,6 +56,9 @@ from modelyard.registry.records import (
 from modelyard.registry.refs import ModelRef, check_alias, check_model_name, parse_ref
 from modelyard.registry.store import ArtifactStore, LocalArtifactStore, sha256_hex
 from modelyard.settings import Settings
+
+if TYPE_CHECKING:
+    from modelyard.registry.lineage import Lineage
 
 __all__ = [
     "AliasChange",
@@ -154,7 +157,7 @@ class Registry:
         *,
         artifacts: dict[str, ArtifactInput],
         spec: dict[str, Any],
-        lineage: dict[str, Any],
+        lineage: Lineage | dict[str, Any],
         metrics: dict[str, Any],
         report: dict[str, Any],
         gates_passed: bool,
@@ -162,6 +165,9 @@ class Registry:
         description: str = "",
     ) -> ModelVersion:
         """Record a new version of model ``name`` (creating the model on first use).
+
+        ``lineage`` is a :class:`~modelyard.registry.lineage.Lineage` (stored with its
+        ``schema_version``) or already-stored JSON, kept as given.
 
         The artifact bytes are stored first (content-addressed, so a failure later
         leaves nothing but harmless files); then one transaction takes the next version
@@ -177,6 +183,8 @@ class Registry:
                 version is recorded then.
         """
         check_model_name(name)
+        if not isinstance(lineage, dict):
+            lineage = lineage.to_stored()
         for role, artifact in artifacts.items():
             _check_role(role)
             if not isinstance(artifact.data, bytes):

@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING
 from modelyard._lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from modelyard.runtime.select import select_runtime
     from modelyard.serving.app import app_factory, create_app
     from modelyard.serving.config import ServeConfig
-    from modelyard.serving.manager import ModelManager, select_runtime
+    from modelyard.serving.manager import ModelManager
     from modelyard.serving.server import serve
 
 __all__ = ["ModelManager", "ServeConfig", "app_factory", "create_app", "select_runtime", "serve"]
@@ -29,7 +30,7 @@ __getattr__, __dir__ = lazy_exports(
         "ServeConfig": "modelyard.serving.config",
         "app_factory": "modelyard.serving.app",
         "create_app": "modelyard.serving.app",
-        "select_runtime": "modelyard.serving.manager",
+        "select_runtime": "modelyard.runtime.select",
         "serve": "modelyard.serving.server",
     },
 )

@@ -24,7 +24,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from importlib.metadata import version as dist_version
@@ -135,8 +135,12 @@ def create_app(config: ServeConfig | None = None, *, registry: Registry | None =
     )
     app.state.serving = state
     _add_routes(app)
-    _add_error_handlers(app, state)
-    app.add_middleware(_RequestContext, metrics=metrics, activity=activity)
+    fault = _add_error_handlers(app, state)
+    from modelyard.serving.limits import BodyLimits
+
+    # Inside the request context, so a refused body still gets a request id.
+    app.add_middleware(BodyLimits, limits=config.connection_limits)
+    app.add_middleware(_RequestContext, metrics=metrics, activity=activity, fault=fault)
     if config.cors_origins:
         from starlette.middleware.cors import CORSMiddleware
 
@@ -153,8 +157,13 @@ def create_app(config: ServeConfig | None = None, *, registry: Registry | None =
 
 def app_factory() -> FastAPI:
     """The app for ``uvicorn --factory``: config from ``MODELYARD_SERVE_CONFIG`` (JSON)
-    or ``MODELYARD_SERVE_*`` variables. ``modelyard serve --workers N`` uses it."""
-    return create_app(config_from_env())
+    or ``MODELYARD_SERVE_*`` variables. ``modelyard serve --workers N`` uses it, so the
+    worker process takes the connection limits too."""
+    from modelyard.serving.limits import GuardedHttpToolsProtocol
+
+    config = config_from_env()
+    GuardedHttpToolsProtocol.configure(config.connection_limits)
+    return create_app(config)
 
 
 _DESCRIPTION = """Online predictions from modelyard's registry.
@@ -286,7 +295,12 @@ def _error_response(
     return json_response({"detail": details}, status=status, headers=headers)
 
 
-def _add_error_handlers(app: FastAPI, state: ServingState) -> None:
+FaultResponse = Callable[[Request, Exception], Response]
+
+
+def _add_error_handlers(app: FastAPI, state: ServingState) -> FaultResponse:
+    """Install the handlers of expected errors; returns the answer to a server fault."""
+
     def count(request: Request, kind: str) -> None:
         labels = request.scope.get(LABELS_KEY) or ("", "", "")
         state.metrics.count_error(labels[0], kind)
@@ -299,9 +313,9 @@ def _add_error_handlers(app: FastAPI, state: ServingState) -> None:
                 request, exc.http_status, exc.message, exc.detail_list(), exc.headers
             )
         kind = type(exc).__name__
-        count(request, kind)
         if exc.http_status >= 500:
-            logger.error("request %s failed: %s", request.scope.get(REQUEST_ID_KEY), exc)
+            return fault(request, exc)
+        count(request, kind)
         detail = [{"loc": [], "msg": exc.message, "type": kind}]
         return _error_response(request, exc.http_status, exc.message, detail)
 
@@ -326,18 +340,24 @@ def _add_error_handlers(app: FastAPI, state: ServingState) -> None:
         headers = dict(exc.headers) if exc.headers else None
         return _error_response(request, exc.status_code, message, details, headers)
 
-    async def unexpected(request: Request, exc: Exception) -> Response:
+    def fault(request: Request, exc: Exception) -> Response:
+        """A server fault: 500 (503 for :class:`ServiceUnavailable`) with the request id,
+        and the traceback in the log. Never a client's mistake (those are 4xx)."""
         rid = str(request.scope.get(REQUEST_ID_KEY, ""))
-        count(request, "internal")
+        status = exc.http_status if isinstance(exc, ModelyardError) else 500
+        kind = type(exc).__name__ if isinstance(exc, ModelyardError) else "internal"
+        count(request, kind)
         logger.error("request %s %s failed", rid, request.url.path, exc_info=exc)
-        message = f"internal error; quote request id {rid} when reporting it"
-        details = [{"loc": [], "msg": message, "type": "internal"}]
-        return _error_response(request, 500, message, details, {"X-Request-ID": rid})
+        what = exc.message if isinstance(exc, ModelyardError) else "internal error"
+        message = f"{what}; quote request id {rid} when reporting it"
+        details = [{"loc": [], "msg": message, "type": kind, "request_id": rid}]
+        headers = {"Retry-After": "1"} if status == 503 else None
+        return _error_response(request, status, message, details, headers)
 
     app.add_exception_handler(ModelyardError, modelyard_error)
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(HTTPException, http_error)
-    app.add_exception_handler(Exception, unexpected)
+    return fault  # any other exception is answered by _RequestContext (see there)
 
 
 # -- per-request context ----------------------------------------------------------------
@@ -345,13 +365,22 @@ def _add_error_handlers(app: FastAPI, state: ServingState) -> None:
 
 class _RequestContext:
     """Gives each request an id (``X-Request-ID``), counts it in the metrics and in
-    ``activity`` while it runs.
+    ``activity`` while it runs, and answers an unexpected exception with a 500.
 
     A plain ASGI middleware, so it costs a header scan and a timer per request.
+
+    Unexpected exceptions are answered here rather than by an ``Exception`` handler:
+    Starlette runs that handler in its outermost middleware, which re-raises after
+    sending the response, and uvicorn then closes the keep-alive connection without
+    ``Connection: close``, so the client's next request on it got no answer. Answered
+    here, the exception ends with the response and the connection stays usable.
     """
 
-    def __init__(self, app: ASGIApp, *, metrics: ServingMetrics, activity: Activity) -> None:
+    def __init__(
+        self, app: ASGIApp, *, metrics: ServingMetrics, activity: Activity, fault: FaultResponse
+    ) -> None:
         self.app = app
+        self.fault = fault
         self.metrics = metrics
         self.activity = activity
         # A random prefix per app and a counter: unique ids without os.urandom per request.
@@ -372,16 +401,24 @@ class _RequestContext:
         scope[LABELS_KEY] = labels
         status = 500
 
+        started_response = False
+
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started_response
             if message["type"] == "http.response.start":
                 status = message["status"]
+                started_response = True
                 message["headers"] = [*message.get("headers", ()), (b"x-request-id", request_id)]
             await send(message)
 
         self.activity.requests += 1
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            if started_response:  # half an answer is out: only closing the connection is left
+                raise
+            response = self.fault(Request(scope), exc)
+            await response(scope, receive, send_with_id)
         finally:
             self.activity.requests -= 1
             if labels[2]:

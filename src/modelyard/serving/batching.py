@@ -10,7 +10,9 @@ that arrive while the runtime is busy are queued and predicted together:
   oldest queued request has waited ``max_wait_ms``, whichever comes first.
 
 Runtime calls run in an executor thread, one at a time, so the event loop keeps
-decoding requests meanwhile. Each request gets back exactly its own rows.
+decoding requests meanwhile. Each request gets back exactly its own rows. A merged call
+that fails is made again for each of its requests alone, so a request the runtime
+cannot take fails by itself and never the others merged with it.
 
 One exception: a small request that is the only one the server is handling (see
 :class:`Activity`) runs on the event loop's thread when the runtime says its calls are
@@ -32,7 +34,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from modelyard.errors import ModelyardError
+from modelyard.errors import ModelyardError, ServerFault, ServiceUnavailable
 from modelyard.types import Columns, Runtime, RuntimeOutput, concat_columns
 
 __all__ = ["Activity", "BatchStats", "MicroBatcher"]
@@ -118,6 +120,11 @@ class MicroBatcher:
         self._stats = BatchStats()
 
     @property
+    def closing(self) -> bool:
+        """Whether :meth:`aclose` was called: new requests are refused from then on."""
+        return self._closing
+
+    @property
     def stats(self) -> BatchStats:
         """Runtime calls made so far."""
         return self._stats
@@ -126,11 +133,12 @@ class MicroBatcher:
         """Predict one request's ``rows`` rows; returns exactly those rows' output.
 
         Raises:
-            ModelyardError: the batcher is closed.
+            ServiceUnavailable: the batcher is closed (its version is being unloaded).
+            ServerFault: the runtime returned another number of predictions than rows.
             Exception: whatever the runtime raised for the call this request was part of.
         """
         if self._closing:
-            raise ModelyardError(
+            raise ServiceUnavailable(
                 f"the {self.runtime.name} batcher is closed (the model is being unloaded); "
                 "retry the request"
             )
@@ -226,9 +234,19 @@ class MicroBatcher:
             output = await loop.run_in_executor(self.executor, self.runtime.predict, columns, rows)
             _check_length(output, rows, self.runtime.name)
         except Exception as error:  # it belongs to the requests, not to the worker
-            for pending in batch:
-                if not pending.future.done():
-                    pending.future.set_exception(error)
+            if len(batch) > 1:
+                # One request's rows may be what the runtime cannot take: call it again
+                # for each request on its own, so only the offending one fails.
+                logger.warning(
+                    "a merged call of %d requests failed (%s); retrying each on its own",
+                    len(batch),
+                    error,
+                )
+                await self._run_each(batch)
+            else:
+                for pending in batch:
+                    if not pending.future.done():
+                        pending.future.set_exception(error)
             return
         finally:
             self._in_flight = []
@@ -242,6 +260,26 @@ class MicroBatcher:
                     values=output.values[part], proba=proba, classes=output.classes
                 )
                 pending.future.set_result(result)
+
+    async def _run_each(self, batch: list[_Pending]) -> None:
+        """Predict each request of a failed merged call alone; each gets its own outcome."""
+        loop = asyncio.get_running_loop()
+        self._in_flight = batch
+        for pending in batch:
+            if pending.future.done():
+                continue
+            try:
+                self._record(pending.rows, 1)
+                output = await loop.run_in_executor(
+                    self.executor, self.runtime.predict, pending.columns, pending.rows
+                )
+                _check_length(output, pending.rows, self.runtime.name)
+            except Exception as error:
+                if not pending.future.done():
+                    pending.future.set_exception(error)
+            else:
+                if not pending.future.done():
+                    pending.future.set_result(output)
 
     async def _call_alone(self, columns: Columns, rows: int) -> RuntimeOutput:
         loop = asyncio.get_running_loop()
@@ -269,8 +307,9 @@ class MicroBatcher:
 
 
 def _check_length(output: RuntimeOutput, rows: int, runtime: str) -> None:
+    """A runtime that answers another number of rows is broken: the server's fault."""
     if len(output.values) != rows:
-        raise ModelyardError(
+        raise ServerFault(
             f"the {runtime} runtime returned {len(output.values)} predictions for {rows} rows; "
             "its predict() must return one per row"
         )

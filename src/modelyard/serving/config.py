@@ -16,7 +16,7 @@ Example:
 from __future__ import annotations
 
 import os
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -24,6 +24,10 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from modelyard.errors import ModelyardError
 from modelyard.registry.refs import ModelRef, parse_ref
 from modelyard.settings import Settings
+
+if TYPE_CHECKING:
+    from modelyard.serving.limits import ConnectionLimits
+    from modelyard.serving.process import ProcessSettings
 
 __all__ = ["CONFIG_ENV", "ServeConfig", "config_from_env", "served_ref"]
 
@@ -78,6 +82,12 @@ class ServeConfig(BaseSettings):
         max_batch_wait_ms: how long a queued request may wait beyond the call in flight.
         max_rows_per_request: larger requests are refused with 413.
         max_body_bytes: larger request bodies are refused with 413.
+        max_columns_per_request: a request naming more columns (keys of a row, names
+            of a split or CSV header, V2 tensors) is refused with 422 before its values
+            are looked at; at least the model's own inputs are always allowed.
+        max_text_length: the longest text value accepted, in characters; a categorical
+            input's own limit is 8 times its longest training category (at least
+            256), up to this.
         poll_seconds: how often followed aliases are re-resolved; 0 turns polling off.
         api_keys: keys accepted on the prediction endpoints (``X-API-Key`` or
             ``Authorization: Bearer``); empty means open.
@@ -88,7 +98,24 @@ class ServeConfig(BaseSettings):
         model_threads: threads one model call may use inside native libraries (OpenMP,
             BLAS). 1 suits a server, whose parallelism comes from concurrent requests:
             an idle OpenMP team costs more than a small batch takes. 0 keeps the
-            libraries' own defaults.
+            libraries' own defaults. The limit applies to the server's own runtime
+            threads only (OpenMP's limit is per thread), and ONNX Runtime sessions run
+            one intra-op thread each, so neither changes an embedding app's threads.
+        gc_freeze: freeze the live heap out of garbage collection after each load, and
+            release retired versions by unfreezing and collecting after a swap
+            (:mod:`modelyard.serving.process`). Process-wide: None (the default) means
+            on under ``modelyard serve``, off in an app built with ``create_app``.
+        switch_interval_ms: the GIL switch interval while serving, in ms; 0 leaves
+            Python's. Process-wide: None means 0.2 under ``modelyard serve``, Python's
+            own in an app built with ``create_app``.
+        header_timeout_s: a request's headers must arrive within this many seconds of
+            its first byte (the connection is closed otherwise). ``modelyard serve`` only.
+        body_timeout_s: a request's body must arrive within this many seconds of its
+            headers (408 otherwise).
+        max_connections: open connections beyond this are closed at once.
+            ``modelyard serve`` only.
+        max_inflight_body_bytes: bytes of request bodies read at once across all
+            requests; a request past it gets 503 with ``Retry-After``.
     """
 
     model_config = SettingsConfigDict(
@@ -103,6 +130,8 @@ class ServeConfig(BaseSettings):
     max_batch_wait_ms: float = Field(default=2.0, ge=0)
     max_rows_per_request: int = Field(default=10_000, ge=1)
     max_body_bytes: int = Field(default=16 * _MIB, ge=1024)
+    max_columns_per_request: int = Field(default=2_000, ge=1)
+    max_text_length: int = Field(default=4_096, ge=1)
     poll_seconds: float = Field(default=5.0, ge=0)
     api_keys: StrList = Field(default_factory=list, repr=False)
     admin_key: str | None = Field(default=None, repr=False)
@@ -110,6 +139,12 @@ class ServeConfig(BaseSettings):
     prediction_log: bool = True
     warmup_rows: int = Field(default=8, ge=0, le=1000)
     model_threads: int = Field(default=1, ge=0, le=256)
+    gc_freeze: bool | None = None
+    switch_interval_ms: float | None = Field(default=None, ge=0, le=100)
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    body_timeout_s: float = Field(default=30.0, gt=0)
+    max_connections: int = Field(default=1024, ge=1)
+    max_inflight_body_bytes: int = Field(default=256 * _MIB, ge=1024)
 
     @field_validator("models", "api_keys", "cors_origins", mode="before")
     @classmethod
@@ -154,6 +189,41 @@ class ServeConfig(BaseSettings):
     def served_refs(self) -> list[ModelRef]:
         """The references to serve, a bare name meaning ``NAME@production``."""
         return [served_ref(text) for text in self.models]
+
+    def process_settings(self) -> ProcessSettings:
+        """What this config changes in the process (None fields: nothing)."""
+        from modelyard.serving.process import ProcessSettings
+
+        interval = self.switch_interval_ms
+        return ProcessSettings(
+            gc_freeze=bool(self.gc_freeze),
+            switch_interval=interval / 1000 if interval else None,
+        )
+
+    @property
+    def connection_limits(self) -> ConnectionLimits:
+        """The deadlines and caps of :mod:`modelyard.serving.limits`."""
+        from modelyard.serving.limits import ConnectionLimits
+
+        return ConnectionLimits(
+            header_timeout=self.header_timeout_s,
+            body_timeout=self.body_timeout_s,
+            max_connections=self.max_connections,
+            max_inflight_body_bytes=self.max_inflight_body_bytes,
+        )
+
+    def for_serve_process(self) -> ServeConfig:
+        """This config with ``modelyard serve``'s process settings where it leaves them
+        unset (:data:`~modelyard.serving.process.SERVE_DEFAULTS`)."""
+        from modelyard.serving.process import SERVE_DEFAULTS
+
+        update: dict[str, Any] = {}
+        if self.gc_freeze is None:
+            update["gc_freeze"] = SERVE_DEFAULTS.gc_freeze
+        if self.switch_interval_ms is None:
+            assert SERVE_DEFAULTS.switch_interval is not None
+            update["switch_interval_ms"] = SERVE_DEFAULTS.switch_interval * 1000
+        return self.model_copy(update=update)
 
     def to_env(self) -> str:
         """This config as JSON for :data:`CONFIG_ENV`, keys included (unlike ``repr``)."""

@@ -4,7 +4,7 @@ A :class:`ModelManager` keeps one :class:`ServedModel` slot per model name. Each
 follows a reference (``house-prices@production``, ``churn:3``, ``churn:latest``) and
 holds the :class:`LoadedModel` answering requests: the checksum-verified pipeline (or
 ONNX graph) behind a :class:`~modelyard.types.Runtime`, its
-:class:`~modelyard.serving.decode.InputSpec` and its
+:class:`~modelyard.contract.InputContract` and its
 :class:`~modelyard.serving.batching.MicroBatcher`.
 
 A version is loaded and warmed up (it predicts a few of its own evaluation rows) in a
@@ -18,9 +18,9 @@ had, and the error is shown by :meth:`ModelManager.describe`.
 Followed references are re-resolved every ``poll_seconds`` (blocking registry calls run
 in a thread), and on demand by :meth:`ModelManager.reload`.
 
-While it runs, a manager tunes the process for latency, and undoes it on close: the GIL
-switch interval drops to :data:`SWITCH_INTERVAL`, and after each load the live heap is
-frozen out of garbage collection (:func:`_settle_heap`).
+Process-wide tuning (garbage-collector freezing, the GIL switch interval) happens only
+when the config asks for it, as ``modelyard serve`` does (:mod:`modelyard.serving.process`);
+a retired version is released once its last request is done.
 """
 
 from __future__ import annotations
@@ -28,28 +28,31 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import gc
 import logging
 import os
-import sys
-import threading
+import re
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from modelyard.errors import MissingExtraError, ModelNotFoundError, ModelyardError
-from modelyard.models.runtime import SklearnRuntime
+from modelyard.errors import (
+    IntegrityError,
+    MissingExtraError,
+    ModelNotFoundError,
+    ModelyardError,
+)
 from modelyard.registry.refs import ModelRef
+from modelyard.runtime.select import RuntimePreference, select_runtime
 from modelyard.serving.config import ServeConfig, served_ref
+from modelyard.serving.process import TUNING
 from modelyard.types import Columns, Runtime
 
 if TYPE_CHECKING:
+    from modelyard.contract import InputContract
     from modelyard.registry.records import ModelVersion
     from modelyard.registry.registry import Registry
     from modelyard.serving.batching import Activity, MicroBatcher
-    from modelyard.serving.decode import InputSpec
     from modelyard.serving.metrics import ServingMetrics
 
 __all__ = [
@@ -58,65 +61,11 @@ __all__ = [
     "RuntimePreference",
     "ServedModel",
     "SwapResult",
-    "select_runtime",
 ]
 
 logger = logging.getLogger(__name__)
 
-RuntimePreference = Literal["auto", "onnx", "sklearn"]
-
 _DRAIN_SECONDS = 60.0
-#: How long a thread may keep the GIL while another waits for it, while serving. Python's
-#: 5 ms default let the prediction log's flushing thread hold up the event loop for 5 ms
-#: at each hand-over: one-connection p99 latency was 8-11 ms, and 1.7-1.9 ms at 0.2 ms,
-#: with the same throughput (measured with benchmarks/serving.py's load on the example).
-SWITCH_INTERVAL = 0.0002
-
-
-def select_runtime(
-    registry: Registry, version: ModelVersion, preference: str
-) -> tuple[Runtime, str]:
-    """The runtime serving ``version`` (ONNX Runtime or the scikit-learn pipeline), and why.
-
-    ``preference`` is ``auto`` (ONNX when the version has an ONNX export whose recorded
-    parity holds, else scikit-learn), ``onnx`` (ONNX or an error) or ``sklearn``. The
-    choice is :func:`modelyard.export.onnx.select_runtime`'s when ONNX support is
-    installed. Every artifact is read through the registry, so its checksum is verified.
-
-    Raises:
-        IntegrityError: an artifact's bytes do not match their recorded checksum.
-        MissingExtraError: ``onnx`` was asked for and ONNX support is not installed.
-        ModelyardError: ``onnx`` was asked for and the version cannot run on it, or
-            ``preference`` is unknown.
-    """
-    if preference not in ("auto", "onnx", "sklearn"):
-        raise ModelyardError(
-            f"runtime {preference!r} is not known; use 'auto', 'onnx' or 'sklearn'"
-        )
-    if preference != "sklearn":
-        chooser = _onnx_chooser()
-        if chooser is not None:
-            runtime, reason = chooser(registry, version, preference=preference)
-            return runtime, str(reason)
-        if preference == "onnx":
-            raise MissingExtraError(
-                f"cannot serve {version.ref} on ONNX Runtime: modelyard's ONNX support is not "
-                "installed; run: pip install 'modelyard[onnx]', or serve with --runtime sklearn"
-            )
-    from modelyard._training import load_version_pipeline
-
-    pipeline = load_version_pipeline(registry, version)
-    runtime = SklearnRuntime(pipeline, list(version.lineage["features"]["feature_order"]))
-    return runtime, f"scikit-learn pipeline ({preference})"
-
-
-def _onnx_chooser() -> Any:
-    """The ONNX export's runtime picker, or None when ONNX support is not installed."""
-    try:
-        from modelyard.export import onnx as onnx_export
-    except ImportError:
-        return None
-    return getattr(onnx_export, "select_runtime", None)
 
 
 @dataclass(eq=False)
@@ -124,7 +73,7 @@ class LoadedModel:
     """One version, loaded and warmed up, with what answering a request needs."""
 
     version: ModelVersion
-    input_spec: InputSpec
+    input_spec: InputContract
     runtime: Runtime
     runtime_reason: str
     batcher: MicroBatcher
@@ -256,6 +205,7 @@ class ModelManager:
         self._initial: asyncio.Task[None] | None = None
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._closed = False
+        self._process = config.process_settings()
         self._tuned = False
 
     # -- lifecycle ------------------------------------------------------------------
@@ -267,7 +217,7 @@ class ModelManager:
 
             self._registry = await asyncio.to_thread(Registry.open, self.config.settings)
         if not self._tuned:
-            _TUNING.enter()
+            TUNING.enter(self._process)
             self._tuned = True
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=max(2, os.cpu_count() or 2),
@@ -305,7 +255,7 @@ class ModelManager:
         if self._registry is not None and self._owns_registry:
             self._registry.close()
         if self._tuned:
-            _TUNING.leave()
+            TUNING.leave(self._process)
             self._tuned = False
 
     # -- what is served -------------------------------------------------------------
@@ -427,10 +377,11 @@ class ModelManager:
                 slot.ref = ref
             slot.error = slot.error_at = slot.failed_version = None
             self.metrics.set_served(loaded.name, loaded.number, loaded.runtime_name)
-            _settle_heap()
+            TUNING.settle(self._process)
             if old is not None:
                 self.metrics.set_retired(old.name, old.number, old.runtime_name)
-                self._background(old.retire())
+                self._background(self._retire(old))
+                del old  # the retiring task holds the last reference
             logger.info(
                 "%s: now serving %s (was %s), loaded in %.2f s",
                 target,
@@ -439,6 +390,12 @@ class ModelManager:
                 loaded.load_seconds,
             )
             return SwapResult(slot.name, str(target), "swapped", before, loaded.number)
+
+    async def _retire(self, old: LoadedModel) -> None:
+        """Let ``old`` finish its requests, close it, then release what it held."""
+        await old.retire()
+        del old
+        TUNING.released(self._process)
 
     def _failed(
         self,
@@ -456,8 +413,9 @@ class ModelManager:
             message = f"refused {slot.name}:{version} ({target}): {exc}"
         keeps = f"still serving {slot.name}:{before}" if before else "nothing served yet"
         message = f"{message}; {keeps}"
-        changed = message != slot.error
-        slot.error = message
+        public = redact(message)  # shown on /v1/models, /readyz and 503s: no paths
+        changed = public != slot.error
+        slot.error = public
         slot.error_at = datetime.now(UTC)
         if version is not None:
             slot.failed_version = version
@@ -473,7 +431,7 @@ class ModelManager:
             "failed",
             before,
             version,
-            message,
+            public,
             not_found=isinstance(exc, ModelNotFoundError),
         )
 
@@ -511,31 +469,45 @@ class ModelManager:
 
     def _build(
         self, version: ModelVersion
-    ) -> tuple[InputSpec, Runtime, str, tuple[Columns, int] | None]:
+    ) -> tuple[InputContract, Runtime, str, tuple[Columns, int] | None]:
         """Blocking: the input spec and runtime of ``version``, and rows to warm it up with."""
-        from modelyard.serving.decode import InputSpec
+        from modelyard.contract import InputContract
 
-        input_spec = InputSpec.from_version(version, max_rows=self.config.max_rows_per_request)
+        input_spec = InputContract.from_version(
+            version,
+            max_rows=self.config.max_rows_per_request,
+            max_columns=self.config.max_columns_per_request,
+            max_text_length=self.config.max_text_length,
+        )
         registry = self._require_registry()
-        with _TUNING.loading():
+        # Every artifact of the version is checked, not just those the chosen runtime
+        # reads: a version whose pipeline was altered is not served by its ONNX graph
+        # either (the two must stay the pair that parity was measured on).
+        problems = registry.verify_artifacts(version)
+        if problems:
+            raise IntegrityError(
+                f"{version.ref} has artifacts that do not match the registry: "
+                + "; ".join(problems)
+            )
+        with TUNING.loading():
             runtime, reason = select_runtime(registry, version, self.config.runtime)
             warm_rows = self._warm_up_rows(registry, version, input_spec)
         return input_spec, runtime, reason, warm_rows
 
     def _warm_up_rows(
-        self, registry: Registry, version: ModelVersion, input_spec: InputSpec
+        self, registry: Registry, version: ModelVersion, input_spec: InputContract
     ) -> tuple[Columns, int] | None:
         """A few of the version's evaluation rows, decoded as a client's request would be."""
         import orjson
 
-        from modelyard._training import evaluation_frame
+        from modelyard.contract import decode_records
         from modelyard.errors import DataValidationError
-        from modelyard.serving.decode import decode_records
+        from modelyard.registry.readers import evaluation_frame
 
         rows = self.config.warmup_rows
         if rows == 0:
             return None
-        feature_order = list(version.lineage["features"]["feature_order"])
+        feature_order = list(version.lineage_record.features.feature_order)
         frame = evaluation_frame(registry, version).head(rows)[feature_order]
         # JSON round trip: the rows reach the model exactly as a client's would.
         records = orjson.loads(frame.to_json(orient="records", date_format="iso"))
@@ -556,79 +528,18 @@ class ModelManager:
         task.add_done_callback(self._tasks.discard)
 
 
-class _ProcessTuning:
-    """The process-wide settings of serving, held while any manager runs.
-
-    The first manager to start lowers the GIL switch interval; the last to close puts
-    it back and unfreezes what :func:`_settle_heap` froze. Counted, so servers that start
-    and stop in any order (several apps in one process) leave the process as it was.
-
-    Loading a model is different: it parses NumPy array headers with :mod:`ast`, and
-    CPython 3.11's AST builder keeps its recursion count per interpreter, not per thread
-    (python/cpython#106905), so two threads parsing at once can fail with "AST
-    constructor recursion depth mismatch". Frequent thread switches make that likelier.
-    So loads run one at a time in the process (:meth:`loading`), and while one runs the
-    switch interval is Python's default again.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._load_lock = threading.Lock()
-        self._managers = 0
-        self._loads = 0
-        self._interval = sys.getswitchinterval()
-
-    def enter(self) -> None:
-        with self._lock:
-            if self._managers == 0:
-                self._interval = sys.getswitchinterval()
-            self._managers += 1
-            self._apply()
-
-    def leave(self) -> None:
-        with self._lock:
-            self._managers -= 1
-            self._apply()
-            if self._managers == 0:
-                gc.unfreeze()  # what _settle_heap froze is the collector's again
-
-    @contextlib.contextmanager
-    def loading(self) -> Iterator[None]:
-        """Hold while loading a model: one load at a time, at the default interval."""
-        with self._load_lock:
-            with self._lock:
-                self._loads += 1
-                self._apply()
-            try:
-                yield
-            finally:
-                with self._lock:
-                    self._loads -= 1
-                    self._apply()
-
-    def _apply(self) -> None:
-        serving = self._managers > 0 and self._loads == 0
-        sys.setswitchinterval(min(self._interval, SWITCH_INTERVAL) if serving else self._interval)
+_PATH = re.compile(r"(?<![\w.])/(?:[^\s'\"():;,/]+/)+[^\s'\"():;,]*")
+_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s;,)'\"]+", re.IGNORECASE)
+_DIGEST = re.compile(r"\b[0-9a-f]{64}\b")
 
 
-_TUNING = _ProcessTuning()
-
-
-def _settle_heap() -> None:
-    """Collect garbage, then exempt every live object from future garbage collections.
-
-    A loaded model brings hundreds of thousands of long-lived objects (pandas,
-    scikit-learn, ONNX Runtime, the pipeline). Left in the collector's oldest generation,
-    each full collection walks all of them and stops every thread for 50-150 ms: that
-    was most of the server's p99 latency. Frozen (:func:`gc.freeze`), they are skipped,
-    so a collection only walks what requests allocated since. The first call walks the
-    whole heap once, before the first version serves; later calls (after a swap) walk
-    only what was allocated since the previous one. Reference cycles inside a retired
-    version stay uncollected until the last manager closes (which unfreezes); the rest
-    of it is freed by reference counting as usual.
-    """
-    gc.collect()
-    gc.freeze()
+def redact(message: str) -> str:
+    """``message`` without what a client must not see: file paths (of the artifact
+    store, say), URLs (the registry's, with its credentials) and artifact digests. The
+    whole message goes to the server log."""
+    message = _URL.sub("<url>", message)
+    message = _PATH.sub("<path>", message)
+    return _DIGEST.sub("<digest>", message)
 
 
 def _limit_native_threads(threads: int) -> None:

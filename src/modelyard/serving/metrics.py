@@ -47,7 +47,9 @@ class ServingMetrics:
         ``modelyard_batch_rows{model}`` (histogram of rows per model call),
         ``modelyard_errors_total{model,kind}``,
         ``modelyard_model_info{model,version,runtime}`` (1 for each version served),
-        ``modelyard_prediction_log_dropped_rows`` (rows the prediction log had to drop).
+        ``modelyard_prediction_log_dropped_rows`` (rows the prediction log had to drop),
+        ``modelyard_out_of_range_values_total{model}`` (numbers accepted outside their
+        training range, under ``data.out_of_range: warn``).
     """
 
     def __init__(self) -> None:
@@ -89,6 +91,12 @@ class ServingMetrics:
             "Rows the prediction log dropped because it could not keep up or write.",
             registry=self.registry,
         )
+        self.out_of_range = Counter(
+            "modelyard_out_of_range_values",
+            "Numbers accepted outside their training range (data.out_of_range: warn).",
+            ["model"],
+            registry=self.registry,
+        )
         self._request_children: dict[tuple[str, str, str, str], tuple[Counter, Histogram]] = {}
 
     def observe_request(
@@ -118,6 +126,10 @@ class ServingMetrics:
     def count_error(self, model: str, kind: str) -> None:
         """Count one error of ``kind`` (``model`` is empty when no served model is concerned)."""
         self.errors.labels(model, kind).inc()
+
+    def count_out_of_range(self, model: str, values: int) -> None:
+        """Count ``values`` numbers of one request outside their training range."""
+        self.out_of_range.labels(model).inc(values)
 
     def set_served(self, model: str, version: int, runtime: str) -> None:
         """Mark ``model:version`` as served by ``runtime``."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from modelyard.errors import MissingExtraError
 from modelyard.serving.config import CONFIG_ENV, ServeConfig
@@ -71,6 +71,10 @@ def serve(
 ) -> None:
     """Serve ``config``'s models over HTTP until interrupted (blocks).
 
+    This is the serving process, so it owns the process-wide settings: those ``config``
+    leaves unset get :data:`~modelyard.serving.process.SERVE_DEFAULTS` (the garbage
+    collector frozen after each load, a 0.2 ms switch interval).
+
     Args:
         config: what to serve and how.
         host: the address to bind; the default answers only this machine.
@@ -85,6 +89,12 @@ def serve(
     require_serving()
     import uvicorn
 
+    from modelyard.serving.limits import GuardedHttpToolsProtocol
+
+    config = config.for_serve_process()
+    # The connection limits live in the protocol uvicorn runs (modelyard.serving.limits).
+    GuardedHttpToolsProtocol.configure(config.connection_limits)
+    guarded: dict[str, Any] = {"http": GuardedHttpToolsProtocol, "timeout_keep_alive": 5}
     if workers > 1:
         os.environ[CONFIG_ENV] = config.to_env()
         uvicorn.run(
@@ -96,6 +106,7 @@ def serve(
             log_level=log_level,
             access_log=access_log,
             timeout_graceful_shutdown=30,
+            **guarded,
         )
         return
     from modelyard.serving.app import create_app
@@ -107,4 +118,5 @@ def serve(
         log_level=log_level,
         access_log=access_log,
         timeout_graceful_shutdown=30,
+        **guarded,
     )

@@ -11,11 +11,11 @@ the protocol the request used (see :func:`protocol_of`).
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
-import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -26,15 +26,16 @@ from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 
+from modelyard.engine import PredictionEngine
 from modelyard.errors import ModelyardError
 
 if TYPE_CHECKING:
-    from modelyard.predlog.writer import PredictionLog
+    from modelyard.contract import InputProblem, RequestValidationError
+    from modelyard.engine import Decoder, PredictionSink
     from modelyard.serving.config import ServeConfig
-    from modelyard.serving.decode import InputProblem, InputSpec, RequestValidationError
     from modelyard.serving.manager import LoadedModel, ModelManager, ServedModel
     from modelyard.serving.metrics import ServingMetrics
-    from modelyard.types import Columns, RuntimeOutput
+    from modelyard.types import RuntimeOutput
 
 __all__ = [
     "LABELS_KEY",
@@ -45,6 +46,7 @@ __all__ = [
     "component_schemas",
     "json_response",
     "jsonable_array",
+    "parse_body",
     "protocol_of",
 ]
 
@@ -56,6 +58,10 @@ REQUEST_ID_KEY = "modelyard.request_id"
 LABELS_KEY = "modelyard.labels"
 #: Where request-body schemas live in the OpenAPI document.
 SCHEMA_REF = "#/components/schemas/{model}"
+
+#: Prediction bodies larger than this are parsed and decoded on a worker thread, so the
+#: event loop (health checks, other requests) keeps answering while one is handled.
+OFFLOAD_BYTES = 256 * 1024
 
 Protocol = Literal["own", "v2", "mlflow"]
 _MLFLOW_PATHS = frozenset({"/invocations", "/ping", "/health", "/version"})
@@ -130,7 +136,11 @@ class ServingError(ModelyardError):
 
 @dataclass(eq=False)
 class ServingState:
-    """Everything endpoints need, built once per app."""
+    """Everything endpoints need, built once per app.
+
+    ``engine`` runs every prediction (decode, validate, predict, log); ``predlog`` is
+    its prediction log.
+    """
 
     config: ServeConfig
     manager: ModelManager
@@ -138,8 +148,21 @@ class ServingState:
     api_keys: tuple[bytes, ...]
     admin_key: bytes | None
     started_at: datetime
-    predlog: PredictionLog | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    engine: PredictionEngine = field(default_factory=PredictionEngine)
+
+    def __post_init__(self) -> None:
+        self.engine.on_out_of_range = self.metrics.count_out_of_range
+
+    @property
+    def predlog(self) -> Any:
+        """The prediction log (a :class:`~modelyard.predlog.writer.PredictionLog`), or
+        None when predictions are not logged."""
+        return self.engine.predlog
+
+    @predlog.setter
+    def predlog(self, log: PredictionSink | None) -> None:
+        self.engine.predlog = log
 
     # -- keys -----------------------------------------------------------------------
 
@@ -237,17 +260,20 @@ class ServingState:
         request: Request,
         slot: ServedModel,
         version: int | str | None,
-        decode: Callable[[InputSpec], tuple[Columns, int]],
+        decode: Decoder,
         *,
         endpoint: str,
         received_at: datetime,
         started: float,
+        size: int = 0,
     ) -> tuple[LoadedModel, int, RuntimeOutput]:
-        """One prediction request: on the version :meth:`acquire` gives, ``decode`` the
-        request with its input spec, predict through its batcher, then log the prediction.
+        """One prediction request: on the version :meth:`acquire` gives, the engine
+        decodes the request with its input contract, predicts and logs the prediction.
 
         The version is held from decoding to the answer, so a swap never splits a
-        request. ``decode`` raises :class:`ServingError` for input that does not fit.
+        request. ``decode`` raises :class:`ServingError` for input that does not fit;
+        it runs on a worker thread when the body had more than :data:`OFFLOAD_BYTES`
+        (``size``).
 
         Returns:
             The version that answered, the row count and its output.
@@ -255,51 +281,18 @@ class ServingState:
         loaded = self.acquire(slot, version)
         set_labels(request, slot.name, str(loaded.number), endpoint)
         try:
-            columns, rows = decode(loaded.input_spec)
-            output = await loaded.batcher.predict(columns, rows)
+            answer = await self.engine.predict(
+                loaded,
+                decode,
+                request_id=request_id(request),
+                received_at=received_at,
+                started=started,
+                endpoint=endpoint,
+                offload=size > OFFLOAD_BYTES,
+            )
         finally:
             loaded.release()
-        self.log_prediction(
-            loaded,
-            request_id=request_id(request),
-            received_at=received_at,
-            columns=columns,
-            rows=rows,
-            output=output,
-            latency_ms=(time.perf_counter() - started) * 1000,
-            endpoint=endpoint,
-        )
-        return loaded, rows, output
-
-    def log_prediction(
-        self,
-        loaded: LoadedModel,
-        *,
-        request_id: str,
-        received_at: datetime,
-        columns: Columns,
-        rows: int,
-        output: RuntimeOutput,
-        latency_ms: float,
-        endpoint: str,
-    ) -> None:
-        """Hand a prediction to the prediction log, if it is on; never raises."""
-        if self.predlog is None:
-            return
-        try:
-            self.predlog.log(
-                model=loaded.name,
-                version=loaded.number,
-                request_id=request_id,
-                received_at=received_at,
-                columns=columns,
-                rows=rows,
-                output=output,
-                latency_ms=latency_ms,
-                endpoint=endpoint,
-            )
-        except Exception:  # the log must never fail a prediction
-            logger.exception("could not log request %s", request_id)
+        return loaded, answer.rows, answer.output
 
 
 def _given_key(request: Request) -> bytes | None:
@@ -400,6 +393,14 @@ def _too_large(size: int, limit: int) -> ServingError:
     )
 
 
+async def parse_body(body: bytes) -> Any:
+    """:func:`parse_json`, on a worker thread when the body is larger than
+    :data:`OFFLOAD_BYTES`."""
+    if len(body) > OFFLOAD_BYTES:
+        return await asyncio.to_thread(parse_json, body)
+    return parse_json(body)
+
+
 def parse_json(body: bytes) -> Any:
     """Parse a JSON body (400 with the position of the first error)."""
     if not body:
@@ -457,12 +458,28 @@ def jsonable_array(values: np.ndarray) -> Any:
     return values.tolist()
 
 
+def _plain_json(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
+
+
 def json_response(
     content: Any, *, status: int = 200, headers: dict[str, str] | None = None
 ) -> Response:
-    """A JSON response serialized by orjson (NumPy arrays included, NaN as null)."""
+    """A JSON response serialized by orjson (NumPy arrays included, NaN as null).
+
+    Text orjson refuses (a lone surrogate a client sent, echoed in a message) is written
+    with JSON escapes instead, so no reply fails to serialize.
+    """
+    try:
+        body = orjson.dumps(content, option=_JSON_OPTIONS)
+    except TypeError:  # orjson.JSONEncodeError: str that is not valid UTF-8
+        body = json.dumps(content, ensure_ascii=True, default=_plain_json).encode("ascii")
     return Response(
-        orjson.dumps(content, option=_JSON_OPTIONS),
+        body,
         status_code=status,
         headers=headers,
         media_type="application/json",

@@ -33,14 +33,14 @@ from modelyard.serving.protocols import (
     json_response,
     jsonable_array,
     media_type,
-    parse_json,
+    parse_body,
     read_body,
     require_json,
     set_labels,
 )
 
 if TYPE_CHECKING:
-    from modelyard.serving.decode import InputSpec
+    from modelyard.contract import InputContract
     from modelyard.types import Columns
 
 __all__ = ["openapi_schemas", "router"]
@@ -138,7 +138,8 @@ _BODY = {
 )
 async def invocations(request: Request) -> Response:
     """Predict with the first served model (JSON or CSV, as MLflow's scoring server)."""
-    from modelyard.serving.decode import RequestValidationError, decode_csv, decode_mlflow
+    from modelyard.contract import RequestValidationError
+    from modelyard.serving.protocols._parse import decode_csv, decode_mlflow
 
     state: ServingState = request.app.state.serving
     received_at = datetime.now(UTC)
@@ -158,9 +159,9 @@ async def invocations(request: Request) -> Response:
                 400, f"the CSV body is not UTF-8 text: {exc}", kind="bad_request"
             ) from None
     else:
-        payload = parse_json(body)
+        payload = await parse_body(body)
 
-    def decode(spec: InputSpec) -> tuple[Columns, int]:
+    def decode(spec: InputContract) -> tuple[Columns, int]:
         try:
             if found == "text/csv":
                 return decode_csv(payload, spec)
@@ -176,6 +177,7 @@ async def invocations(request: Request) -> Response:
         endpoint="invocations",
         received_at=received_at,
         started=started,
+        size=len(body),
     )
     return json_response({"predictions": jsonable_array(output.values)})
 

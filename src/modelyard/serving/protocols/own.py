@@ -28,6 +28,7 @@ from modelyard.serving.protocols import (
     component_schemas,
     json_response,
     jsonable_array,
+    parse_body,
     parse_json,
     read_body,
     request_id,
@@ -238,9 +239,9 @@ async def _predict(request: Request, name: str, version: int | None) -> Response
     state.check_predict_key(request)
     slot = state.slot(name)
     require_json(request)
+    body = await read_body(request, state.config.max_body_bytes)
     payload = require_object(
-        parse_json(await read_body(request, state.config.max_body_bytes)),
-        'with "rows" (a list of objects) or "columns" and "data"',
+        await parse_body(body), 'with "rows" (a list of objects) or "columns" and "data"'
     )
     loaded, _, output = await state.predict(
         request,
@@ -250,6 +251,7 @@ async def _predict(request: Request, name: str, version: int | None) -> Response
         endpoint="v1_predict",
         received_at=received_at,
         started=started,
+        size=len(body),
     )
     content: dict[str, Any] = {
         "model": name,
@@ -265,7 +267,7 @@ async def _predict(request: Request, name: str, version: int | None) -> Response
 
 
 def _decode(payload: dict[str, Any], spec: Any) -> Any:
-    from modelyard.serving.decode import RequestValidationError, decode_records, decode_split
+    from modelyard.contract import RequestValidationError, decode_records, decode_split
 
     has_rows, has_split = "rows" in payload, "columns" in payload or "data" in payload
     if has_rows == has_split:

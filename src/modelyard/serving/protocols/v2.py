@@ -31,7 +31,7 @@ from modelyard.serving.protocols import (
     ServingState,
     component_schemas,
     json_response,
-    parse_json,
+    parse_body,
     read_body,
     request_id,
     require_json,
@@ -40,7 +40,7 @@ from modelyard.serving.protocols import (
 )
 
 if TYPE_CHECKING:
-    from modelyard.serving.decode import InputSpec
+    from modelyard.contract import InputContract
     from modelyard.types import Columns
 
 __all__ = ["openapi_schemas", "router"]
@@ -349,7 +349,8 @@ async def infer_version(request: Request, name: str, version: str) -> Response:
 
 
 async def _infer(request: Request, name: str, version: str | None) -> Response:
-    from modelyard.serving.decode import RequestValidationError, decode_v2
+    from modelyard.contract import RequestValidationError, is_valid_text
+    from modelyard.serving.protocols._parse import decode_v2
 
     state: ServingState = request.app.state.serving
     received_at = datetime.now(UTC)
@@ -360,11 +361,20 @@ async def _infer(request: Request, name: str, version: str | None) -> Response:
     require_json(request, also=("application/octet-stream",))
     body = await read_body(request, state.config.max_body_bytes)
     header, binary = _split_binary(request, body)
-    payload = require_object(parse_json(header), '{"inputs": [...]}')
+    payload = require_object(await parse_body(header), '{"inputs": [...]}')
     inputs = _inline_binary(payload.get("inputs"), binary)
     wanted = _requested_outputs(payload)
+    given_id = payload.get("id")
+    if isinstance(given_id, str) and not is_valid_text(given_id):
+        raise ServingError(
+            400,
+            "'id' holds a lone UTF-16 surrogate, which is not a Unicode character; send "
+            "valid UTF-8 text or leave 'id' out",
+            kind="bad_request",
+            loc=["body", "id"],
+        )
 
-    def decode(spec: InputSpec) -> tuple[Columns, int]:
+    def decode(spec: InputContract) -> tuple[Columns, int]:
         try:
             return decode_v2(inputs, spec)
         except RequestValidationError as exc:
@@ -378,9 +388,9 @@ async def _infer(request: Request, name: str, version: str | None) -> Response:
         endpoint="v2_infer",
         received_at=received_at,
         started=started,
+        size=len(body),
     )
     rid = request_id(request)
-    given_id = payload.get("id")
     parameters = payload.get("parameters")
     binary_default = isinstance(parameters, dict) and parameters.get("binary_data_output") is True
     tensors, blobs = _outputs(output, rows, wanted, binary_default)

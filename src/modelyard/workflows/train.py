@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from modelyard._evaluate import Reference, evaluate_rows
 from modelyard._progress import NullProgress, Progress
 from modelyard.data.schema import DataSchema, infer_schema
 from modelyard.data.snapshot import frame_digest, frame_to_parquet
@@ -31,17 +30,30 @@ from modelyard.data.split import split_rows
 from modelyard.errors import ModelNotFoundError, SpecError
 from modelyard.evaluation.report import EvaluationReport
 from modelyard.features.build import FeaturePlan, feature_definition_hash, plan_features
-from modelyard.models.artifacts import dump_pipeline, load_pipeline
+from modelyard.models.artifacts import dump_pipeline
 from modelyard.models.estimators import estimator_structure
 from modelyard.models.fit import Predictions, build_pipeline, fit_pipeline, predict
-from modelyard.registry.lineage import capture_environment, capture_git, predictions_fingerprint
+from modelyard.registry.lineage import (
+    DataLineage,
+    FeatureLineage,
+    Lineage,
+    ModelLineage,
+    OnnxLineage,
+    PredictionsLineage,
+    TrainingLineage,
+    capture_environment,
+    capture_git,
+    predictions_fingerprint,
+)
+from modelyard.registry.readers import load_version_pipeline
 from modelyard.registry.registry import ArtifactInput, ModelVersion, Registry
 from modelyard.spec import ProjectSpec, spec_digest, spec_to_dict
+from modelyard.workflows.evaluate import Reference, evaluate_rows
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
 
-__all__ = ["Build", "TrainResult", "build", "load_version_pipeline", "train", "evaluation_frame"]
+__all__ = ["Build", "TrainResult", "build", "train"]
 
 logger = logging.getLogger(__name__)
 
@@ -186,13 +198,16 @@ def train(
             frame[_schema_columns(spec, result.plan, frame)],
             categorical=result.plan.categorical,
         )
-        lineage = _lineage(spec, result, schema, digest, project_dir, spec_path)
-        lineage["onnx"] = onnx_summary
-        lineage["training"] = {
-            "started_at": started_at.isoformat(),
-            "fit_seconds": round(result.fit_seconds, 3),
-            "total_seconds": round(time.perf_counter() - clock, 3),
-        }
+        lineage = _lineage(spec, result, schema, digest, project_dir, spec_path).model_copy(
+            update={
+                "onnx": OnnxLineage.model_validate(onnx_summary),
+                "training": TrainingLineage(
+                    started_at=started_at.isoformat(),
+                    fit_seconds=round(result.fit_seconds, 3),
+                    total_seconds=round(time.perf_counter() - clock, 3),
+                ),
+            }
+        )
         model_bytes, trusted = dump_pipeline(result.pipeline)
         artifacts = {
             "model": ArtifactInput(
@@ -249,25 +264,6 @@ def _export_onnx(spec: ProjectSpec, result: Build) -> tuple[ArtifactInput | None
     return artifact, {"exported": True, "parity": extra.get("parity")}
 
 
-def load_version_pipeline(registry: Registry, version: ModelVersion) -> Pipeline:
-    """Load a version's fitted pipeline, refusing bytes whose checksum does not match."""
-    record = version.artifacts["model"]
-    data = registry.read_artifact(version, "model")
-    project_dir = version.lineage.get("project_dir")
-    with _project_on_path(Path(project_dir) if project_dir else None):
-        return load_pipeline(data, trusted=list(record.extra.get("trusted", [])))
-
-
-def evaluation_frame(registry: Registry, version: ModelVersion) -> pd.DataFrame:
-    """The rows a version was evaluated on, from its frozen snapshot."""
-    from modelyard.data.snapshot import frame_from_parquet
-
-    snapshot = frame_from_parquet(registry.read_artifact(version, "snapshot"))
-    table = frame_from_parquet(registry.read_artifact(version, "evaluation"))
-    rows = table["row"].to_numpy()
-    return snapshot.iloc[rows].reset_index(drop=True)
-
-
 def _production_reference(registry: Registry, name: str) -> Reference | None:
     try:
         production = registry.get_version(f"{name}@production")
@@ -283,36 +279,36 @@ def _lineage(
     digest: str,
     project_dir: Path,
     spec_path: Path | None,
-) -> dict[str, Any]:
-    return {
-        "project_dir": str(project_dir.absolute()),
-        "spec_path": str(spec_path) if spec_path else None,
-        "spec_digest": spec_digest(spec_to_dict(spec)),
-        "seed": spec.seed,
-        "data": {
-            "source": describe_source(spec.data, base_dir=project_dir),
-            "snapshot_digest": digest,
-            "rows": len(result.frame),
-            "columns": list(result.frame.columns),
-            "train_rows": len(result.train_rows),
-            "eval_rows": len(result.eval_rows),
-        },
-        "features": {
-            "definition_hash": result.feature_hash,
-            "feature_order": list(result.plan.input_columns),
-            "numeric": list(result.plan.numeric),
-            "categorical": list(result.plan.categorical),
-        },
-        "model": {
-            "estimator": spec.model.estimator,
-            "hyperparameters": spec.model.params,
-            "structure": estimator_structure(result.pipeline.named_steps["model"]),
-        },
-        "schema": schema.model_dump(mode="json"),
-        "code": capture_git(project_dir),
-        "environment": capture_environment(),
-        "predictions": {"fingerprint": result.fingerprint, "rows": len(result.eval_rows)},
-    }
+) -> Lineage:
+    return Lineage(
+        project_dir=str(project_dir.absolute()),
+        spec_path=str(spec_path) if spec_path else None,
+        spec_digest=spec_digest(spec_to_dict(spec)),
+        seed=spec.seed,
+        data=DataLineage(
+            source=describe_source(spec.data, base_dir=project_dir),
+            snapshot_digest=digest,
+            rows=len(result.frame),
+            columns=[str(column) for column in result.frame.columns],
+            train_rows=len(result.train_rows),
+            eval_rows=len(result.eval_rows),
+        ),
+        features=FeatureLineage(
+            definition_hash=result.feature_hash,
+            feature_order=list(result.plan.input_columns),
+            numeric=list(result.plan.numeric),
+            categorical=list(result.plan.categorical),
+        ),
+        model=ModelLineage(
+            estimator=spec.model.estimator,
+            hyperparameters=spec.model.params,
+            structure=estimator_structure(result.pipeline.named_steps["model"]),
+        ),
+        schema=schema.model_dump(mode="json"),
+        code=capture_git(project_dir),
+        environment=capture_environment(),
+        predictions=PredictionsLineage(fingerprint=result.fingerprint, rows=len(result.eval_rows)),
+    )
 
 
 def _evaluation_table(spec: ProjectSpec, result: Build) -> bytes:

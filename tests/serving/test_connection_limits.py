@@ -13,7 +13,7 @@ import pytest
 import uvicorn
 
 from modelyard.serving import ServeConfig, create_app
-from modelyard.serving.limits import BodyLimits, ConnectionLimits, GuardedHttpToolsProtocol
+from modelyard.serving.limits import ConnectionLimits, GuardedHttpToolsProtocol
 
 if TYPE_CHECKING:
     from conftest import Yard
@@ -27,17 +27,27 @@ LIMITS = ConnectionLimits(
 
 @pytest.fixture
 def guarded(yard: Yard) -> Iterator[str]:
-    """The app behind BodyLimits, under uvicorn with the guarded protocol; its URL."""
-    GuardedHttpToolsProtocol.configure(LIMITS)
-    app = create_app(
-        ServeConfig(settings=yard.settings, models=["houses"], runtime="sklearn", poll_seconds=0)
+    """The app (whose BodyLimits take the config's limits) under uvicorn with the guarded
+    protocol, as ``modelyard serve`` runs it; its URL."""
+    config = ServeConfig(
+        settings=yard.settings,
+        models=["houses"],
+        runtime="sklearn",
+        poll_seconds=0,
+        header_timeout_s=LIMITS.header_timeout,
+        body_timeout_s=LIMITS.body_timeout,
+        max_connections=LIMITS.max_connections,
+        max_inflight_body_bytes=LIMITS.max_inflight_body_bytes,
     )
+    assert config.connection_limits == LIMITS
+    GuardedHttpToolsProtocol.configure(config.connection_limits)
+    app = create_app(config)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     server = uvicorn.Server(
         uvicorn.Config(
-            BodyLimits(app, limits=LIMITS),
+            app,
             host="127.0.0.1",
             port=port,
             http=GuardedHttpToolsProtocol,

@@ -26,13 +26,13 @@ import numpy as np
 import pandas as pd
 
 from modelyard._progress import NullProgress, Progress
-from modelyard._training import build
 from modelyard.data.snapshot import frame_digest, frame_from_parquet
 from modelyard.data.sources import read_source
 from modelyard.errors import DataError, IntegrityError, SpecError
-from modelyard.registry.lineage import capture_environment, capture_git
+from modelyard.registry.lineage import Lineage, capture_environment, capture_git
 from modelyard.registry.registry import ModelVersion, Registry
 from modelyard.spec import SPEC_FILENAME, ProjectSpec, load_spec, spec_to_dict
+from modelyard.workflows.train import build
 
 __all__ = ["ReproduceReport", "reproduce_version"]
 
@@ -80,14 +80,19 @@ def reproduce_version(
     """Rebuild ``version`` and compare it with its lineage (see the module docstring)."""
     progress = progress or NullProgress()
     progress.start(4)
-    lineage = version.lineage
+    lineage = version.lineage_record
     report = ReproduceReport(ref=version.ref)
-    project_dir = project or Path(lineage.get("project_dir") or ".")
+    project_dir = project or Path(lineage.project_dir or ".")
     spec = _current_spec(version, project_dir, report)
 
     with progress.step("checking the data snapshot and source"):
         snapshot = frame_from_parquet(registry.read_artifact(version, "snapshot"))
-        recorded_digest = lineage["data"]["snapshot_digest"]
+        recorded_digest = lineage.data.snapshot_digest
+        if not recorded_digest:
+            raise IntegrityError(
+                f"{version.ref}: its lineage records no snapshot digest, so it cannot be "
+                "reproduced; register it again with `modelyard train`"
+            )
         if frame_digest(snapshot) != recorded_digest:
             raise IntegrityError(
                 f"{version.ref}: the stored snapshot's content no longer has digest "
@@ -101,12 +106,12 @@ def reproduce_version(
 
     rebuilt = build(spec, project_dir, snapshot, progress=progress)
     with progress.step("comparing predictions"):
-        if rebuilt.feature_hash != lineage["features"]["definition_hash"]:
+        if rebuilt.feature_hash != lineage.features.definition_hash:
             report.differences.append(
                 "feature code: the feature-definition hash changed (spec features or a custom "
                 "transformer's source)"
             )
-        report.fingerprint_recorded = lineage["predictions"]["fingerprint"]
+        report.fingerprint_recorded = lineage.predictions.fingerprint or ""
         report.fingerprint_now = rebuilt.fingerprint
         _compare_predictions(
             registry, version, rebuilt.eval_rows, rebuilt.predictions.values, report
@@ -151,8 +156,8 @@ def _compare_source(
         )
 
 
-def _compare_code(lineage: dict[str, Any], project_dir: Path, report: ReproduceReport) -> None:
-    recorded = lineage.get("code") or {}
+def _compare_code(lineage: Lineage, project_dir: Path, report: ReproduceReport) -> None:
+    recorded = lineage.code
     now = capture_git(project_dir)
     if recorded.get("commit") != now.get("commit"):
         report.notes.append(
@@ -163,8 +168,8 @@ def _compare_code(lineage: dict[str, Any], project_dir: Path, report: ReproduceR
         report.notes.append("code: the project folder has uncommitted changes")
 
 
-def _compare_environment(lineage: dict[str, Any], report: ReproduceReport) -> None:
-    recorded = lineage.get("environment") or {}
+def _compare_environment(lineage: Lineage, report: ReproduceReport) -> None:
+    recorded = lineage.environment
     current = capture_environment()
     for key in ("python", "implementation", "os", "machine"):
         if recorded.get(key) != current.get(key):

@@ -1,0 +1,197 @@
+"""The prediction path as one object: decode, validate, predict, log.
+
+A :class:`PredictionEngine` takes a request's already-parsed body (or a DataFrame,
+through the input contract's pandas front) and a served version, and returns the
+predictions with the request id, having handed them to the prediction log. The REST
+protocols call it for every prediction; a batch or streaming path calls it the same way
+with its own decoder, so every path accepts exactly what the contract accepts and logs
+what it predicted.
+
+The engine holds no model itself: it is given the version to use per call
+(:class:`ServedVersion`, what :class:`~modelyard.serving.manager.LoadedModel` is), so a
+hot swap between two calls never splits one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from modelyard.contract import InputContract, decode_frame
+from modelyard.types import ColumnBlocks, Columns, RuntimeOutput
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["Decoder", "Prediction", "PredictionEngine", "PredictionSink", "ServedVersion"]
+
+logger = logging.getLogger(__name__)
+
+#: Turns a version's contract into its decoded columns and row count, or raises.
+Decoder = Callable[[InputContract], tuple[Columns, int]]
+_OFFLOAD_ROWS = 1_000  # frames with more rows are checked on a worker thread
+_WARN_EVERY = 60.0  # seconds between log lines about out-of-range values, per model
+
+
+class _Batcher(Protocol):
+    async def predict(self, columns: Columns, rows: int) -> RuntimeOutput: ...
+
+
+class ServedVersion(Protocol):
+    """What the engine needs of a loaded version."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def number(self) -> int: ...
+
+    @property
+    def input_spec(self) -> InputContract: ...
+
+    @property
+    def batcher(self) -> _Batcher: ...
+
+
+class PredictionSink(Protocol):
+    """Where predictions are logged (:class:`~modelyard.predlog.writer.PredictionLog`)."""
+
+    def log(
+        self,
+        *,
+        model: str,
+        version: int,
+        request_id: str,
+        received_at: datetime,
+        columns: Columns,
+        rows: int,
+        output: RuntimeOutput,
+        latency_ms: float,
+        endpoint: str,
+    ) -> None: ...
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One request's answer: its id, rows, decoded inputs and the runtime's output.
+
+    ``out_of_range`` counts the numbers accepted outside their training range (under
+    ``data.out_of_range: warn``).
+    """
+
+    request_id: str
+    rows: int
+    columns: Columns
+    output: RuntimeOutput
+    out_of_range: int = 0
+
+
+class PredictionEngine:
+    """Decode → validate → predict → log, for any served version.
+
+    Args:
+        predlog: the prediction log (None: predictions are not logged).
+        on_out_of_range: called with ``(model, count)`` when a request's numbers fall
+            outside their training range and the contract only warns.
+    """
+
+    def __init__(
+        self,
+        predlog: PredictionSink | None = None,
+        *,
+        on_out_of_range: Callable[[str, int], None] | None = None,
+    ) -> None:
+        self.predlog = predlog
+        self.on_out_of_range = on_out_of_range
+        self._warned: dict[str, float] = {}
+
+    async def predict(
+        self,
+        version: ServedVersion,
+        decode: Decoder,
+        *,
+        request_id: str,
+        received_at: datetime,
+        started: float,
+        endpoint: str,
+        offload: bool = False,
+    ) -> Prediction:
+        """Predict one request on ``version``; ``decode`` checks and decodes its body
+        (on a worker thread with ``offload``, for a large body: the event loop keeps
+        serving meanwhile).
+
+        Raises:
+            RequestValidationError: (or whatever ``decode`` raises) the input does not
+                fit the contract; nothing is predicted or logged then.
+        """
+        contract = version.input_spec
+        if offload:
+            columns, rows = await asyncio.to_thread(decode, contract)
+        else:
+            columns, rows = decode(contract)
+        outside = 0
+        if contract.ranges == "warn" and isinstance(columns, ColumnBlocks):
+            outside = contract.count_out_of_range(columns)
+            if outside:
+                self._warn(version, outside, request_id)
+        output = await version.batcher.predict(columns, rows)
+        self.log(
+            version,
+            request_id=request_id,
+            received_at=received_at,
+            columns=columns,
+            rows=rows,
+            output=output,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            endpoint=endpoint,
+        )
+        return Prediction(request_id, rows, columns, output, outside)
+
+    async def predict_frame(
+        self,
+        version: ServedVersion,
+        frame: pd.DataFrame,
+        *,
+        request_id: str,
+        received_at: datetime,
+        endpoint: str,
+    ) -> Prediction:
+        """Predict the rows of a DataFrame, checked by the contract's pandas front."""
+        return await self.predict(
+            version,
+            lambda contract: decode_frame(frame, contract),
+            request_id=request_id,
+            received_at=received_at,
+            started=time.perf_counter(),
+            endpoint=endpoint,
+            offload=len(frame) > _OFFLOAD_ROWS,
+        )
+
+    def log(self, version: ServedVersion, **prediction: Any) -> None:
+        """Hand a prediction to the prediction log, if there is one; never raises."""
+        if self.predlog is None:
+            return
+        try:
+            self.predlog.log(model=version.name, version=version.number, **prediction)
+        except Exception:  # the log must never fail a prediction
+            logger.exception("could not log request %s", prediction.get("request_id"))
+
+    def _warn(self, version: ServedVersion, count: int, request_id: str) -> None:
+        if self.on_out_of_range is not None:
+            self.on_out_of_range(version.name, count)
+        now = time.monotonic()
+        if now - self._warned.get(version.name, -_WARN_EVERY) >= _WARN_EVERY:
+            self._warned[version.name] = now
+            logger.warning(
+                "%s:%s: request %s has %d numbers outside their training range (accepted: "
+                "data.out_of_range is warn; counted in modelyard_out_of_range_values_total)",
+                version.name,
+                version.number,
+                request_id,
+                count,
+            )

@@ -1,0 +1,204 @@
+"""``monitor``: compare windows of a model's prediction log with its versions' references.
+
+For each version (the one named, or every version with rows in the range), the log is
+read one segment at a time (:func:`~modelyard.monitoring.io.read_segments`); each
+segment's rows are added to the summary of the window they fall in, and a time window
+is assessed and dropped as soon as the segments still to come start after its end
+(segments come oldest first by their earliest row), so memory holds the summaries of
+the windows still open, not the rows. Labels (the latest per request id and row, from
+:func:`~modelyard.predlog.read_feedback`) are joined to each segment's rows.
+
+Row windows follow the order of the segments and, within one, of the rows' times: rows
+written by several processes at the same time may be counted a little out of order.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from modelyard.monitoring.drift import MonitorConfig
+from modelyard.monitoring.io import Reference, logged_versions, open_reference, read_segments
+from modelyard.monitoring.results import MonitorReport, VersionReport, WindowReport
+from modelyard.monitoring.summary import WindowSummary, assess
+from modelyard.monitoring.windows import WindowSpec, window_start
+from modelyard.predlog import store
+from modelyard.predlog.tables import PROBA_PREFIX
+from modelyard.registry.refs import parse_ref
+from modelyard.registry.registry import Registry
+from modelyard.settings import Settings
+
+__all__ = ["FailOn", "monitor", "window_drifts"]
+
+logger = logging.getLogger(__name__)
+
+FailOn = Literal["feature", "prediction", "multivariate", "any", "none"]
+
+
+def window_drifts(window: WindowReport, fail_on: FailOn) -> bool:
+    """Whether ``window`` breaks the rule ``fail_on`` (a too-small window never does)."""
+    if window.too_small or fail_on == "none":
+        return False
+    found = {
+        "feature": window.feature_drift,
+        "prediction": window.prediction_drift,
+        "multivariate": window.multivariate_drift,
+    }
+    return any(found.values()) if fail_on == "any" else found[fail_on]
+
+
+def monitor(
+    settings: Settings,
+    ref: str,
+    *,
+    window: WindowSpec,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    config: MonitorConfig | None = None,
+    fail_on: FailOn = "feature",
+    actor: str = "monitor",
+) -> MonitorReport:
+    """Compare the logged rows of ``ref`` in ``[since, until)`` with their references.
+
+    Args:
+        settings: where the registry and the prediction log are.
+        ref: ``NAME`` (every version with logged rows), ``NAME:VERSION`` or ``NAME@ALIAS``.
+        window: the window size (see :func:`~modelyard.monitoring.windows.parse_window`).
+        since: only rows received at or after this time.
+        until: only rows received before this time.
+        config: the checks' thresholds.
+        fail_on: which findings make ``drift`` true.
+        actor: who stores a missing reference profile, for the audit trail.
+
+    Raises:
+        ModelNotFoundError: no such model, version or alias.
+        IntegrityError: a version's artifacts fail their checksum.
+        DataError: a segment is unreadable, or a version cannot be profiled.
+    """
+    from modelyard.predlog import read_feedback
+
+    config = config or MonitorConfig()
+    target = parse_ref(ref)
+    with Registry.open(settings) as registry:
+        named = registry.get_version(ref)  # raises for an unknown model or version
+        if target.version is None and target.alias is None:
+            numbers = logged_versions(settings, target.name, start=since, end=until)
+            versions = [registry.get_version(f"{target.name}:{n}") for n in numbers]
+        else:
+            versions = [named]
+        references = [
+            open_reference(registry, v, sample_rows=config.multivariate_rows, actor=actor)
+            for v in versions
+        ]
+    labels = read_feedback(settings, target.name)[["request_id", "row", "label", "label_float"]]
+    reports = []
+    for version, reference in zip(versions, references, strict=True):
+        windows = list(
+            _windows(
+                settings,
+                version.name,
+                version.version,
+                reference,
+                window,
+                since,
+                until,
+                config,
+                labels,
+            )
+        )
+        reports.append(
+            VersionReport(ref=version.ref, profile_digest=reference.digest, windows=windows)
+        )
+    drift = any(window_drifts(w, fail_on) for r in reports for w in r.windows)
+    return MonitorReport(
+        model=target.name,
+        window=window.text,
+        since=since,
+        until=until,
+        fail_on=fail_on,
+        versions=reports,
+        drift=drift,
+    )
+
+
+def _windows(
+    settings: Settings,
+    model: str,
+    version: int,
+    reference: Reference,
+    window: WindowSpec,
+    since: datetime | None,
+    until: datetime | None,
+    config: MonitorConfig,
+    labels: pd.DataFrame,
+) -> Iterator[WindowReport]:
+    profile = reference.profile
+    features = list(profile.features)
+    segments = read_segments(settings, model, version, features=features, start=since, end=until)
+
+    def finish(summary: WindowSummary, seed: int) -> WindowReport:
+        return assess(summary, reference_sample=reference.sample, seed=seed)
+
+    if window.rows is not None:
+        index, current = 0, None
+        for _, frame in segments:
+            position = 0
+            while position < len(frame):
+                if current is None:
+                    current = WindowSummary(profile, config=config, seed=index)
+                take = min(window.rows - current.rows, len(frame) - position)
+                _add(current, frame.iloc[position : position + take], features, labels)
+                position += take
+                if current.rows == window.rows:
+                    yield finish(current, index)
+                    index, current = index + 1, None
+        if current is not None:
+            yield finish(current, index)
+        return
+
+    assert window.length is not None
+    length = pd.Timedelta(window.length)
+    open_windows: dict[int, WindowSummary] = {}
+    for record, frame in segments:
+        # Segments come ordered by their earliest row: a window ending before this one's
+        # earliest row gets no more rows.
+        horizon = store.as_utc(record.min_received_at)
+        for key in sorted(open_windows):
+            if open_windows[key].end <= horizon:  # type: ignore[operator]
+                yield finish(open_windows.pop(key), key)
+        moments = pd.to_datetime(frame["received_at"], utc=True)
+        keys = ((moments - pd.Timestamp(0, tz="UTC")) // length).to_numpy(np.int64)
+        for key in np.unique(keys).tolist():
+            start = window_start(moments[keys == key].iloc[0].to_pydatetime(), window.length)
+            summary = open_windows.get(key)
+            if summary is None:
+                summary = WindowSummary(
+                    profile, config=config, start=start, end=start + window.length, seed=key
+                )
+                open_windows[key] = summary
+            _add(summary, frame[keys == key], features, labels)
+    for key in sorted(open_windows):
+        yield finish(open_windows.pop(key), key)
+
+
+def _add(
+    summary: WindowSummary, rows: pd.DataFrame, features: list[str], labels: pd.DataFrame
+) -> None:
+    rows = rows.reset_index(drop=True)
+    labelled = None
+    if not labels.empty:
+        proba = [c for c in rows.columns if c.startswith(PROBA_PREFIX)]
+        labelled = rows[["request_id", "row", "prediction", *proba]].merge(
+            labels, on=["request_id", "row"], how="inner", validate="many_to_one"
+        )
+    summary.add(
+        rows[[c for c in features if c in rows.columns]],
+        rows["prediction"],
+        labelled=labelled,
+        received_at=rows["received_at"],
+    )

@@ -1,0 +1,148 @@
+"""What monitoring finds, as frozen pydantic records (JSON through ``model_dump``).
+
+A :class:`MonitorReport` holds one :class:`WindowReport` per window of logged rows; each
+window has its drift per column (:class:`ColumnDrift`, one :class:`TestResult` per
+statistical test), prediction drift, multivariate drift, data quality and, where labels
+arrived, performance.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+__all__ = [
+    "ColumnDrift",
+    "ColumnQuality",
+    "MonitorReport",
+    "MultivariateDrift",
+    "Performance",
+    "TestResult",
+    "VersionReport",
+    "WindowReport",
+]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TestResult(_Frozen):
+    """One two-sample test of a column: its p-value and the effect size beside it.
+
+    ``drift`` is true only when the corrected p-value is below the configured level
+    *and* the effect size reaches its threshold.
+    """
+
+    __test__ = False  # not a pytest test class, despite the name
+
+    test: Literal["ks", "chi2"]
+    statistic: float
+    p_value: float
+    p_adjusted: float
+    effect: Literal["wasserstein", "psi", "jensen_shannon"]
+    effect_size: float
+    threshold: float
+    drift: bool
+
+
+class ColumnDrift(_Frozen):
+    """Drift of one input column (or of the predictions) against the reference."""
+
+    column: str
+    kind: str
+    rows: int
+    tests: list[TestResult]
+    drift: bool
+    skipped: str | None = None
+
+
+class MultivariateDrift(_Frozen):
+    """Drift of the inputs taken together: can a classifier tell the window from the
+    reference? ``auc`` is its cross-validated ROC AUC (0.5: indistinguishable)."""
+
+    method: Literal["domain_classifier"] = "domain_classifier"
+    auc: float
+    p_value: float
+    threshold: float
+    reference_rows: int
+    current_rows: int
+    drift: bool
+
+
+class ColumnQuality(_Frozen):
+    """Data quality of one input column in a window, next to the reference's."""
+
+    column: str
+    rows: int
+    missing_rate: float
+    reference_missing_rate: float
+    unseen_categories: int = 0
+    unseen_examples: list[str] = []
+    out_of_range: int = 0
+    type_problems: int = 0
+    problems: list[str] = []
+
+
+class Performance(_Frozen):
+    """Metrics on the rows of a window whose labels arrived, next to the reference's."""
+
+    labelled_rows: int
+    metrics: dict[str, float | None]
+    reference_metrics: dict[str, float | None]
+
+
+class WindowReport(_Frozen):
+    """Everything found in one window of logged rows."""
+
+    start: datetime | None
+    end: datetime | None
+    rows: int
+    too_small: bool
+    features: list[ColumnDrift] = []
+    prediction: ColumnDrift | None = None
+    multivariate: MultivariateDrift | None = None
+    quality: list[ColumnQuality] = []
+    performance: Performance | None = None
+
+    @property
+    def feature_drift(self) -> bool:
+        """Whether any input column drifted."""
+        return any(column.drift for column in self.features)
+
+    @property
+    def prediction_drift(self) -> bool:
+        """Whether the predictions drifted."""
+        return self.prediction is not None and self.prediction.drift
+
+    @property
+    def multivariate_drift(self) -> bool:
+        """Whether the inputs drifted jointly."""
+        return self.multivariate is not None and self.multivariate.drift
+
+    @property
+    def quality_problems(self) -> bool:
+        """Whether any column has a data-quality problem."""
+        return any(column.problems for column in self.quality)
+
+
+class VersionReport(_Frozen):
+    """The windows of one model version, compared with that version's reference."""
+
+    ref: str
+    profile_digest: str
+    windows: list[WindowReport]
+
+
+class MonitorReport(_Frozen):
+    """The result of ``modelyard monitor``: every version's windows and the verdict."""
+
+    model: str
+    window: str
+    since: datetime | None
+    until: datetime | None
+    fail_on: str
+    versions: list[VersionReport]
+    drift: bool

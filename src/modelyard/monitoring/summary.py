@@ -1,0 +1,360 @@
+"""Summaries of a window of logged rows, built chunk by chunk in bounded memory.
+
+:class:`WindowSummary` takes the rows of a window one chunk (a segment, or part of one)
+at a time and keeps only what the checks need: per column, counts over the reference
+bins or categories, missing, unseen, out-of-range and unparsable counts; a uniform
+sample of at most ``sample_rows`` whole rows (bottom-k sampling on random keys, the
+vectorised form of reservoir sampling); and the labelled rows' label and prediction.
+Everything else is dropped with the chunk, so memory does not grow with the window.
+:func:`assess` turns a summary into a :class:`~modelyard.monitoring.results.WindowReport`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+
+from modelyard.data.schema import category_keys
+from modelyard.monitoring.drift import (
+    MonitorConfig,
+    categorical_tests,
+    correct,
+    domain_classifier,
+    numeric_tests,
+)
+from modelyard.monitoring.profile import (
+    CategoricalProfile,
+    FeatureKind,
+    FeatureProfile,
+    NumericProfile,
+    ReferenceProfile,
+    numeric_values,
+)
+from modelyard.monitoring.results import (
+    ColumnDrift,
+    ColumnQuality,
+    Performance,
+    WindowReport,
+)
+
+__all__ = ["PREDICTION", "WindowSummary", "assess", "kinds_of"]
+
+logger = logging.getLogger(__name__)
+
+#: The name the predictions go by among a summary's columns.
+PREDICTION = "prediction"
+_EXAMPLES = 5  # unseen categories named per column
+
+
+def kinds_of(profile: ReferenceProfile) -> dict[str, FeatureKind]:
+    """The comparison kind of each feature of ``profile``."""
+    return {name: feature.kind for name, feature in profile.features.items()}
+
+
+@dataclass
+class _Column:
+    """Running counts of one column over a window."""
+
+    profile: FeatureProfile
+    kind: FeatureKind
+    rows: int = 0
+    missing: int = 0
+    type_problems: int = 0
+    out_of_range: int = 0
+    unseen: int = 0
+    bins: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    examples: Counter[str] = field(default_factory=Counter)
+    _index: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.profile, NumericProfile):
+            self.bins = np.zeros(len(self.profile.bin_edges) + 1, np.int64)
+        else:
+            self.bins = np.zeros(len(self.profile.counts), np.int64)
+            self._index = {key: i for i, key in enumerate(self.profile.counts)}
+
+    def add(self, values: pd.Series) -> None:
+        absent = values.isna().to_numpy()
+        self.rows += len(values)
+        self.missing += int(absent.sum())
+        profile = self.profile
+        if isinstance(profile, NumericProfile):
+            numbers = numeric_values(values, self.kind)
+            unparsable = ~absent & np.isnan(numbers)
+            self.type_problems += int(unparsable.sum())
+            present = numbers[~np.isnan(numbers)]
+            if profile.bin_edges or profile.bin_counts:
+                edges = np.asarray(profile.bin_edges)
+                where = np.searchsorted(edges, present, side="left")
+                self.bins += np.bincount(where, minlength=edges.size + 1)
+            if profile.min is not None and profile.max is not None:
+                self.out_of_range += int(((present < profile.min) | (present > profile.max)).sum())
+            return
+        keys = category_keys(values[~absent])
+        counts = keys.value_counts(sort=False)
+        if profile.too_many:
+            return
+        known = counts.index.isin(list(self._index))
+        for key, count in counts[known].items():
+            self.bins[self._index[str(key)]] += int(count)
+        unseen = counts[~known]
+        self.unseen += int(unseen.sum())
+        if len(self.examples) < 1000:  # bounded: a flood of new values keeps only some
+            self.examples.update({str(k): int(v) for k, v in unseen.items()})
+
+    @property
+    def unparsed(self) -> int:
+        """Rows in the missing bin of the drift tests: missing or unparsable."""
+        return self.missing + self.type_problems
+
+
+class WindowSummary:
+    """What the checks need of one window of rows; add chunks with :meth:`add`.
+
+    Args:
+        profile: the version's reference profile.
+        config: the sample size.
+        start: the window's start (time windows), for the report.
+        end: the window's end (time windows), for the report.
+        seed: seeds the row sample, so a run is repeatable.
+    """
+
+    def __init__(
+        self,
+        profile: ReferenceProfile,
+        *,
+        config: MonitorConfig,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.profile = profile
+        self.config = config
+        self.start = start
+        self.end = end
+        self.rows = 0
+        self.first_at: datetime | None = None
+        self.last_at: datetime | None = None
+        self._rng = np.random.default_rng(seed)
+        self._columns = {
+            name: _Column(feature, feature.kind) for name, feature in profile.features.items()
+        }
+        self._prediction = _Column(profile.prediction, profile.prediction.kind)
+        self._sample = pd.DataFrame()
+        self._keys = np.zeros(0)
+        self._labelled: list[pd.DataFrame] = []
+
+    def add(
+        self,
+        features: pd.DataFrame,
+        predictions: pd.Series | None = None,
+        *,
+        labelled: pd.DataFrame | None = None,
+        received_at: pd.Series | None = None,
+    ) -> None:
+        """Add a chunk of rows.
+
+        Args:
+            features: the rows' inputs, one column per profiled feature (absent columns
+                count as missing).
+            predictions: the rows' predictions.
+            labelled: the rows whose label arrived: columns ``label``, ``label_float``,
+                ``prediction`` and, for classifiers, the class probabilities.
+            received_at: when the rows were received (for the window's first and last).
+        """
+        count = len(features)
+        if count == 0:
+            return
+        self.rows += count
+        if received_at is not None and len(received_at):
+            first, last = received_at.min().to_pydatetime(), received_at.max().to_pydatetime()
+            self.first_at = first if self.first_at is None else min(self.first_at, first)
+            self.last_at = last if self.last_at is None else max(self.last_at, last)
+        frame = pd.DataFrame(index=features.index)
+        for name, column in self._columns.items():
+            values = (
+                features[name]
+                if name in features.columns
+                else pd.Series(None, index=features.index, dtype=object)
+            )
+            column.add(values)
+            frame[name] = values
+        if predictions is not None:
+            self._prediction.add(predictions)
+            frame[PREDICTION] = predictions.to_numpy()
+        self._keep_sample(frame)
+        if labelled is not None and len(labelled):
+            self._labelled.append(labelled)
+
+    def _keep_sample(self, frame: pd.DataFrame) -> None:
+        keys = np.concatenate([self._keys, self._rng.random(len(frame))])
+        both = pd.concat([self._sample, frame.reset_index(drop=True)], ignore_index=True)
+        limit = self.config.sample_rows
+        if len(both) > limit:
+            kept = np.argpartition(keys, limit)[:limit]
+            both, keys = both.iloc[kept].reset_index(drop=True), keys[kept]
+        self._sample, self._keys = both, keys
+
+    @property
+    def sample(self) -> pd.DataFrame:
+        """The uniform sample of the window's rows (features and prediction)."""
+        return self._sample
+
+    def subsample(self, rows: int) -> pd.DataFrame:
+        """A uniform sample of at most ``rows`` of the window's rows: those with the
+        smallest random keys (the sample itself is in no random order)."""
+        kept = np.argsort(self._keys, kind="stable")[:rows]
+        return self._sample.iloc[kept].reset_index(drop=True)
+
+    def labelled(self) -> pd.DataFrame:
+        """The labelled rows of the window."""
+        return pd.concat(self._labelled, ignore_index=True) if self._labelled else pd.DataFrame()
+
+    def column(self, name: str) -> _Column:
+        return self._prediction if name == PREDICTION else self._columns[name]
+
+
+def assess(
+    summary: WindowSummary,
+    *,
+    reference_sample: pd.DataFrame | None = None,
+    seed: int = 0,
+) -> WindowReport:
+    """Drift, data quality and performance of a summarised window.
+
+    A window with fewer than ``config.min_rows`` rows is reported as too small: its
+    quality and performance are shown, its drift is not tested.
+
+    Args:
+        summary: the window.
+        reference_sample: reference rows (the profiled features) for the multivariate
+            check; without them it is skipped.
+        seed: seeds the domain classifier.
+    """
+    profile, config = summary.profile, summary.config
+    # Bonferroni across the columns: a missing-rate problem must not be chance.
+    level = config.alpha / max(len(profile.features), 1)
+    quality = [_quality(name, summary.column(name), config, level) for name in profile.features]
+    performance = _performance(summary)
+    too_small = summary.rows < config.min_rows
+    base = WindowReport(
+        start=summary.start or summary.first_at,
+        end=summary.end or summary.last_at,
+        rows=summary.rows,
+        too_small=too_small,
+        quality=quality,
+        performance=performance,
+    )
+    if too_small:
+        return base
+    sample = summary.sample
+    features = correct([_drift(name, summary, sample) for name in profile.features], config)
+    prediction = None
+    if PREDICTION in sample.columns:
+        prediction = correct([_drift(PREDICTION, summary, sample)], config)[0]
+    multivariate = None
+    rows = config.multivariate_rows
+    if rows and reference_sample is not None and len(reference_sample) >= config.min_rows:
+        kinds = kinds_of(profile)
+        current = summary.subsample(rows)[list(kinds)]
+        multivariate = domain_classifier(
+            reference_sample[list(kinds)].iloc[:rows],
+            current,
+            kinds,
+            profile.features,
+            config=config,
+            seed=seed,
+        )
+    return base.model_copy(
+        update={"features": features, "prediction": prediction, "multivariate": multivariate}
+    )
+
+
+def _drift(name: str, summary: WindowSummary, sample: pd.DataFrame) -> ColumnDrift:
+    column = summary.column(name)
+    profile, config = column.profile, summary.config
+    if isinstance(profile, CategoricalProfile):
+        if profile.too_many:
+            return _skipped(name, column, "more categories than are compared")
+        counts = dict(zip(profile.counts, column.bins.tolist(), strict=True))
+        tests = categorical_tests(
+            profile, counts=counts, unseen=column.unseen, missing=column.missing, config=config
+        )
+    else:
+        if not profile.bin_counts and not profile.quantiles:
+            return _skipped(name, column, "no values in the reference")
+        values = numeric_values(sample[name], column.kind)
+        tests = numeric_tests(
+            profile,
+            bin_counts=np.asarray([*column.bins, column.unparsed]),
+            sample=values[~np.isnan(values)],
+            config=config,
+        )
+    return ColumnDrift(column=name, kind=column.kind, rows=column.rows, tests=tests, drift=False)
+
+
+def _skipped(name: str, column: _Column, why: str) -> ColumnDrift:
+    return ColumnDrift(
+        column=name, kind=column.kind, rows=column.rows, tests=[], drift=False, skipped=why
+    )
+
+
+def _quality(name: str, column: _Column, config: MonitorConfig, level: float) -> ColumnQuality:
+    profile, rows = column.profile, max(column.rows, 1)
+    reference_rate = profile.missing / max(profile.rows, 1)
+    rate = column.missing / rows
+    tolerance = config.quality_tolerance
+    problems = []
+    if rate > reference_rate + tolerance and _more_than_chance(
+        column.missing, column.rows, reference_rate, level
+    ):
+        problems.append(f"missing in {rate:.1%} of rows (reference {reference_rate:.1%})")
+    if column.type_problems:
+        problems.append(f"{column.type_problems} values of the wrong type")
+    if column.unseen / rows > tolerance:
+        shown = ", ".join(repr(k) for k, _ in column.examples.most_common(_EXAMPLES))
+        problems.append(f"{column.unseen} rows with categories never seen in training: {shown}")
+    if column.out_of_range / rows > tolerance and isinstance(profile, NumericProfile):
+        problems.append(
+            f"{column.out_of_range} values outside the training range "
+            f"[{profile.min:.6g}, {profile.max:.6g}]"
+        )
+    return ColumnQuality(
+        column=name,
+        rows=column.rows,
+        missing_rate=rate,
+        reference_missing_rate=reference_rate,
+        unseen_categories=column.unseen,
+        unseen_examples=[k for k, _ in column.examples.most_common(_EXAMPLES)],
+        out_of_range=column.out_of_range,
+        type_problems=column.type_problems,
+        problems=problems,
+    )
+
+
+def _more_than_chance(count: int, rows: int, rate: float, level: float) -> bool:
+    """Whether ``count`` of ``rows`` is significantly more than a share ``rate`` would give."""
+    from scipy.stats import binomtest
+
+    if rate <= 0.0:
+        return count > 0
+    return bool(binomtest(count, rows, rate, alternative="greater").pvalue < level)
+
+
+def _performance(summary: WindowSummary) -> Performance | None:
+    from modelyard.monitoring.performance import window_metrics
+
+    labelled = summary.labelled()
+    if labelled.empty:
+        return None
+    profile = summary.profile
+    return Performance(
+        labelled_rows=len(labelled),
+        metrics=window_metrics(profile, labelled),
+        reference_metrics=dict(profile.metrics),
+    )
