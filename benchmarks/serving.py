@@ -211,8 +211,8 @@ def make_mlflow_models(
 def runtime_reference(records: list[dict[str, Any]]) -> dict[str, Any]:
     """One call of modelyard's ONNX runtime on 1 row, and the pipeline's prediction.
 
-    The columns are built as modelyard's decoder builds them (numbers float64 with NaN,
-    categories ``str`` or None): decoding is the server's work, not the runtime call's.
+    The row is decoded beforehand by the input contract, as the server decodes a
+    request: decoding is the server's work, not the runtime call's.
     """
     import numpy as np
     import pandas as pd

@@ -122,10 +122,11 @@ def _route(run: dict[str, Any], route: str = INVOCATIONS) -> dict[str, Any] | No
 
 
 def _per_run(servers: dict[str, Any], name: str, metric: str) -> list[float | None]:
-    return [
-        None if (found := _route(run)) is None else float(found[metric])
-        for run in servers.get(name, {}).get("runs", [])
-    ]
+    values = []
+    for run in servers.get(name, {}).get("runs", []):
+        found = _route(run)
+        values.append(None if found is None or found[metric] is None else float(found[metric]))
+    return values
 
 
 def _clean(servers: dict[str, Any], name: str) -> bool:
@@ -179,7 +180,10 @@ def summarize(servers: dict[str, Any], runtime_us: float) -> dict[str, Any]:
         if not measured:
             continue
         table.setdefault(name, {})[route] = {
-            **{metric: spread([float(m[metric]) for m in measured]) for metric in METRICS},
+            **{
+                metric: spread([float(m[metric]) for m in measured if m[metric] is not None])
+                for metric in METRICS
+            },
             "failed_requests": sum(int(m["failed_requests"]) for m in measured),
             "checks": sorted({m["check"] for m in measured}),
             "peak_rss_mb": spread([float(run["peak_rss_mb"]) for run in runs]),
