@@ -59,7 +59,8 @@ def redis_url(redis_server: str) -> str:
     """A database of its own on the session's server, for one test."""
     db = next(_next_db) % _DATABASES
     url = f"{redis_server}/{db}"
-    redis.Redis.from_url(url).flushdb()
+    with redis.Redis.from_url(url) as connection:  # closed: no socket left to the GC
+        connection.flushdb()
     return url
 
 

@@ -73,7 +73,15 @@ def test_promotion_mid_stream_switches_between_batches_and_a_tampered_version_is
 
         third = yard.train_houses(max_iter=40, promote=False)
         digest = _corrupt_model_file(yard, third)
-        api.promote(third, reason="test", allow_failed_gates=True, settings=yard.settings)
+        # promote refuses a tampered version; an operator forcing it (audited) must still
+        # not get it scored
+        api.promote(
+            third,
+            reason="test",
+            allow_failed_gates=True,
+            allow_corrupt=True,
+            settings=yard.settings,
+        )
         slot = running.consumer.manager.get("houses")
         assert slot is not None
         wait_for(lambda: slot.error is not None, 60, "houses:3 to be refused")
