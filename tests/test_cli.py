@@ -82,11 +82,15 @@ def test_reproduce_names_each_deliberate_change(tmp_path: Path) -> None:
     (site / "threadpoolctl.py").write_text(Path(threadpoolctl.__file__).read_text())
     frame.loc[5, "size"] -= 1.0
     frame.to_csv(csv, index=False)
-    os.environ["PYTHONPATH"] = str(site)
+    before = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), before]))
     try:
         changed = _json(run_cli("reproduce", "houses:1", "--json", home=home, check=1))
-    finally:
-        del os.environ["PYTHONPATH"]
+    finally:  # restored as found: the tests may run with PYTHONPATH naming the sources
+        if before is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = before
     assert any(
         "package threadpoolctl: recorded" in line and "now 9.9.9" in line
         for line in changed["differences"]
