@@ -119,6 +119,7 @@ class Topics:
         self.run(self.producer.stop())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=30)
+        self.loop.close()  # its self-pipe sockets, else left for the GC to warn about
 
 
 @pytest.fixture
