@@ -94,7 +94,46 @@ def regression_project(
         },
         "evaluation": {"slices": ["town"], "gates": [{"metric": "rmse", "beat_baseline": True}]},
     }
-    spec.update(overrides)
+    for key, value in overrides.items():
+        if value is None:
+            spec.pop(key, None)
+        else:
+            spec[key] = value
+    write_spec(folder, spec)
+    return folder
+
+
+def churn_project(
+    folder: Path, *, rows: int = 400, max_iter: int = 30, **overrides: object
+) -> Path:
+    """A small binary-classification project (``churn``) written to ``folder``.
+
+    ``overrides`` replace top-level spec keys (``features``, ``split``, ``model``, ...);
+    ``None`` removes a key (its default applies). Returns the folder.
+    """
+    (folder / "data").mkdir(parents=True, exist_ok=True)
+    classification_frame(rows=rows).to_csv(folder / "data" / "customers.csv", index=False)
+    spec: dict[str, object] = {
+        "name": "churn",
+        "task": "binary",
+        "target": "label",
+        "seed": 5,
+        "data": {"source": {"path": "data/customers.csv"}, "id_columns": ["customer_id"]},
+        "split": {"method": "random", "test_size": 0.25, "stratify": True},
+        "features": {
+            "numeric": ["tenure_months", "monthly_spend", "support_tickets"],
+            "categorical": ["plan", "region"],
+        },
+        "model": {
+            "estimator": "sklearn.ensemble.HistGradientBoostingClassifier",
+            "params": {"max_iter": max_iter, "early_stopping": False},
+        },
+    }
+    for key, value in overrides.items():
+        if value is None:
+            spec.pop(key, None)
+        else:
+            spec[key] = value
     write_spec(folder, spec)
     return folder
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from _projects import classification_frame, regression_project, write_spec
+from _projects import churn_project, regression_project
 from modelyard import api
 from modelyard.settings import Settings
 
@@ -97,29 +97,14 @@ def _train_houses(yard: Yard, *, max_iter: int = 60, promote: bool = True) -> st
 
 def _train_churn(yard: Yard) -> str:
     """Train and promote the binary classifier ``churn``."""
-    folder = yard.settings.home.parent / "churn"
-    (folder / "data").mkdir(parents=True, exist_ok=True)
-    classification_frame(rows=400).to_csv(folder / "data" / "customers.csv", index=False)
-    write_spec(
-        folder,
-        {
-            "name": "churn",
-            "task": "binary",
-            "target": "label",
-            "seed": 5,
-            "data": {"source": {"path": "data/customers.csv"}, "id_columns": ["customer_id"]},
-            "split": {"method": "random", "test_size": 0.25, "stratify": True},
-            "features": {
-                "numeric": ["tenure_months", "monthly_spend", "support_tickets"],
-                "categorical": ["plan", "region"],
-                "transforms": [{"kind": "date_parts", "columns": ["signup_date"]}],
-            },
-            "model": {
-                "estimator": "sklearn.ensemble.HistGradientBoostingClassifier",
-                "params": {"max_iter": 30, "early_stopping": False},
-            },
-            "evaluation": {"gates": [{"metric": "roc_auc", "beat_baseline": True}]},
+    folder = churn_project(
+        yard.settings.home.parent / "churn",
+        features={
+            "numeric": ["tenure_months", "monthly_spend", "support_tickets"],
+            "categorical": ["plan", "region"],
+            "transforms": [{"kind": "date_parts", "columns": ["signup_date"]}],
         },
+        evaluation={"gates": [{"metric": "roc_auc", "beat_baseline": True}]},
     )
     yard.projects["churn"] = folder
     result = api.train(folder, settings=yard.settings)

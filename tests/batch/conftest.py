@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from _projects import classification_frame, regression_project, write_spec
+from _projects import churn_project, classification_frame, regression_project
 from modelyard import api
 from modelyard.batch import BatchSettings
 from modelyard.settings import Settings
@@ -61,29 +61,8 @@ def batch_yard(tmp_path_factory: pytest.TempPathFactory) -> BatchYard:
     base = tmp_path_factory.mktemp("batch-yard")
     settings = Settings(home=base / "home")
     houses = train_houses(settings, base / "houses")
-    folder = base / "churn"
-    (folder / "data").mkdir(parents=True)
-    churn = classification_frame(rows=300)
-    churn.to_csv(folder / "data" / "customers.csv", index=False)
-    write_spec(
-        folder,
-        {
-            "name": "churn",
-            "task": "binary",
-            "target": "label",
-            "seed": 5,
-            "data": {"source": {"path": "data/customers.csv"}, "id_columns": ["customer_id"]},
-            "split": {"method": "random", "test_size": 0.25, "stratify": True},
-            "features": {
-                "numeric": ["tenure_months", "monthly_spend", "support_tickets"],
-                "categorical": ["plan", "region"],
-            },
-            "model": {
-                "estimator": "sklearn.ensemble.HistGradientBoostingClassifier",
-                "params": {"max_iter": 20, "early_stopping": False},
-            },
-        },
-    )
+    folder = churn_project(base / "churn", rows=300, max_iter=20)
+    churn = classification_frame(rows=300)  # the rows churn_project wrote
     result = api.train(folder, settings=settings)
     api.promote(result.ref, reason="test", allow_failed_gates=True, settings=settings)
     return BatchYard(settings=settings, houses=houses, churn=churn)

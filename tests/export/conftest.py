@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 from _onnx_helpers import SMALL_COLUMNS, spec_for
 
-from _projects import classification_frame, regression_project, write_spec
+from _projects import churn_project, regression_project
 from modelyard import api
 from modelyard.api import example_project
 from modelyard.data.sources import read_source
@@ -83,27 +83,18 @@ def yard(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     base = tmp_path_factory.mktemp("yard")
     settings = Settings(home=base / "home")
     api.train(regression_project(base / "houses"), settings=settings, onnx=False)
-    folder = base / "churn"
-    (folder / "data").mkdir(parents=True)
-    classification_frame(rows=400).to_csv(folder / "data" / "customers.csv", index=False)
-    write_spec(
-        folder,
-        {
-            "name": "churn",
-            "task": "binary",
-            "target": "label",
-            "seed": 5,
-            "data": {"source": {"path": "data/customers.csv"}, "id_columns": ["customer_id"]},
-            "features": {
-                "categorical": ["plan", "region"],
-                "transforms": [
-                    {"kind": "date_parts", "columns": ["signup_date"], "parts": ["year", "month"]}
-                ],
-            },
-            "model": {
-                "estimator": "sklearn.ensemble.HistGradientBoostingClassifier",
-                "params": {"max_iter": 30},
-            },
+    folder = churn_project(
+        base / "churn",
+        split=None,
+        features={
+            "categorical": ["plan", "region"],
+            "transforms": [
+                {"kind": "date_parts", "columns": ["signup_date"], "parts": ["year", "month"]}
+            ],
+        },
+        model={
+            "estimator": "sklearn.ensemble.HistGradientBoostingClassifier",
+            "params": {"max_iter": 30},
         },
     )
     api.train(folder, settings=settings, onnx=False)
