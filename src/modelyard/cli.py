@@ -99,12 +99,7 @@ def _options(
 def _settings() -> Settings:
     from modelyard.settings import Settings
 
-    overrides: dict[str, Any] = {}
-    if _STATE.get("home") is not None:
-        overrides["home"] = _STATE["home"]
-    if _STATE.get("registry_url") is not None:
-        overrides["registry_url"] = _STATE["registry_url"]
-    return Settings(**overrides)
+    return Settings.from_options(_STATE)
 
 
 # -- commands -------------------------------------------------------------------------

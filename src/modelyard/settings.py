@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import getpass
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -50,6 +52,17 @@ class Settings(BaseSettings):
     registry_url: str | None = None
     events_url: str | None = None
     events_stream: str = "modelyard.models"
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> Settings:
+        """Settings with the command line's ``home`` and ``registry_url`` where given.
+
+        The one rule every command group uses (they read the main command's options
+        from ``ctx.find_root().params``); options left unset fall back to the
+        environment and the defaults.
+        """
+        given = {key: options[key] for key in ("home", "registry_url") if options.get(key)}
+        return cls(**given)
 
     def resolved_registry_url(self) -> str:
         """The SQLAlchemy URL of the metadata database."""

@@ -42,9 +42,7 @@ def _settings(ctx: typer.Context) -> Settings:
     """Settings with the main command's ``--home`` and ``--registry-url``, if given."""
     from modelyard.settings import Settings
 
-    root = ctx.find_root().params
-    given = {key: root[key] for key in ("home", "registry_url") if root.get(key) is not None}
-    return Settings(**given)
+    return Settings.from_options(ctx.find_root().params)
 
 
 def _print_json(data: Any) -> None:

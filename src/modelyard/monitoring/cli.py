@@ -32,12 +32,10 @@ _FAIL_ON = ("feature", "prediction", "multivariate", "any", "none")
 
 
 def _settings(ctx: typer.Context) -> Settings:
-    """Settings from the main command's --home and --registry-url, else the environment."""
+    """Settings with the main command's ``--home`` and ``--registry-url``, if given."""
     from modelyard.settings import Settings
 
-    given = ctx.find_root().params
-    overrides = {k: given[k] for k in ("home", "registry_url") if given.get(k) is not None}
-    return Settings(**overrides)
+    return Settings.from_options(ctx.find_root().params)
 
 
 def _print_json(data: Any) -> None:

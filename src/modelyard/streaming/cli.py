@@ -78,9 +78,6 @@ def stream(
     from modelyard.streaming.consumer import StreamConfig, run_stream
 
     err = Console(stderr=True, highlight=False, soft_wrap=True)
-    # The main command's --home and --registry-url (this module sits below modelyard.cli).
-    root = ctx.find_root().params
-    given = {key: root[key] for key in ("home", "registry_url") if root.get(key) is not None}
 
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -102,7 +99,7 @@ def stream(
         runtime=runtime,
         prediction_log=prediction_log,
         metrics_port=metrics_port,
-        settings=Settings(**given),
+        settings=Settings.from_options(ctx.find_root().params),
     )
     err.print(
         f"streaming {config.in_stream} -> {config.out_stream} with {config.model} "
