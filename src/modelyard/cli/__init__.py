@@ -11,28 +11,36 @@ so ``modelyard --help`` answers at once.
 
 from __future__ import annotations
 
-import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from modelyard.batch.cli import batch_app
 from modelyard.batch.cli import worker as batch_worker
+from modelyard.cli.render import (
+    err,
+    jsonable,
+    out,
+    parity_line,
+    print_alias_change,
+    print_edge,
+    print_json,
+    print_reproduce,
+    print_train,
+    print_version,
+    progress_bar,
+    version_dict,
+)
+from modelyard.cli.serve import serve as serve_command
 from modelyard.errors import ModelyardError
 from modelyard.monitoring import cli as monitoring_cli
 from modelyard.streaming.cli import register as register_stream
 
 if TYPE_CHECKING:
-    from modelyard.registry.registry import ModelVersion
     from modelyard.settings import Settings
-    from modelyard.workflows.reproduce import ReproduceReport
-    from modelyard.workflows.train import TrainResult
 
 __all__ = ["app", "main", "run"]
 
@@ -53,8 +61,6 @@ app.command("monitor")(monitoring_cli.monitor_command)
 app.add_typer(batch_app, name="batch")
 app.command("worker")(batch_worker)
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 _STATE: dict[str, Any] = {"debug": False}
 
@@ -143,9 +149,7 @@ def init(
         delimiter=delimiter,
     )
     if as_json:
-        _print_json(
-            {"spec_file": str(result.spec_file), "spec": result.spec, "notes": result.notes}
-        )
+        print_json({"spec_file": str(result.spec_file), "spec": result.spec, "notes": result.notes})
         return
     out.print(f"wrote {result.spec_file}")
     for key, notes in result.notes.items():
@@ -171,9 +175,9 @@ def train(
     """
     from modelyard import api
 
-    with _progress(not as_json) as progress:
+    with progress_bar(not as_json) as progress:
         result = api.train(project, settings=_settings(), progress=progress, onnx=onnx)
-    _print_train(result, as_json)
+    print_train(result, as_json)
     if not result.passed:
         raise typer.Exit(1)
 
@@ -188,9 +192,9 @@ def quickstart(
     """Train the bundled house-price example end to end and show what to try next."""
     from modelyard import api
 
-    with _progress(not as_json) as progress:
+    with progress_bar(not as_json) as progress:
         result = api.quickstart(directory, settings=_settings(), progress=progress)
-    _print_train(result, as_json)
+    print_train(result, as_json)
     if not as_json:
         folder = result.version.lineage_record.project_dir
         name = result.version.name
@@ -224,7 +228,7 @@ def evaluate(
     if html is not None:
         html.write_text(render_html(report), encoding="utf-8")
     if as_json:
-        _print_json(report.model_dump(mode="json"))
+        print_json(report.model_dump(mode="json"))
     else:
         out.print(render_text(report), markup=False)
         if html is not None:
@@ -240,7 +244,7 @@ def models_list(as_json: JsonOption = False) -> None:
 
     summaries = api.list_models(settings=_settings())
     if as_json:
-        _print_json([_jsonable(s) for s in summaries])
+        print_json([jsonable(s) for s in summaries])
         return
     if not summaries:
         out.print("no models yet; run `modelyard quickstart` or `modelyard train`")
@@ -264,9 +268,9 @@ def models_show(
 
     version = api.show(ref, settings=_settings())
     if as_json:
-        _print_json(_version_dict(version))
+        print_json(version_dict(version))
         return
-    _print_version(version)
+    print_version(version)
 
 
 @models_app.command("history")
@@ -280,7 +284,7 @@ def models_history(
 
     entries = api.history(name, limit=limit, settings=_settings())
     if as_json:
-        _print_json([_jsonable(e) for e in entries])
+        print_json([jsonable(e) for e in entries])
         return
     table = Table("when (UTC)", "who", "action", "model", "alias", "change", "reason")
     for e in entries:
@@ -322,7 +326,7 @@ def promote(
         allow_corrupt=allow_corrupt_artifacts,
         settings=_settings(),
     )
-    _print_alias_change(change, as_json)
+    print_alias_change(change, as_json)
 
 
 @app.command()
@@ -346,7 +350,7 @@ def rollback(
         allow_corrupt=allow_corrupt_artifacts,
         settings=_settings(),
     )
-    _print_alias_change(change, as_json)
+    print_alias_change(change, as_json)
 
 
 @app.command()
@@ -367,7 +371,7 @@ def diff(
 
     result = api.diff(ref_a, ref_b, data=data, atol=atol, top=top, settings=_settings())
     if as_json:
-        _print_json(result.model_dump(mode="json"))
+        print_json(result.model_dump(mode="json"))
     else:
         out.print(render_diff_text(result, old_ref=ref_a, new_ref=ref_b), markup=False)
 
@@ -386,9 +390,9 @@ def reproduce(
     """
     from modelyard import api
 
-    with _progress(not as_json) as progress:
+    with progress_bar(not as_json) as progress:
         report = api.reproduce(ref, project=project, settings=_settings(), progress=progress)
-    _print_reproduce(report, as_json)
+    print_reproduce(report, as_json)
     if not report.matches:
         raise typer.Exit(1)
 
@@ -432,7 +436,7 @@ def export(
     if target != "onnx":
         if output is None:
             raise typer.BadParameter(f"--target {target} needs --output FOLDER")
-        _print_edge(
+        print_edge(
             api.export_edge(
                 ref,
                 target=target,
@@ -448,303 +452,20 @@ def export(
     version = api.export_onnx(ref, output=output, force=force, settings=_settings())
     record = version.artifacts["onnx"]
     if as_json:
-        _print_json(
-            {"ref": version.ref, "output": str(output) if output else None, **_jsonable(record)}
+        print_json(
+            {"ref": version.ref, "output": str(output) if output else None, **jsonable(record)}
         )
         return
     parity = record.extra.get("parity", {})
     out.print(f"[bold]{version.ref}[/bold] → ONNX ({record.extra.get('precision')})")
-    out.print(_parity_line(parity))
+    out.print(parity_line(parity))
     out.print(f"artifact onnx: sha256 {record.digest} ({record.size:,} bytes)")
     if output is not None:
         out.print(f"wrote {output}")
 
 
-def _parity_line(parity: dict[str, Any], name: str = "") -> str:
-    labels = parity.get("labels_equal")
-    same_labels = "" if labels is None else ", labels equal" if labels else ", labels DIFFER"
-    state = "ok" if parity.get("ok") else "FAILS"
-    return (
-        f"{name}parity {state} on {parity.get('rows'):,} rows: max |diff| "
-        f"{parity.get('max_abs'):.3g}, max relative {parity.get('max_rel'):.3g}{same_labels}"
-    )
-
-
-def _print_edge(result: Any, as_json: bool) -> None:
-    record = result.record()
-    if as_json:
-        _print_json({"ref": result.ref, "output": str(result.output), **record})
-        return
-    out.print(f"[bold]{result.ref}[/bold] → {result.target} ({result.output})")
-    for name, parity in record["parity"].items():
-        if parity is not None:
-            out.print(_parity_line(parity, f"{name}: "), markup=False)
-    for note in record["notes"]:
-        out.print(note, markup=False)
-    out.print(f"wrote {len(record['files'])} files to {result.output}")
-
-
-@app.command()
-def serve(
-    refs: Annotated[
-        list[str],
-        typer.Argument(
-            help="Models to serve: NAME (= NAME@production), NAME:VERSION or NAME@ALIAS.",
-            show_default=False,
-        ),
-    ],
-    host: Annotated[str, typer.Option(help="Address to bind (0.0.0.0: every interface).")] = (
-        "127.0.0.1"
-    ),
-    port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8000,
-    workers: Annotated[int, typer.Option(help="Server processes.", min=1)] = 1,
-    runtime: Annotated[
-        str | None,
-        typer.Option(
-            help="auto (ONNX when its export holds parity), onnx or sklearn; default auto."
-        ),
-    ] = None,
-    batching: Annotated[
-        bool | None, typer.Option(help="Merge concurrent requests into one model call.")
-    ] = None,
-    max_batch_rows: Annotated[int | None, typer.Option(help="Rows per merged call.")] = None,
-    max_batch_wait_ms: Annotated[
-        float | None, typer.Option(help="Longest a request waits to be merged.")
-    ] = None,
-    max_rows_per_request: Annotated[
-        int | None, typer.Option(help="Larger requests get 413; default 10000.")
-    ] = None,
-    max_body_bytes: Annotated[
-        int | None, typer.Option(help="Larger bodies get 413; default 16 MiB.")
-    ] = None,
-    poll_seconds: Annotated[
-        float | None, typer.Option(help="How often aliases are re-checked; 0: never; default 5.")
-    ] = None,
-    api_key: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="A key prediction requests must send (repeatable) "
-            "(better: MODELYARD_SERVE_API_KEYS=key1,key2, kept out of the process list)."
-        ),
-    ] = None,
-    admin_key: Annotated[
-        str | None,
-        typer.Option(help="Key of the admin endpoints (better: MODELYARD_SERVE_ADMIN_KEY)."),
-    ] = None,
-    cors_origin: Annotated[
-        list[str] | None, typer.Option(help="An origin allowed by CORS (repeatable).")
-    ] = None,
-    prediction_log: Annotated[
-        bool | None, typer.Option(help="Record every prediction; default on.")
-    ] = None,
-    model_threads: Annotated[
-        int | None,
-        typer.Option(help="Native threads per model call; 0: library default; default 1."),
-    ] = None,
-    gc_freeze: Annotated[
-        bool | None,
-        typer.Option(help="Freeze the loaded heap out of garbage collection; default on."),
-    ] = None,
-    switch_interval_ms: Annotated[
-        float | None,
-        typer.Option(help="GIL switch interval while serving; 0: Python's; default 0.2."),
-    ] = None,
-    access_log: Annotated[bool, typer.Option(help="Log one line per request.")] = False,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
-) -> None:
-    """Serve models over HTTP: modelyard JSON (/v1), Open Inference Protocol V2 (/v2)
-    and MLflow scoring (/invocations); /docs describes every endpoint.
-
-    Aliases are followed: when house-prices@production moves, the new version is loaded,
-    warmed up and swapped in without dropping a request. Every option can also be set by
-    a MODELYARD_SERVE_<OPTION> variable.
-
-    Example: modelyard serve house-prices churn@staging --port 8080 --workers 2
-    """
-    from pydantic import ValidationError
-
-    from modelyard.serving.config import ServeConfig
-    from modelyard.serving.server import require_serving, resolve_models
-    from modelyard.serving.server import serve as run_server
-
-    require_serving()
-
-    given: dict[str, Any] = {
-        "runtime": runtime,
-        "batching": batching,
-        "max_batch_rows": max_batch_rows,
-        "max_batch_wait_ms": max_batch_wait_ms,
-        "max_rows_per_request": max_rows_per_request,
-        "max_body_bytes": max_body_bytes,
-        "poll_seconds": poll_seconds,
-        "api_keys": api_key or None,
-        "admin_key": admin_key,
-        "cors_origins": cors_origin or None,
-        "prediction_log": prediction_log,
-        "model_threads": model_threads,
-        "gc_freeze": gc_freeze,
-        "switch_interval_ms": switch_interval_ms,
-    }
-    try:
-        config = ServeConfig(
-            models=refs,
-            settings=_settings(),
-            **{key: value for key, value in given.items() if value is not None},
-        )
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'serve'}: {e['msg']}" for e in exc.errors()
-        )
-        raise ModelyardError(f"cannot serve: {problems}") from None
-    versions = resolve_models(config)
-    for ref, version in zip(config.served_refs(), versions, strict=True):
-        err.print(f"serving {version.ref} ({ref})")
-    err.print(f"on http://{host}:{port}  (API description: http://{host}:{port}/docs)")
-    run_server(
-        config,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=log_level,
-        access_log=access_log,
-    )
-
-
+app.command()(serve_command)
 register_stream(app)  # `modelyard stream`: modelyard.streaming.cli
-
-
-# -- rendering ------------------------------------------------------------------------
-
-
-def _print_train(result: TrainResult, as_json: bool) -> None:
-    from modelyard.evaluation.report import render_text
-
-    if as_json:
-        _print_json(
-            {"ref": result.ref, "passed": result.passed, **result.report.model_dump(mode="json")}
-        )
-        return
-    out.print(render_text(result.report), markup=False)
-    status = "[green]gates passed[/green]" if result.passed else "[red]gates FAILED[/red]"
-    out.print(f"registered [bold]{result.ref}[/bold] ({status})")
-    if not result.passed:
-        out.print("the version is kept but cannot be promoted unless you pass --allow-failed-gates")
-
-
-def _print_version(version: ModelVersion) -> None:
-    lineage = version.lineage_record
-    out.print(f"[bold]{version.ref}[/bold]  aliases: {', '.join(version.aliases) or '-'}")
-    out.print(f"created {version.created_at:%Y-%m-%d %H:%M:%S} by {version.created_by}")
-    out.print(f"gates: {'passed' if version.gates_passed else 'FAILED'}")
-    table = Table("metric", "value")
-    for key, value in version.metrics.items():
-        table.add_row(key, f"{value:,.6g}")
-    out.print(table)
-    data, code, env = lineage.data, lineage.code, lineage.environment
-    rows = f"{data.rows:,}" if data.rows is not None else "?"
-    out.print(f"data snapshot: {data.snapshot_digest} ({rows} rows)")
-    out.print(f"features: {lineage.features.definition_hash}")
-    out.print(
-        f"code: {code.get('commit') or 'not a git checkout'}"
-        + (" (dirty)" if code.get("dirty") else "")
-    )
-    out.print(
-        f"python {env.get('python')} on {env.get('os')}; {len(env.get('packages', {}))} packages"
-    )
-    out.print(f"predictions fingerprint: {lineage.predictions.fingerprint}")
-    for role, record in version.artifacts.items():
-        out.print(f"artifact {role}: sha256 {record.digest} ({record.size:,} bytes)")
-
-
-def _print_alias_change(change: Any, as_json: bool) -> None:
-    if as_json:
-        _print_json(_jsonable(change))
-        return
-    before = change.from_version if change.from_version is not None else "none"
-    out.print(f"{change.name}@{change.alias}: {before} → {change.to_version}")
-
-
-def _print_reproduce(report: ReproduceReport, as_json: bool) -> None:
-    if as_json:
-        _print_json(report.to_dict())
-        return
-    for note in report.notes:
-        out.print(f"[dim]note: {note}[/dim]", markup=True)
-    if report.matches:
-        out.print(
-            f"[green]reproduced[/green] {report.ref}: {report.rows_compared:,} evaluation "
-            f"predictions identical (fingerprint {report.fingerprint_now[:12]})"
-        )
-        return
-    out.print(f"[red]{report.ref} did not reproduce[/red]:")
-    for line in report.differences:
-        out.print(f"  - {line}", markup=False)
-
-
-def _version_dict(version: ModelVersion) -> dict[str, Any]:
-    return _jsonable(version)  # type: ignore[no-any-return]
-
-
-def _jsonable(value: Any) -> Any:
-    import dataclasses
-
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {k: _jsonable(v) for k, v in dataclasses.asdict(value).items()}
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
-
-
-def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(_jsonable(data), indent=2, default=str) + "\n")
-
-
-@contextmanager
-def _progress(enabled: bool) -> Iterator[Any]:
-    if not enabled:
-        yield None
-        return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        SpinnerColumn,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-    from rich.progress import Progress as RichProgress
-
-    bar = RichProgress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-    )
-    with bar:
-        yield _RichSteps(bar)
-
-
-class _RichSteps:
-    """Shows the core's steps on a Rich progress bar."""
-
-    def __init__(self, bar: Any) -> None:
-        self._bar = bar
-        self._task = bar.add_task("starting", total=None)
-
-    def start(self, total: int) -> None:
-        self._bar.update(self._task, total=total, completed=0)
-
-    @contextmanager
-    def step(self, description: str) -> Iterator[None]:
-        self._bar.update(self._task, description=description)
-        if not err.is_terminal:  # no live bar in logs: say each step on its own line
-            err.print(f"- {description}")
-        yield
-        self._bar.advance(self._task)
 
 
 # -- entry point ----------------------------------------------------------------------
