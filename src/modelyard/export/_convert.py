@@ -33,6 +33,7 @@ from modelyard.export._models import RoundToFloat32, round_thresholds
 from modelyard.export._records import OnnxInput
 from modelyard.features.transformers import Cross, FrameCoercer, Log1pTransformer
 from modelyard.models.estimators import LabelEncodedClassifier
+from modelyard.models.threshold import threshold_of, unwrap_threshold
 
 __all__ = [
     "PRECISION_DOUBLE",
@@ -144,6 +145,8 @@ def _steps(obj: Any, path: str) -> Iterator[tuple[str, Any]]:
         for name, step, _ in obj.transformers_:
             if not isinstance(step, str):  # "drop" / "passthrough"
                 yield from _steps(step, f"{path}.{name}")
+    elif threshold_of(obj) is not None:  # the estimator converts; the threshold is metadata
+        yield from _steps(unwrap_threshold(obj), path)
     else:
         yield path, obj
         if isinstance(obj, LabelEncodedClassifier):
@@ -243,8 +246,14 @@ def convert(pipeline: Pipeline, *, task: str) -> tuple[Any, list[OnnxInput], str
 def _convert(pipeline: Pipeline, *, task: str) -> tuple[Any, list[OnnxInput], str]:
     from skl2onnx.sklapi import CastTransformer
 
-    _check_convertible(pipeline)
     model_name, model = pipeline.steps[-1]
+    # The graph holds the estimator; its threshold goes in the metadata, and every
+    # modelyard runtime applies it to the probabilities (the graph's label output is
+    # the class of highest probability).
+    threshold = threshold_of(model)
+    model = unwrap_threshold(model)
+    pipeline = Pipeline([*pipeline.steps[:-1], (model_name, model)])
+    _check_convertible(pipeline)
     if (task == "regression") == is_classifier(model):
         raise ExportError(f"the pipeline's {type(model).__name__} does not fit task {task!r}")
     if is_classifier(model) and not hasattr(model, "predict_proba"):
@@ -272,6 +281,8 @@ def _convert(pipeline: Pipeline, *, task: str) -> tuple[Any, list[OnnxInput], st
     if classes is not None:
         _labels_then_probabilities(graph)
     _describe(graph, inputs=inputs, task=task, classes=classes, precision=precision)
+    if threshold is not None:
+        _add_metadata(graph, {"modelyard.decision_threshold": json.dumps(threshold.to_dict())})
     return graph, inputs, precision
 
 
@@ -340,6 +351,12 @@ def _labels_then_probabilities(graph: Any) -> None:
     graph.graph.output.extend(ordered)
 
 
+def _add_metadata(graph: Any, meta: dict[str, str]) -> None:
+    for key, value in meta.items():
+        entry = graph.metadata_props.add()
+        entry.key, entry.value = key, value
+
+
 def _describe(
     graph: Any, *, inputs: list[OnnxInput], task: str, classes: list[Any] | None, precision: str
 ) -> None:
@@ -355,9 +372,7 @@ def _describe(
         "modelyard.missing_datetime": "-9223372036854775808",
         "modelyard.precision": precision,
     }
-    for key, value in meta.items():
-        entry = graph.metadata_props.add()
-        entry.key, entry.value = key, value
+    _add_metadata(graph, meta)
     graph.doc_string = (
         "modelyard pipeline: one [N, 1] input per column (see modelyard.inputs); missing "
         "numbers are NaN, missing categories the modelyard.missing_category text."
