@@ -213,3 +213,22 @@ def test_the_web_export_labels_by_the_threshold_in_chromium(
     assert result.ok and browser is not None and browser.labels_equal
     document = (folder / "contract.json").read_text()
     assert '"decision_threshold": {' in document
+
+
+def test_evaluate_reports_the_threshold_its_charts_and_the_lineage(
+    fixed: tuple[Settings, str],
+) -> None:
+    from modelyard.evaluation.report import render_text
+
+    settings, ref = fixed
+    report = api.evaluate(ref, settings=settings)
+    assert report.decision_threshold is not None and report.decision_threshold.rule == "fixed"
+    assert report.charts is not None and report.charts.classification is not None
+    assert report.charts.classification.threshold == 0.2
+    assert report.charts.importance is not None
+    assert sorted(report.charts.importance.columns) == sorted(
+        ["tenure_months", "monthly_spend", "support_tickets", "plan", "region"]
+    )
+    assert report.lineage is not None and report.lineage["decision threshold"] == "0.2 (fixed)"
+    text = render_text(report)
+    assert "decision threshold: 0.2 on P(churned) (fixed: set in the spec)" in text
