@@ -152,3 +152,23 @@ def test_html_without_matplotlib_says_what_to_install(monkeypatch: pytest.Monkey
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now fails
     html = render_html(_report(_full_charts()))
     assert "<svg" not in html and "pip install &#39;modelyard[report]&#39;" in html
+
+
+def test_regression_report_draws_predicted_vs_actual_and_residuals() -> None:
+    rng = np.random.default_rng(2)
+    actual = rng.normal(200_000, 50_000, 300)
+    charts = chart_data("regression", actual, actual + rng.normal(0, 9_000, 300))
+    report = _report(charts).model_copy(
+        update={
+            "task": "regression",
+            "primary_metric": "rmse",
+            "metrics": {"rmse": 9e3},
+            "baseline_metrics": {"rmse": 5e4},
+        }
+    )
+    html = render_html(report)
+    assert html.count("<svg") == 2
+    assert "Predicted vs actual" in html and "Residuals" in html
+    text = render_text(report)
+    assert "Residuals (predicted - actual): p05" in text
+    assert "Predicted vs actual, by tenth of the predictions" in text

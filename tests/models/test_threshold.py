@@ -12,7 +12,7 @@ from sklearn.base import clone
 from sklearn.metrics import f1_score
 from sklearn.model_selection import StratifiedShuffleSplit
 
-from _projects import classification_frame, write_spec
+from _projects import THRESHOLD_TEST_FROM, classification_frame, threshold_project
 from modelyard import api
 from modelyard.errors import SpecError
 from modelyard.export._runtime import OnnxRuntime
@@ -23,36 +23,8 @@ from modelyard.settings import Settings
 from modelyard.spec import ProjectSpec
 from modelyard.types import DecisionThreshold
 
-_CUTOFF = "2024-06-01"  # signup dates from here on are the evaluation rows (a time split)
-
-
-def _project(folder: Path, threshold: Any, *, frame: pd.DataFrame | None = None) -> Path:
-    (folder / "data").mkdir(parents=True, exist_ok=True)
-    frame = classification_frame(rows=500, seed=3) if frame is None else frame
-    frame.to_csv(folder / "data" / "customers.csv", index=False)
-    write_spec(
-        folder,
-        {
-            "name": "churn",
-            "task": "binary",
-            "target": "label",
-            "positive_class": "churned",
-            "seed": 9,
-            "data": {"source": {"path": "data/customers.csv"}, "id_columns": ["customer_id"]},
-            "split": {"method": "time", "column": "signup_date", "test_from": _CUTOFF},
-            "features": {
-                "numeric": ["tenure_months", "monthly_spend", "support_tickets"],
-                "categorical": ["plan", "region"],
-            },
-            "model": {
-                "estimator": "sklearn.ensemble.HistGradientBoostingClassifier",
-                "params": {"max_iter": 25, "early_stopping": False},
-                "decision_threshold": threshold,
-            },
-            "evaluation": {"metrics": ["log_loss", "f1", "precision", "recall", "accuracy"]},
-        },
-    )
-    return folder
+_CUTOFF = THRESHOLD_TEST_FROM
+_project = threshold_project
 
 
 def _train(folder: Path, home: Path) -> Any:
