@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnxruntime
 import pandas as pd
 import pytest
 from sklearn.base import clone
@@ -15,7 +17,7 @@ from sklearn.model_selection import StratifiedShuffleSplit
 from _projects import THRESHOLD_TEST_FROM, classification_frame, threshold_project
 from modelyard import api
 from modelyard.errors import SpecError
-from modelyard.export._runtime import OnnxRuntime
+from modelyard.export._runtime import OnnxRuntime, build_feeds
 from modelyard.export.onnx import columns_from_frame
 from modelyard.models.fit import predict
 from modelyard.models.threshold import threshold_of, unwrap_threshold
@@ -52,6 +54,17 @@ def test_fixed_threshold_labels_alike_in_pipeline_onnx_and_report(tmp_path: Path
     output = runtime.predict(columns_from_frame(rows, runtime.inputs), len(rows))
     assert output.values.tolist() == expected.tolist()
     assert version.artifacts["onnx"].extra["parity"]["labels_equal"] is True
+    # The bare .onnx file labels by the threshold too (its metadata records it).
+    with api.open_registry(settings) as registry:
+        graph = registry.read_artifact(version, "onnx")
+    session = onnxruntime.InferenceSession(graph, providers=["CPUExecutionProvider"])
+    feeds = build_feeds(runtime.inputs, columns_from_frame(rows, runtime.inputs), len(rows))
+    assert session.run(None, feeds)[0].tolist() == expected.tolist()
+    metadata = session.get_modelmeta().custom_metadata_map
+    assert json.loads(metadata["modelyard.decision_threshold"]) == {
+        "value": 0.2,
+        "positive": "churned",
+    }
 
     lineage = version.lineage_record.model.decision_threshold
     assert lineage is not None and lineage["value"] == 0.2 and lineage["rule"] == "fixed"
