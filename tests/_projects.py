@@ -166,3 +166,39 @@ def run_cli(
             f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
         )
     return result
+
+
+#: Signup dates from here on are the evaluation rows of :func:`threshold_project`.
+THRESHOLD_TEST_FROM = "2024-06-01"
+
+
+def threshold_project(
+    folder: Path, threshold: object, *, frame: pd.DataFrame | None = None
+) -> Path:
+    """A binary ``churn`` project (time split) with ``model.decision_threshold: threshold``."""
+    (folder / "data").mkdir(parents=True, exist_ok=True)
+    frame = classification_frame(rows=500, seed=3) if frame is None else frame
+    frame.to_csv(folder / "data" / "customers.csv", index=False)
+    write_spec(
+        folder,
+        {
+            "name": "churn",
+            "task": "binary",
+            "target": "label",
+            "positive_class": "churned",
+            "seed": 9,
+            "data": {"source": {"path": "data/customers.csv"}, "id_columns": ["customer_id"]},
+            "split": {"method": "time", "column": "signup_date", "test_from": THRESHOLD_TEST_FROM},
+            "features": {
+                "numeric": ["tenure_months", "monthly_spend", "support_tickets"],
+                "categorical": ["plan", "region"],
+            },
+            "model": {
+                "estimator": "sklearn.ensemble.HistGradientBoostingClassifier",
+                "params": {"max_iter": 25, "early_stopping": False},
+                "decision_threshold": threshold,
+            },
+            "evaluation": {"metrics": ["log_loss", "f1", "precision", "recall", "accuracy"]},
+        },
+    )
+    return folder

@@ -63,7 +63,9 @@ def _modules_after(code: str) -> set[str]:
     return set(out.stdout.split())
 
 
-@pytest.mark.parametrize("heavy", ["pandas", "sklearn", "fastapi", "onnxruntime", "sqlalchemy"])
+@pytest.mark.parametrize(
+    "heavy", ["pandas", "sklearn", "fastapi", "onnxruntime", "sqlalchemy", "matplotlib"]
+)
 def test_import_modelyard_is_light(heavy: str) -> None:
     assert heavy not in _modules_after("import modelyard")
 

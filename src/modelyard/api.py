@@ -219,7 +219,7 @@ def evaluate(
     from modelyard.evaluation.report import with_findings
     from modelyard.models.fit import predict
     from modelyard.registry.readers import evaluation_frame, load_version_pipeline
-    from modelyard.workflows.evaluate import Reference, evaluate_rows
+    from modelyard.workflows.evaluate import Reference, evaluate_rows, lineage_summary
 
     with open_registry(settings) as registry:
         version = registry.get_version(ref)
@@ -266,7 +266,11 @@ def evaluate(
             y_train=snapshot.loc[train_mask, spec.target],
             reference=reference,
             id_columns=[c for c in spec.data.id_columns if c in rows.columns],
+            threshold=version.lineage_record.model.decision_threshold,
+            pipeline=pipeline,
+            feature_columns=features,
         )
+        report = report.model_copy(update={"lineage": lineage_summary(version.lineage_record)})
         if data is not None:
             overlap = _training_overlap(rows, snapshot.loc[train_mask], spec)
             if overlap:

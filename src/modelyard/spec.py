@@ -365,10 +365,48 @@ class NamedEstimatorSpec(EstimatorSpec):
     name: str
 
 
+class ThresholdRuleSpec(_Frozen):
+    """How a binary classifier's decision threshold is chosen on validation rows.
+
+    The validation rows are ``validation_fraction`` of the training rows (stratified,
+    seeded); the evaluation rows are never used. ``rule``:
+
+    - ``f1``: the threshold of highest F1 for the positive class;
+    - ``cost``: the lowest ``false_positive_cost`` x FP + ``false_negative_cost`` x FN;
+    - ``recall``: the highest precision whose recall is at least ``target_recall``.
+    """
+
+    rule: Literal["f1", "cost", "recall"]
+    validation_fraction: float = Field(0.2, gt=0, lt=1)
+    false_positive_cost: float | None = Field(None, gt=0)
+    false_negative_cost: float | None = Field(None, gt=0)
+    target_recall: float | None = Field(None, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _options_fit_rule(self) -> ThresholdRuleSpec:
+        costs = (self.false_positive_cost, self.false_negative_cost)
+        if self.rule == "cost" and None in costs:
+            raise ValueError(
+                "rule 'cost' needs false_positive_cost and false_negative_cost "
+                "(e.g. 1 and 5 when a missed positive costs five false alarms)"
+            )
+        if self.rule != "cost" and costs != (None, None):
+            raise ValueError(f"false_*_cost applies to rule 'cost', not {self.rule!r}")
+        if self.rule == "recall" and self.target_recall is None:
+            raise ValueError("rule 'recall' needs target_recall (e.g. 0.9)")
+        if self.rule != "recall" and self.target_recall is not None:
+            raise ValueError(f"target_recall applies to rule 'recall', not {self.rule!r}")
+        return self
+
+
 class ModelSpec(EstimatorSpec):
-    """The estimator to fit; ``class_weight`` re-weights imbalanced classes."""
+    """The estimator to fit; ``class_weight`` re-weights imbalanced classes;
+    ``decision_threshold`` (binary tasks) is the positive class's probability from which
+    a row is labelled positive: a number, or a :class:`ThresholdRuleSpec` that chooses it
+    on validation rows."""
 
     class_weight: Literal["balanced"] | dict[str, float] | None = None
+    decision_threshold: Annotated[float, Field(gt=0, lt=1)] | ThresholdRuleSpec | None = None
 
 
 # -- evaluation ---------------------------------------------------------------------
@@ -433,6 +471,8 @@ class EvaluationSpec(_Frozen):
     diff_tolerance: float = Field(default=1e-6, ge=0)
     top_changes: int = Field(default=10, ge=0)
     leakage: Literal["warn", "fail", "off"] = "warn"
+    #: Shuffles per input column for the report's permutation importance (0: none).
+    importance_repeats: int = Field(default=3, ge=0, le=50)
 
     def resolved_metrics(self, task: Task) -> list[str]:
         """The metrics to compute for ``task`` (the defaults if none were given)."""
@@ -513,6 +553,11 @@ class ProjectSpec(_Frozen):
             raise ValueError("model.class_weight applies to classification tasks only")
         if self.positive_class is not None and self.task != "binary":
             raise ValueError("positive_class applies to binary tasks only; remove it")
+        if self.model.decision_threshold is not None and self.task != "binary":
+            raise ValueError(
+                f"{_AT}model.decision_threshold: a decision threshold applies to binary "
+                "tasks only; remove it"
+            )
         serving = set(self.data.not_at_serving())
         for kind, group in (
             ("numeric", self.features.numeric),

@@ -31,6 +31,7 @@ __all__ = [
     "ColumnBlocks",
     "ColumnLayout",
     "Columns",
+    "DecisionThreshold",
     "Runtime",
     "Kind",
     "KINDS",
@@ -155,6 +156,42 @@ class RuntimeOutput:
     values: np.ndarray
     proba: np.ndarray | None = None
     classes: list[Any] | None = None
+
+
+@dataclass(frozen=True)
+class DecisionThreshold:
+    """A binary classifier's decision threshold, as every runtime applies it.
+
+    A row is labelled ``positive`` when its probability of ``positive`` is at least
+    ``value``, else the other class: scikit-learn's ``FixedThresholdClassifier`` rule.
+
+    Example:
+        >>> rule = DecisionThreshold(value=0.3, positive="yes")
+        >>> rule.labels(np.array([[0.8, 0.2], [0.6, 0.4]]), ["no", "yes"]).tolist()
+        ['no', 'yes']
+    """
+
+    value: float
+    positive: Any
+
+    def labels(self, proba: np.ndarray, classes: list[Any]) -> np.ndarray:
+        """The labels of rows with class probabilities ``proba`` (columns as ``classes``)."""
+        labels = np.asarray(classes)
+        if labels.dtype.kind == "U":
+            labels = labels.astype(object)
+        at = next(i for i, label in enumerate(classes) if label == self.positive)
+        chosen = np.where(np.asarray(proba)[:, at] >= self.value, at, 1 - at)
+        return labels[chosen]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON data: ``{"value": ..., "positive": ...}``."""
+        positive = self.positive.item() if isinstance(self.positive, np.generic) else self.positive
+        return {"value": float(self.value), "positive": positive}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> DecisionThreshold | None:
+        """The threshold :meth:`to_dict` wrote, or None for None."""
+        return None if data is None else cls(float(data["value"]), data["positive"])
 
 
 class Runtime(Protocol):

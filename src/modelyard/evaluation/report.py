@@ -27,17 +27,24 @@ from typing import Any
 
 import pandas as pd
 from jinja2 import Environment, StrictUndefined
+from markupsafe import Markup
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from modelyard.errors import MissingExtraError
+from modelyard.evaluation.chart_text import chart_lines
+from modelyard.evaluation.chart_text import text_table as _table
+from modelyard.evaluation.charts import Charts
 from modelyard.evaluation.diff import PredictionDiff
 from modelyard.evaluation.gates import GateResult
 from modelyard.evaluation.metrics import format_value
+from modelyard.evaluation.plots import chart_svgs
 from modelyard.evaluation.slices import SliceResult
 from modelyard.spec import CLASSIFICATION_METRICS, REGRESSION_METRICS, ProjectSpec, Task
 
 __all__ = [
     "EvaluationReport",
     "ProductionComparison",
+    "ThresholdSummary",
     "class_summary",
     "gate_summary",
     "render_diff_text",
@@ -62,6 +69,20 @@ class ProductionComparison(_Frozen):
     metrics: dict[str, float]
 
 
+class ThresholdSummary(_Frozen):
+    """A binary classifier's decision threshold and how it was chosen."""
+
+    value: float
+    positive_class: str
+    rule: str  # "fixed", "f1", "cost" or "recall"
+    detail: str = ""
+
+    def text(self) -> str:
+        """``0.31 on P(churned) (f1: highest F1 on 80 validation rows ...)``."""
+        how = self.rule if not self.detail else f"{self.rule}: {self.detail}"
+        return f"{self.value:.4g} on P({self.positive_class}) ({how})"
+
+
 class EvaluationReport(_Frozen):
     """Everything the evaluation of one version found.
 
@@ -69,7 +90,10 @@ class EvaluationReport(_Frozen):
     and a value that contradicts them is refused. ``created_at`` is when the evaluation
     ran. ``positive_class`` is the class binary metrics are about; ``class_shares`` the
     share of each class in the training rows; ``warnings`` what the training checks
-    found (possible leaks, a random split of time-ordered rows).
+    found (possible leaks, a random split of time-ordered rows); ``decision_threshold``
+    the threshold the labels (and so accuracy, f1, precision, recall) come from;
+    ``charts`` what the charts show; ``lineage`` what the version was built from, in
+    words (data snapshot, split, estimator, code...).
     ``model_dump(mode="json")`` gives JSON data (nan metrics stay float nan;
     ``model_dump_json()`` writes them as ``"NaN"``).
     """
@@ -90,6 +114,9 @@ class EvaluationReport(_Frozen):
     positive_class: str | None = None
     class_shares: dict[str, float] | None = None
     warnings: list[str] = Field(default_factory=list)
+    decision_threshold: ThresholdSummary | None = None
+    charts: Charts | None = None
+    lineage: dict[str, str] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -191,9 +218,14 @@ def render_text(report: EvaluationReport) -> str:
         ]
         table = _table(["slice", "rows", report.primary_metric], rows, right_from=1)
         lines += ["  " + line for line in table]
+    if report.charts is not None:
+        lines += chart_lines(report.charts)
     if report.diff is not None:
         old_ref = report.production.ref if report.production is not None else "production"
         lines += ["", render_diff_text(report.diff, old_ref=old_ref, new_ref=report.title)]
+    if report.lineage:
+        lines += ["", "Lineage"]
+        lines += [f"  {key}: {value}" for key, value in report.lineage.items()]
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
@@ -269,6 +301,8 @@ def _class_lines(report: EvaluationReport) -> list[str]:
     if report.class_shares:
         shares = ", ".join(f"{label} {share:.1%}" for label, share in report.class_shares.items())
         lines.append(f"training classes: {shares}")
+    if report.decision_threshold is not None:
+        lines.append(f"decision threshold: {report.decision_threshold.text()}")
     return lines
 
 
@@ -348,20 +382,6 @@ def _direction_note(report: EvaluationReport) -> str:
     return f"{'higher' if report.higher_is_better(primary) else 'lower'} {primary} is better"
 
 
-def _table(headers: list[str], rows: list[list[str]], *, right_from: int = 99) -> list[str]:
-    """Columns padded to their widest cell; columns from ``right_from`` on right-aligned."""
-    widths = [max(len(cell) for cell in column) for column in zip(headers, *rows, strict=True)]
-
-    def line(cells: list[str]) -> str:
-        padded = [
-            cell.rjust(width) if index >= right_from else cell.ljust(width)
-            for index, (cell, width) in enumerate(zip(cells, widths, strict=True))
-        ]
-        return "  ".join(padded).rstrip()
-
-    return [line(headers), *(line(row) for row in rows)]
-
-
 def _ids_text(ids: dict[str, Any] | None) -> str:
     return ", ".join(f"{key}={value}" for key, value in ids.items()) if ids else "-"
 
@@ -378,7 +398,9 @@ def _value_text(value: Any) -> str:
 
 
 def render_html(report: EvaluationReport) -> str:
-    """The report as one self-contained HTML page (inline CSS, no external assets).
+    """The report as one self-contained HTML page (inline CSS and SVG charts, no
+    external assets). Without matplotlib (``pip install 'modelyard[report]'``) the page
+    says so where the charts would be.
 
     Args:
         report: the report to show.
@@ -386,6 +408,13 @@ def render_html(report: EvaluationReport) -> str:
     Returns:
         The HTML document; every value from the report is escaped.
     """
+    charts: list[tuple[str, str]] = []
+    charts_missing = ""
+    if report.charts is not None:
+        try:
+            charts = chart_svgs(report.charts)
+        except MissingExtraError as exc:
+            charts_missing = str(exc)
     source = resources.files("modelyard.evaluation").joinpath("templates", _TEMPLATE)
     environment = Environment(
         autoescape=True, undefined=StrictUndefined, keep_trailing_newline=True
@@ -402,4 +431,6 @@ def render_html(report: EvaluationReport) -> str:
         direction=_direction_note(report),
         worst_slices=worst,
         old_ref=report.production.ref if report.production is not None else "production",
+        charts=[(title, Markup(svg)) for title, svg in charts],
+        charts_missing=charts_missing,
     )

@@ -33,6 +33,8 @@ from modelyard.export._models import RoundToFloat32, round_thresholds
 from modelyard.export._records import OnnxInput
 from modelyard.features.transformers import Cross, FrameCoercer, Log1pTransformer
 from modelyard.models.estimators import LabelEncodedClassifier
+from modelyard.models.threshold import threshold_of, unwrap_threshold
+from modelyard.types import DecisionThreshold
 
 __all__ = [
     "PRECISION_DOUBLE",
@@ -144,6 +146,8 @@ def _steps(obj: Any, path: str) -> Iterator[tuple[str, Any]]:
         for name, step, _ in obj.transformers_:
             if not isinstance(step, str):  # "drop" / "passthrough"
                 yield from _steps(step, f"{path}.{name}")
+    elif threshold_of(obj) is not None:  # the estimator converts; the threshold is metadata
+        yield from _steps(unwrap_threshold(obj), path)
     else:
         yield path, obj
         if isinstance(obj, LabelEncodedClassifier):
@@ -243,8 +247,14 @@ def convert(pipeline: Pipeline, *, task: str) -> tuple[Any, list[OnnxInput], str
 def _convert(pipeline: Pipeline, *, task: str) -> tuple[Any, list[OnnxInput], str]:
     from skl2onnx.sklapi import CastTransformer
 
-    _check_convertible(pipeline)
     model_name, model = pipeline.steps[-1]
+    # The graph holds the estimator, then the threshold's nodes on its label output
+    # (:func:`_threshold_labels`); the threshold is in the metadata too, and every
+    # modelyard runtime applies it to the probabilities.
+    threshold = threshold_of(model)
+    model = unwrap_threshold(model)
+    pipeline = Pipeline([*pipeline.steps[:-1], (model_name, model)])
+    _check_convertible(pipeline)
     if (task == "regression") == is_classifier(model):
         raise ExportError(f"the pipeline's {type(model).__name__} does not fit task {task!r}")
     if is_classifier(model) and not hasattr(model, "predict_proba"):
@@ -272,6 +282,9 @@ def _convert(pipeline: Pipeline, *, task: str) -> tuple[Any, list[OnnxInput], st
     if classes is not None:
         _labels_then_probabilities(graph)
     _describe(graph, inputs=inputs, task=task, classes=classes, precision=precision)
+    if threshold is not None and classes is not None:
+        _threshold_labels(graph, threshold, classes)
+        _add_metadata(graph, {"modelyard.decision_threshold": json.dumps(threshold.to_dict())})
     return graph, inputs, precision
 
 
@@ -340,6 +353,58 @@ def _labels_then_probabilities(graph: Any) -> None:
     graph.graph.output.extend(ordered)
 
 
+def _threshold_labels(graph: Any, threshold: DecisionThreshold, classes: list[Any]) -> None:
+    """Make the label output apply ``threshold`` to the positive class's probability,
+    as scikit-learn's FixedThresholdClassifier does (``>=``), so users of the bare file
+    get the same labels. The converter's own (highest-probability) labels stay unused."""
+    from onnx import TensorProto, helper
+
+    label, proba = graph.graph.output[0], graph.graph.output[1]
+    label_type = label.type.tensor_type.elem_type
+    positive_at = next(i for i, name in enumerate(classes) if name == threshold.positive)
+    chosen = [classes[positive_at], classes[1 - positive_at]]
+    if label_type == TensorProto.INT64:
+        values: list[Any] = [int(value) for value in chosen]
+    elif label_type == TensorProto.STRING:
+        values = [str(value).encode() for value in chosen]
+    else:
+        raise ExportError(f"the classifier's labels have ONNX type {label_type}; cannot threshold")
+    argmax = f"{label.name}_highest_probability"
+    for node in graph.graph.node:
+        node.output[:] = [argmax if name == label.name else name for name in node.output]
+    proba_type = proba.type.tensor_type.elem_type
+
+    def constant(name: str, kind: int, value: Any) -> Any:
+        return helper.make_node(
+            "Constant", [], [name], value=helper.make_tensor(name, kind, [], [value])
+        )
+
+    prefix = "modelyard_threshold_"
+    graph.graph.node.extend(
+        [
+            constant(prefix + "column", TensorProto.INT64, positive_at),
+            constant(prefix + "value", proba_type, threshold.value),
+            constant(prefix + "positive", label_type, values[0]),
+            constant(prefix + "negative", label_type, values[1]),
+            helper.make_node("Gather", [proba.name, prefix + "column"], [prefix + "score"], axis=1),
+            helper.make_node(
+                "GreaterOrEqual", [prefix + "score", prefix + "value"], [prefix + "flag"]
+            ),
+            helper.make_node(
+                "Where",
+                [prefix + "flag", prefix + "positive", prefix + "negative"],
+                [label.name],
+            ),
+        ]
+    )
+
+
+def _add_metadata(graph: Any, meta: dict[str, str]) -> None:
+    for key, value in meta.items():
+        entry = graph.metadata_props.add()
+        entry.key, entry.value = key, value
+
+
 def _describe(
     graph: Any, *, inputs: list[OnnxInput], task: str, classes: list[Any] | None, precision: str
 ) -> None:
@@ -355,9 +420,7 @@ def _describe(
         "modelyard.missing_datetime": "-9223372036854775808",
         "modelyard.precision": precision,
     }
-    for key, value in meta.items():
-        entry = graph.metadata_props.add()
-        entry.key, entry.value = key, value
+    _add_metadata(graph, meta)
     graph.doc_string = (
         "modelyard pipeline: one [N, 1] input per column (see modelyard.inputs); missing "
         "numbers are NaN, missing categories the modelyard.missing_category text."

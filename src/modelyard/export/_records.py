@@ -87,6 +87,8 @@ class OnnxExport:
         opset: the operator set versions by domain (``""`` is the default domain).
         versions: versions of skl2onnx, onnx, onnxruntime and onnxmltools used.
         classes: a classifier's labels in the order of its probabilities, else None.
+        decision_threshold: a binary classifier's threshold
+            (:meth:`DecisionThreshold.to_dict`), which runtimes apply to the probabilities.
     """
 
     model: bytes
@@ -96,6 +98,7 @@ class OnnxExport:
     opset: dict[str, int]
     versions: dict[str, str]
     classes: list[Any] | None = None
+    decision_threshold: dict[str, Any] | None = None
 
     def artifact_extra(self) -> dict[str, Any]:
         """What the registry keeps next to the ``onnx`` artifact (plain JSON data)."""
@@ -106,6 +109,7 @@ class OnnxExport:
             "opset": dict(self.opset),
             "versions": dict(self.versions),
             "classes": self.classes,
+            "decision_threshold": self.decision_threshold,
         }
 
 

@@ -13,7 +13,14 @@ from modelyard.errors import ModelyardError
 from modelyard.export._common import MISSING_CATEGORY, ExportError
 from modelyard.export._convert import require
 from modelyard.export._records import OnnxInput, Parity
-from modelyard.types import KINDS, ColumnBlocks, ColumnLayout, Columns, RuntimeOutput
+from modelyard.types import (
+    KINDS,
+    ColumnBlocks,
+    ColumnLayout,
+    Columns,
+    DecisionThreshold,
+    RuntimeOutput,
+)
 
 if TYPE_CHECKING:
     from modelyard.registry.records import ModelVersion
@@ -93,8 +100,10 @@ class OnnxRuntime:
     Takes decoded :data:`~modelyard.types.Columns` (numbers as float64 with
     NaN, categories as ``str`` with ``None``, dates as ``datetime64``). Classifier labels
     are the class of highest probability, which is what every supported scikit-learn,
-    LightGBM and XGBoost classifier predicts. ``predict`` is safe to call from several
-    threads; ONNX Runtime releases the GIL while it computes.
+    LightGBM and XGBoost classifier predicts; a binary classifier with a decision
+    threshold labels by it instead (:class:`~modelyard.types.DecisionThreshold`).
+    ``predict`` is safe to call from several threads; ONNX Runtime releases the GIL
+    while it computes.
 
     Args:
         model: the ``.onnx`` bytes.
@@ -106,6 +115,8 @@ class OnnxRuntime:
             run several calls at once).
         grouped: run the graph behind one ``[N, k]`` input per dtype (see
             :func:`_grouped_model`); ``False`` feeds the exported inputs one by one.
+        threshold: a binary classifier's decision threshold; None reads it from the
+            model's metadata (``modelyard.decision_threshold``), if there.
 
     Raises:
         MissingExtraError: onnxruntime is not installed.
@@ -124,6 +135,7 @@ class OnnxRuntime:
         classes: list[Any] | None,
         intra_op_threads: int = 1,
         grouped: bool = True,
+        threshold: DecisionThreshold | None = None,
     ) -> None:
         ort = require("onnxruntime")
         options = ort.SessionOptions()
@@ -169,6 +181,11 @@ class OnnxRuntime:
                 raise ExportError("the ONNX model of a classifier records no classes")
             labels = np.asarray(classes)
             self._classes = labels.astype(object) if labels.dtype.kind == "U" else labels
+        if threshold is None and "modelyard.decision_threshold" in self._metadata:
+            threshold = DecisionThreshold.from_dict(
+                json.loads(self._metadata["modelyard.decision_threshold"])
+            )
+        self.threshold = threshold
 
     @property
     def classes(self) -> list[Any] | None:
@@ -209,6 +226,7 @@ class OnnxRuntime:
             classes=extra.get("classes"),
             intra_op_threads=intra_op_threads,
             grouped=grouped,
+            threshold=DecisionThreshold.from_dict(extra.get("decision_threshold")),
         )
         if "parity" in extra:
             runtime.parity = Parity.from_dict(extra["parity"])
@@ -283,7 +301,10 @@ class OnnxRuntime:
         if self._classes is None:
             return RuntimeOutput(values=np.asarray(results[0], dtype=np.float64).reshape(rows))
         proba = np.asarray(results[1], dtype=np.float64).reshape(rows, -1)
-        labels = self._classes[np.argmax(proba, axis=1)]
+        if self.threshold is not None:
+            labels = self.threshold.labels(proba, self._classes.tolist())
+        else:
+            labels = self._classes[np.argmax(proba, axis=1)]
         return RuntimeOutput(values=labels, proba=proba, classes=self.classes)
 
     def _empty(self) -> RuntimeOutput:

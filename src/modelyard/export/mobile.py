@@ -31,7 +31,7 @@ from modelyard.export._records import OnnxInput, Parity
 from modelyard.export._runtime import build_feeds
 from modelyard.export.onnx import columns_from_frame, compare_outputs
 from modelyard.models.fit import predict
-from modelyard.types import RuntimeOutput
+from modelyard.types import DecisionThreshold, RuntimeOutput
 
 __all__ = ["CONFIG_NAME", "MODEL_NAME", "convert_to_ort", "ort_parity"]
 
@@ -92,6 +92,7 @@ def ort_parity(
     *,
     task: str,
     classes: list[Any] | None,
+    threshold: DecisionThreshold | None = None,
 ) -> Parity:
     """Load the ``.ort`` bytes in ONNX Runtime and compare with the pipeline on ``rows``.
 
@@ -116,6 +117,9 @@ def ort_parity(
         output = RuntimeOutput(values=np.asarray(results[0], dtype=np.float64).reshape(-1))
     else:
         proba = np.asarray(results[1], dtype=np.float64).reshape(len(rows), -1)
-        labels = np.asarray(classes, dtype=object)[np.argmax(proba, axis=1)]
+        if threshold is not None:  # as an app applies the recorded threshold
+            labels = threshold.labels(proba, classes)
+        else:
+            labels = np.asarray(classes, dtype=object)[np.argmax(proba, axis=1)]
         output = RuntimeOutput(values=labels, proba=proba)
     return compare_outputs(predict(pipeline, rows), output, task=task)

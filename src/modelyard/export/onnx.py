@@ -57,6 +57,7 @@ from modelyard.export._records import OnnxExport, OnnxInput, Parity
 from modelyard.export._runtime import OnnxRuntime
 from modelyard.features.transformers import FrameCoercer
 from modelyard.models.fit import Predictions, predict
+from modelyard.models.threshold import threshold_of
 from modelyard.types import Columns, RuntimeOutput
 
 __all__ = [
@@ -152,7 +153,9 @@ def check_parity(
     """
     model_step = pipeline.steps[-1][1]
     classes = np.asarray(model_step.classes_).tolist() if task != "regression" else None
-    runtime = OnnxRuntime(model, inputs, task=task, classes=classes)
+    runtime = OnnxRuntime(
+        model, inputs, task=task, classes=classes, threshold=threshold_of(model_step)
+    )
     output = runtime.predict(columns_from_frame(rows, inputs), len(rows))
     return compare_outputs(predict(pipeline, rows), output, task=task, rtol=rtol, atol=atol)
 
@@ -241,6 +244,7 @@ def export_pipeline(
     graph = onnx.load_model_from_string(model)
     opset = {item.domain or "": int(item.version) for item in graph.opset_import}
     classes = None if task == "regression" else np.asarray(pipeline.steps[-1][1].classes_).tolist()
+    threshold = threshold_of(pipeline.steps[-1][1])
     return OnnxExport(
         model=model,
         inputs=inputs,
@@ -249,6 +253,7 @@ def export_pipeline(
         opset=opset,
         versions=library_versions(),
         classes=classes,
+        decision_threshold=threshold.to_dict() if threshold is not None else None,
     )
 
 

@@ -93,6 +93,7 @@ def web_document(
     inputs: list[OnnxInput],
     classes: list[Any] | None,
     precision: str,
+    decision_threshold: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """``contract.json``: the contract, and what feeding the edge graph (see
     :func:`~modelyard.export._edge_graph.edge_model`) and reading it needs."""
@@ -109,6 +110,8 @@ def web_document(
             ],
             "missing_category": EDGE_MISSING_CATEGORY,
             "precision": precision,
+            # {"value", "positive"}: labels by threshold instead of highest probability
+            "decision_threshold": decision_threshold,
         },
     }
 

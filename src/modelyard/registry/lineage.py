@@ -80,6 +80,9 @@ class ModelLineage(_Part):
     estimator: str | None = None
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
     structure: Any = None
+    #: value, positive_class, rule, validation_rows, validation_score, detail
+    #: (see modelyard.models.threshold.ThresholdChoice); None without a threshold.
+    decision_threshold: dict[str, Any] | None = None
 
 
 class PredictionsLineage(_Part):

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from modelyard.errors import CheckFailed, ModelyardError
+from modelyard.types import DecisionThreshold
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -192,6 +193,7 @@ def _document(
         inputs=inputs,
         classes=extra.get("classes"),
         precision=str(extra.get("precision")),
+        decision_threshold=extra.get("decision_threshold"),
     )
 
 
@@ -293,8 +295,16 @@ def _ort_parity(
 ) -> Parity:
     from modelyard.export.mobile import ort_parity
 
-    classes = version.artifacts["onnx"].extra.get("classes")
-    return ort_parity(data, inputs, pipeline, rows, task=str(version.spec["task"]), classes=classes)
+    extra = version.artifacts["onnx"].extra
+    return ort_parity(
+        data,
+        inputs,
+        pipeline,
+        rows,
+        task=str(version.spec["task"]),
+        classes=extra.get("classes"),
+        threshold=DecisionThreshold.from_dict(extra.get("decision_threshold")),
+    )
 
 
 def _describe(parity: dict[str, Parity | None]) -> str:

@@ -10,25 +10,32 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from modelyard.errors import DataValidationError
+from modelyard.evaluation.charts import chart_data, permutation_importance
 from modelyard.evaluation.diff import PredictionDiff, diff_predictions
 from modelyard.evaluation.gates import check_gates
 from modelyard.evaluation.metrics import baseline_predictions, compute_metrics
-from modelyard.evaluation.report import EvaluationReport, ProductionComparison, class_summary
+from modelyard.evaluation.report import (
+    EvaluationReport,
+    ProductionComparison,
+    ThresholdSummary,
+    class_summary,
+)
 from modelyard.evaluation.slices import SliceResult, slice_metrics
 from modelyard.models.fit import Predictions, predict
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
 
+    from modelyard.registry.lineage import Lineage
     from modelyard.spec import ProjectSpec
 
-__all__ = ["Reference", "evaluate_rows", "slice_columns"]
+__all__ = ["Reference", "evaluate_rows", "lineage_summary", "slice_columns"]
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +67,9 @@ def evaluate_rows(
     y_train: pd.Series,
     reference: Reference | None = None,
     id_columns: list[str] | None = None,
+    threshold: dict[str, Any] | None = None,
+    pipeline: Any = None,
+    feature_columns: list[str] | None = None,
 ) -> EvaluationReport:
     """Metrics, baseline, slices and gates for ``predictions`` on labelled ``rows``.
 
@@ -72,6 +82,11 @@ def evaluate_rows(
         y_train: the training target, to fit the dummy baseline.
         reference: the version in production, to compute regression gates and the diff.
         id_columns: columns that identify rows in the diff's top changes.
+        threshold: the decision threshold of a binary classifier, as its lineage
+            records it (``value``, ``positive_class``, ``rule``, ``detail``).
+        pipeline: the candidate's fitted pipeline, for the permutation importance of
+            ``feature_columns`` (none without it, or with ``importance_repeats: 0``).
+        feature_columns: the pipeline's input columns.
     """
     task = spec.task
     metrics_wanted = list(
@@ -136,7 +151,33 @@ def evaluate_rows(
         baseline_slices=baseline_slices,
         higher_is_better=spec.higher_is_better,
     )
+    charts = chart_data(
+        task,
+        y_true,
+        predictions.values,
+        predictions.proba,
+        predictions.classes,
+        positive=positive,
+        threshold=threshold["value"] if threshold else None,
+        seed=spec.seed,
+    )
+    repeats = spec.evaluation.importance_repeats
+    if pipeline is not None and feature_columns and repeats and len(rows):
+        primary = spec.evaluation.resolved_primary(task)
+        importance = permutation_importance(
+            pipeline,
+            rows[feature_columns],
+            y_true,
+            task=task,
+            metric=primary,
+            higher_is_better=spec.higher_is_better(primary),
+            positive=positive,
+            repeats=repeats,
+            seed=spec.seed,
+        )
+        charts = charts.model_copy(update={"importance": importance})
     return EvaluationReport(
+        charts=charts,
         model=model,
         version=version,
         task=task,
@@ -150,7 +191,17 @@ def evaluate_rows(
         production=production,
         diff=diff,
         created_at=datetime.now(UTC),
+        decision_threshold=_threshold_summary(threshold),
         **class_summary(spec, y_train, predictions.classes),
+    )
+
+
+def _threshold_summary(threshold: dict[str, Any] | None) -> ThresholdSummary | None:
+    if threshold is None:
+        return None
+    fields = ("value", "positive_class", "rule", "detail")
+    return ThresholdSummary.model_validate(
+        {key: threshold[key] for key in fields if key in threshold}
     )
 
 
@@ -186,3 +237,28 @@ def _same_classes(a: Predictions, b: Predictions) -> bool:
         and b.proba is not None
         and list(a.classes or []) == list(b.classes or [])
     )
+
+
+def lineage_summary(lineage: Lineage) -> dict[str, str]:
+    """What a version was built from, in words, for the report."""
+    data, code = lineage.data, lineage.code
+    source = data.source.get("path") or data.source.get("url") or data.source.get("query")
+    commit = code.get("commit")
+    summary = {
+        "data": f"{source or '?'}, snapshot {str(data.snapshot_digest or '?')[:12]}",
+        "rows": f"{data.rows or 0:,} ({data.train_rows or 0:,} training, "
+        f"{data.eval_rows or 0:,} evaluation)",
+        "features": f"{len(lineage.features.feature_order)} input columns, definition "
+        f"{str(lineage.features.definition_hash or '?')[:12]}",
+        "estimator": str(lineage.model.estimator),
+        "seed": str(lineage.seed),
+        "code": f"{str(commit)[:12]}{' (dirty)' if code.get('dirty') else ''}"
+        if commit
+        else "not in a git checkout",
+        "spec": str(lineage.spec_digest or "?")[:12],
+        "prediction fingerprint": str(lineage.predictions.fingerprint or "?")[:12],
+    }
+    threshold = lineage.model.decision_threshold
+    if threshold:
+        summary["decision threshold"] = f"{threshold['value']:.4g} ({threshold['rule']})"
+    return summary

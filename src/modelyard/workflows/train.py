@@ -35,6 +35,7 @@ from modelyard.features.build import FeaturePlan, feature_definition_hash, plan_
 from modelyard.models.artifacts import dump_pipeline
 from modelyard.models.estimators import estimator_structure
 from modelyard.models.fit import Predictions, build_pipeline, fit_pipeline, predict
+from modelyard.models.threshold import ThresholdChoice, apply_threshold
 from modelyard.registry.lineage import (
     ChecksLineage,
     DataLineage,
@@ -52,7 +53,7 @@ from modelyard.registry.lineage import (
 from modelyard.registry.readers import load_version_pipeline
 from modelyard.registry.registry import ArtifactInput, ModelVersion, Registry
 from modelyard.spec import ProjectSpec, spec_digest, spec_to_dict
-from modelyard.workflows.evaluate import Reference, evaluate_rows
+from modelyard.workflows.evaluate import Reference, evaluate_rows, lineage_summary
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
@@ -78,6 +79,7 @@ class Build:
     predictions: Predictions
     fingerprint: str
     fit_seconds: float
+    threshold: ThresholdChoice | None = None
 
     @property
     def eval_frame(self) -> pd.DataFrame:
@@ -141,6 +143,8 @@ def build(
         started = time.perf_counter()
         with _project_on_path(project_dir):
             fit_pipeline(pipeline, train, train[spec.target], spec=spec)
+            # Chosen on validation rows carved from ``train``; never on ``eval_rows``.
+            threshold = apply_threshold(pipeline, train, train[spec.target], spec=spec)
         fit_seconds = time.perf_counter() - started
     with progress.step(f"predicting {len(eval_rows):,} evaluation rows"):
         predictions = predict(pipeline, frame.iloc[eval_rows])
@@ -157,6 +161,7 @@ def build(
         predictions=predictions,
         fingerprint=predictions_fingerprint(predictions.values, predictions.proba),
         fit_seconds=fit_seconds,
+        threshold=threshold,
     )
 
 
@@ -200,6 +205,9 @@ def train(
             y_train=frame[spec.target].iloc[result.train_rows],
             reference=reference,
             id_columns=_present(spec.data.id_columns, frame),
+            threshold=result.threshold.to_dict() if result.threshold else None,
+            pipeline=result.pipeline,
+            feature_columns=list(result.plan.input_columns),
         )
         findings = training_findings(
             spec, frame, result.train_rows, list(result.plan.input_columns)
@@ -233,6 +241,7 @@ def train(
                 ),
             }
         )
+        report = report.model_copy(update={"lineage": lineage_summary(lineage)})
         model_bytes, trusted = dump_pipeline(result.pipeline)
         artifacts = {
             "model": ArtifactInput(
@@ -328,6 +337,7 @@ def _lineage(
             estimator=spec.model.estimator,
             hyperparameters=spec.model.params,
             structure=estimator_structure(result.pipeline.named_steps["model"]),
+            decision_threshold=result.threshold.to_dict() if result.threshold else None,
         ),
         schema=schema.model_dump(mode="json"),
         code=capture_git(project_dir),

@@ -51,10 +51,18 @@
     const width = classes.length;
     const probabilities = [];
     const predictions = [];
+    // A binary model with a decision threshold labels a row positive when the positive
+    // class's probability is at least the threshold (as scikit-learn and the server do).
+    const threshold = document.model.decision_threshold;
+    const positive = threshold ? classes.indexOf(threshold.positive) : -1;
     for (let row = 0; row < rows; row++) {
       const p = flat.slice(row * width, (row + 1) * width);
       let best = 0;
-      for (let k = 1; k < width; k++) if (p[k] > p[best]) best = k;
+      if (positive >= 0) {
+        best = p[positive] >= threshold.value ? positive : 1 - positive;
+      } else {
+        for (let k = 1; k < width; k++) if (p[k] > p[best]) best = k;
+      }
       probabilities.push(p);
       predictions.push(classes[best]);
     }
