@@ -536,6 +536,10 @@ def serve(
         str | None,
         typer.Option(help="Key of the admin endpoints (better: MODELYARD_SERVE_ADMIN_KEY)."),
     ] = None,
+    public: Annotated[
+        list[str] | None,
+        typer.Option(help="With API keys, leave 'metrics' or 'docs' open (repeatable)."),
+    ] = None,
     cors_origin: Annotated[
         list[str] | None, typer.Option(help="An origin allowed by CORS (repeatable).")
     ] = None,
@@ -585,6 +589,7 @@ def serve(
         "api_keys": api_key or None,
         "admin_key": admin_key,
         "cors_origins": cors_origin or None,
+        "public_endpoints": public or None,
         "prediction_log": prediction_log,
         "model_threads": model_threads,
         "gc_freeze": gc_freeze,

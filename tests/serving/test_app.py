@@ -364,7 +364,48 @@ def test_api_keys_guard_prediction_endpoints_in_each_protocol_shape(
     assert mlflow_missing.status_code == 401
     assert mlflow_missing.json()["error_code"] == "UNAUTHENTICATED"
     assert feedback_missing.status_code == 401
-    assert metadata.status_code == 200  # metadata stays open
+    assert metadata.status_code == 401  # the full schema, every training category
+    assert "API key" in metadata.json()["error"]
+
+
+KEYED = [
+    "/v1/models",
+    "/v1/models/houses",
+    "/v2",
+    "/v2/models/houses",
+    "/v2/models/houses/ready",
+    "/v2/models/houses/versions/1",
+    "/version",
+    "/no/such/path",
+]
+HEALTH = ["/healthz", "/readyz", "/v2/health/live", "/v2/health/ready", "/ping", "/health"]
+DOCS = ["/openapi.json", "/docs", "/redoc"]
+
+
+@pytest.mark.parametrize("public", [[], ["metrics", "docs"]])
+def test_with_api_keys_metadata_metrics_and_docs_need_a_key_unless_made_public(
+    start_server: StartServer, yard: Yard, public: list[str]
+) -> None:
+    key = "predict-key-1"
+    live = start_server(yard.settings, models=["houses"], api_keys=[key], public_endpoints=public)
+    with live.client() as client:
+        bare = {path: client.get(path) for path in [*KEYED, *HEALTH, "/metrics", *DOCS]}
+        keyed = {path: client.get(path, headers={"X-API-Key": key}) for path in KEYED}
+        admin = client.post("/v1/admin/reload", headers={"X-API-Key": key})
+    for path in KEYED:
+        assert bare[path].status_code == 401, path
+        assert bare[path].headers["www-authenticate"] == "Bearer"
+        assert keyed[path].status_code == (404 if path == "/no/such/path" else 200), path
+    for path in HEALTH:
+        assert bare[path].status_code == 200, path
+    for path in ["/metrics", *DOCS]:
+        assert bare[path].status_code == (200 if public else 401), path
+    assert admin.status_code == 403  # admin paths answer to the admin key alone
+    with live.client() as client:
+        described = client.get("/openapi.json", headers={"X-API-Key": key}).json()
+    models = described["paths"]["/v1/models"]["get"]
+    assert "401" in models["responses"] and models["security"]
+    assert "security" not in described["paths"]["/healthz"]["get"]
 
 
 def test_cors_is_off_unless_origins_are_given(
@@ -486,3 +527,40 @@ def test_feedback_needs_the_prediction_log(start_server: StartServer, yard: Yard
         )
     assert response.status_code == 409
     assert "prediction log is off" in response.json()["detail"][0]["msg"]
+
+
+def test_one_version_rule_on_every_protocol(module_server: LiveServer, house_rows: Rows) -> None:
+    v2_body = {
+        "inputs": [
+            {"name": "size", "shape": [1], "datatype": "FP64", "data": [100.0]},
+            {"name": "rooms", "shape": [1], "datatype": "FP64", "data": [3.0]},
+            {"name": "town", "shape": [1], "datatype": "BYTES", "data": ["alpha"]},
+        ]
+    }
+
+    def answers(client: httpx.Client, version: str) -> list[int]:
+        return [
+            client.post(
+                f"/v1/models/houses/versions/{version}/predict", json={"rows": house_rows}
+            ).status_code,
+            client.post(f"/v2/models/houses/versions/{version}/infer", json=v2_body).status_code,
+            client.get(f"/v2/models/houses/versions/{version}").status_code,
+            client.get(f"/v2/models/houses/versions/{version}/ready").status_code,
+            client.post(
+                "/invocations",
+                params={"version": version},
+                json={"dataframe_records": house_rows},
+            ).status_code,
+        ]
+
+    with module_server.client() as client:
+        served = client.get("/v1/models/houses").json()["version"]
+        assert served == 1
+        for same in ("1", "01", "0001"):
+            assert answers(client, same) == [200] * 5, same
+        for other in ("2", "0", "+1", "1.0", "abc", "99999999999", "%C2%B9"):
+            assert answers(client, other) == [404] * 5, other
+        refused = client.post(
+            "/v1/models/houses/versions/x1/predict", json={"rows": house_rows}
+        ).json()
+    assert "not a version number" in refused["detail"][0]["msg"]

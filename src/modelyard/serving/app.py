@@ -141,6 +141,17 @@ def create_app(config: ServeConfig | None = None, *, registry: Registry | None =
 
     # Inside the request context, so a refused body still gets a request id.
     app.add_middleware(BodyLimits, limits=config.connection_limits)
+    if state.api_keys:  # before any body is read; inside the context for a request id
+        from modelyard.serving.access import KeyGate, open_paths
+
+        def refuse(request: Request, exc: ServingError) -> Response:
+            metrics.count_error("", exc.kind)
+            return _error_response(
+                request, exc.http_status, exc.message, exc.detail_list(), exc.headers
+            )
+
+        opened = open_paths(config.public_endpoints)
+        app.add_middleware(KeyGate, state=state, opened=opened, render=refuse)
     app.add_middleware(_RequestContext, metrics=metrics, activity=activity, fault=fault)
     if config.cors_origins:
         from starlette.middleware.cors import CORSMiddleware
@@ -265,10 +276,31 @@ def _describe(app: FastAPI) -> None:
         for extra in (own.openapi_schemas(), v2.openapi_schemas(), mlflow.openapi_schemas()):
             for name, value in extra.items():
                 components.setdefault(name, value)
+        state: ServingState = app.state.serving
+        if state.api_keys:
+            _describe_keys(schema, state.config.public_endpoints)
         app.openapi_schema = schema
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _describe_keys(schema: dict[str, Any], public: list[str]) -> None:
+    """Document the API key on every keyed operation: its schemes, and the 401."""
+    from modelyard.serving.access import needs_key, open_paths
+
+    schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+    schemes["ApiKey"] = {"type": "apiKey", "in": "header", "name": "X-API-Key"}
+    schemes["Bearer"] = {"type": "http", "scheme": "bearer"}
+    opened = open_paths(public)
+    for path, operations in schema.get("paths", {}).items():
+        if not needs_key(path, opened):
+            continue
+        for operation in operations.values():
+            operation["security"] = [{"ApiKey": []}, {"Bearer": []}]
+            operation.setdefault("responses", {}).setdefault(
+                "401", {"description": "The API key is missing or not valid"}
+            )
 
 
 # -- errors ---------------------------------------------------------------------------

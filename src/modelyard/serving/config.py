@@ -92,6 +92,9 @@ class ServeConfig(BaseSettings):
         api_keys: keys accepted on the prediction endpoints (``X-API-Key`` or
             ``Authorization: Bearer``); empty means open.
         admin_key: the key of the admin endpoints; unset means they answer 403.
+        public_endpoints: what stays open when ``api_keys`` are set: ``metrics``
+            (``/metrics``) and ``docs`` (``/openapi.json``, ``/docs``); everything else
+            but the health probes needs a key then (see :mod:`modelyard.serving.access`).
         cors_origins: origins allowed by CORS; empty means no CORS headers at all.
         prediction_log: record every prediction (and accept feedback).
         warmup_rows: evaluation rows predicted once before a version takes traffic.
@@ -135,6 +138,7 @@ class ServeConfig(BaseSettings):
     poll_seconds: float = Field(default=5.0, ge=0)
     api_keys: StrList = Field(default_factory=list, repr=False)
     admin_key: str | None = Field(default=None, repr=False)
+    public_endpoints: StrList = Field(default_factory=list)
     cors_origins: StrList = Field(default_factory=list)
     prediction_log: bool = True
     warmup_rows: int = Field(default=8, ge=0, le=1000)
@@ -146,7 +150,7 @@ class ServeConfig(BaseSettings):
     max_connections: int = Field(default=1024, ge=1)
     max_inflight_body_bytes: int = Field(default=256 * _MIB, ge=1024)
 
-    @field_validator("models", "api_keys", "cors_origins", mode="before")
+    @field_validator("models", "api_keys", "cors_origins", "public_endpoints", mode="before")
     @classmethod
     def _lists(cls, value: Any) -> Any:
         return _split_list(value)
@@ -178,6 +182,17 @@ class ServeConfig(BaseSettings):
         if any(len(key) < 8 for key in value):
             raise ValueError("API keys must be at least 8 characters long")
         return value
+
+    @field_validator("public_endpoints")
+    @classmethod
+    def _check_public(cls, value: list[str]) -> list[str]:
+        allowed = ("metrics", "docs")  # serving.access.PUBLIC_CHOICES
+        unknown = [item for item in value if item not in allowed]
+        if unknown:
+            raise ValueError(
+                f"public endpoints {unknown} are not known; choose among {list(allowed)}"
+            )
+        return list(dict.fromkeys(value))
 
     @field_validator("admin_key")
     @classmethod

@@ -16,7 +16,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import Response
 
@@ -224,14 +224,13 @@ async def predict(request: Request, name: str) -> Response:
     tags=["predict"],
     summary="Predict with an exact version (404 unless it is the one served)",
 )
-async def predict_version(
-    request: Request, name: str, version: int = Path(ge=1, le=2**31)
-) -> Response:
-    """Predict rows with version ``version`` of ``name``, if that is what is served."""
+async def predict_version(request: Request, name: str, version: str) -> Response:
+    """Predict rows with version ``version`` of ``name``, if that is what is served
+    (digits, leading zeros allowed: ``01`` is 1)."""
     return await _predict(request, name, version)
 
 
-async def _predict(request: Request, name: str, version: int | None) -> Response:
+async def _predict(request: Request, name: str, version: str | None) -> Response:
     state: ServingState = request.app.state.serving
     received_at = datetime.now(UTC)
     started = time.perf_counter()

@@ -37,6 +37,7 @@ from modelyard.serving.protocols import (
     require_json,
     require_object,
     set_labels,
+    version_number,
 )
 
 if TYPE_CHECKING:
@@ -267,10 +268,11 @@ def _readiness(request: Request, name: str, version: str | None) -> Response:
     state: ServingState = request.app.state.serving
     slot = state.slot(name)
     loaded = slot.current
-    if loaded is not None and version is not None and version != str(loaded.number):
+    number = version_number(version) if version is not None else None
+    if loaded is not None and number is not None and number != loaded.number:
         raise ServingError(
             404,
-            f"model {name!r} version {version!r} is not served here; it serves version "
+            f"model {name!r} version {number} is not served here; it serves version "
             f"{loaded.number}",
             kind="not_found",
         )
