@@ -546,6 +546,10 @@ def serve(
     prediction_log: Annotated[
         bool | None, typer.Option(help="Record every prediction; default on.")
     ] = None,
+    feedback_external_ids: Annotated[
+        bool | None,
+        typer.Option(help="Accept feedback for request ids not in the prediction log."),
+    ] = None,
     model_threads: Annotated[
         int | None,
         typer.Option(help="Native threads per model call; 0: library default; default 1."),
@@ -591,6 +595,7 @@ def serve(
         "cors_origins": cors_origin or None,
         "public_endpoints": public or None,
         "prediction_log": prediction_log,
+        "feedback_external_ids": feedback_external_ids,
         "model_threads": model_threads,
         "gc_freeze": gc_freeze,
         "switch_interval_ms": switch_interval_ms,

@@ -76,16 +76,23 @@ def test_exact_version_is_served_and_other_versions_are_404(
     assert re.search(r"'no-such-model' is not served.*'houses', 'churn'", unknown.text)
 
 
-def test_client_request_id_is_kept_when_sane_and_replaced_when_not(
+def test_request_ids_are_issued_by_the_server_one_per_prediction(
     module_server: LiveServer, house_rows: Rows
 ) -> None:
     with module_server.client() as client:
-        kept = _predict(client, "houses", {"rows": house_rows}, headers={"X-Request-ID": "abc-1"})
-        replaced = _predict(
+        first, second = (
+            _predict(client, "houses", {"rows": house_rows}, headers={"X-Request-ID": "abc-1"})
+            for _ in range(2)
+        )
+        odd = _predict(
             client, "houses", {"rows": house_rows}, headers={"X-Request-ID": "no spaces/allowed"}
         )
-    assert kept.headers["x-request-id"] == "abc-1" and kept.json()["request_id"] == "abc-1"
-    assert re.fullmatch(r"[0-9a-f]{32}", replaced.headers["x-request-id"])
+    ids = [answer.headers["x-request-id"] for answer in (first, second, odd)]
+    assert all(re.fullmatch(r"[0-9a-f]{32}", rid) for rid in ids) and len(set(ids)) == 3
+    assert first.json()["request_id"] == ids[0]
+    # the client's own id comes back beside the server's, for its correlation
+    assert first.headers["x-client-request-id"] == second.headers["x-client-request-id"] == "abc-1"
+    assert "x-client-request-id" not in odd.headers
 
 
 # -- client errors: status and shape ------------------------------------------------------
@@ -517,6 +524,50 @@ def test_predictions_are_logged_and_feedback_is_stored(
     assert mine["prediction"].tolist() == predicted.json()["predictions"]
     feedback = read_feedback(yard.settings, "houses")
     assert set(feedback["request_id"]) >= {request_id}
+
+
+def test_feedback_is_refused_for_predictions_never_made(
+    start_server: StartServer, fresh_yard: Yard, house_rows: Rows
+) -> None:
+    fresh_yard.train_houses()
+    live = start_server(fresh_yard.settings, models=["houses"])
+
+    def send(client: httpx.Client, *items: tuple[str, int]) -> httpx.Response:
+        body = [{"request_id": rid, "row": row, "label": 1.0} for rid, row in items]
+        return client.post("/v1/feedback", json={"model": "houses", "items": body})
+
+    with live.client() as client:
+        rid = _predict(client, "houses", {"rows": house_rows}).json()["request_id"]
+        fresh = send(client, (rid, 0), (rid, 2))  # still in memory: accepted
+        made_up = send(client, (rid, 1), ("0" * 32, 0), ("my-own-id", 0))
+        past_last_row = send(client, (rid, 3))
+        surrogate = client.post(
+            "/v1/feedback",
+            content=b'{"model": "houses", "items": [{"request_id": "\\ud800", "label": 1}]}',
+            headers={"content-type": "application/json"},
+        )
+    live.stop()  # flushes the log: the next server finds the prediction on disk
+    again = start_server(fresh_yard.settings, models=["houses"])
+    external = start_server(fresh_yard.settings, models=["houses"], feedback_external_ids=True)
+    with again.client() as client:
+        on_disk = send(client, (rid, 1))
+        still_unknown = send(client, ("my-own-id", 0))
+    with external.client() as client:
+        accepted = send(client, ("my-own-id", 0))
+    assert fresh.status_code == 200 and fresh.json()["stored"] == 2
+    assert made_up.status_code == 422, made_up.text
+    details = made_up.json()["detail"]
+    assert [d["loc"] for d in details] == [
+        ["body", "items", 1, "request_id"],
+        ["body", "items", 2, "request_id"],
+    ]
+    assert {d["type"] for d in details} == {"unknown_request_id"}
+    assert past_last_row.status_code == 422
+    assert surrogate.status_code == 422
+    assert on_disk.status_code == 200 and on_disk.json()["stored"] == 1
+    assert still_unknown.status_code == 422
+    assert "--feedback-external-ids" in still_unknown.json()["detail"][0]["msg"]
+    assert accepted.status_code == 200
 
 
 def test_feedback_needs_the_prediction_log(start_server: StartServer, yard: Yard) -> None:

@@ -19,9 +19,7 @@ with ``MODELYARD_SERVE_MODELS=house-prices``.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
-import os
 import re
 import time
 from collections.abc import AsyncIterator, Callable
@@ -41,6 +39,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelyard.errors import LimitExceeded, ModelyardError
+from modelyard.predlog.ids import RequestIds
 from modelyard.serving.batching import Activity
 from modelyard.serving.config import ServeConfig, config_from_env
 from modelyard.serving.manager import ModelManager
@@ -161,7 +160,7 @@ def create_app(config: ServeConfig | None = None, *, registry: Registry | None =
             allow_origins=config.cors_origins,
             allow_methods=["GET", "POST"],
             allow_headers=["*"],
-            expose_headers=["X-Request-ID"],
+            expose_headers=["X-Request-ID", "X-Client-Request-ID"],
         )
     _describe(app)
     return app
@@ -418,9 +417,9 @@ class _RequestContext:
         self.fault = fault
         self.metrics = metrics
         self.activity = activity
-        # A random prefix per app and a counter: unique ids without os.urandom per request.
-        self._prefix = os.urandom(8).hex()
-        self._counter = itertools.count(1)
+        # Issued here, never taken from the client: one id per prediction, so feedback
+        # joins exactly one (a client's X-Request-ID comes back as X-Client-Request-ID).
+        self._ids = RequestIds()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -428,9 +427,10 @@ class _RequestContext:
             return
         started = time.perf_counter()
         given = next((value for key, value in scope["headers"] if key == b"x-request-id"), None)
-        if given is None or not _REQUEST_ID.match(given):
-            given = f"{self._prefix}{next(self._counter):016x}".encode()
-        request_id = given
+        request_id = self._ids.new().encode()
+        echoed = [(b"x-request-id", request_id)]
+        if given is not None and _REQUEST_ID.match(given):
+            echoed.append((b"x-client-request-id", given))
         scope[REQUEST_ID_KEY] = request_id.decode("latin-1")
         labels = ["", "", ""]
         scope[LABELS_KEY] = labels
@@ -443,7 +443,7 @@ class _RequestContext:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 started_response = True
-                message["headers"] = [*message.get("headers", ()), (b"x-request-id", request_id)]
+                message["headers"] = [*message.get("headers", ()), *echoed]
             await send(message)
 
         self.activity.requests += 1

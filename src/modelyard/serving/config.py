@@ -97,6 +97,9 @@ class ServeConfig(BaseSettings):
             but the health probes needs a key then (see :mod:`modelyard.serving.access`).
         cors_origins: origins allowed by CORS; empty means no CORS headers at all.
         prediction_log: record every prediction (and accept feedback).
+        feedback_external_ids: accept feedback for request ids this server's prediction
+            log does not hold (ids of predictions made elsewhere); off: such feedback
+            is refused with 422, so labels join only predictions that were made.
         warmup_rows: evaluation rows predicted once before a version takes traffic.
         model_threads: threads one model call may use inside native libraries (OpenMP,
             BLAS). 1 suits a server, whose parallelism comes from concurrent requests:
@@ -141,6 +144,7 @@ class ServeConfig(BaseSettings):
     public_endpoints: StrList = Field(default_factory=list)
     cors_origins: StrList = Field(default_factory=list)
     prediction_log: bool = True
+    feedback_external_ids: bool = False
     warmup_rows: int = Field(default=8, ge=0, le=1000)
     model_threads: int = Field(default=1, ge=0, le=256)
     gc_freeze: bool | None = None

@@ -355,7 +355,8 @@ def _matches(given: bytes, keys: Iterable[bytes]) -> bool:
 
 
 def request_id(request: Request) -> str:
-    """The request's id (the client's ``X-Request-ID`` if sane, else a new one)."""
+    """The id the server issued for the request (unique per request, see
+    :class:`~modelyard.predlog.ids.RequestIds`)."""
     return str(request.scope[REQUEST_ID_KEY])
 
 
