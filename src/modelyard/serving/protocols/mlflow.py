@@ -127,7 +127,16 @@ _BODY = {
             "application/json": {"schema": {"$ref": SCHEMA_REF.format(model="InvocationsRequest")}},
             "text/csv": {"schema": {"type": "string"}},
         },
-    }
+    },
+    "parameters": [
+        {
+            "name": "version",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": "Answer only with this version (404 unless it is the one served).",
+        }
+    ],
 }
 
 
