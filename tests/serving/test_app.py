@@ -70,7 +70,7 @@ def test_exact_version_is_served_and_other_versions_are_404(
     assert missing.status_code == 404
     assert missing.json()["detail"][0]["loc"] == ["path", "version"]
     assert "serves houses:1" in missing.json()["detail"][0]["msg"]
-    assert not_a_number.status_code == 422
+    assert not_a_number.status_code == 404  # the rule of every protocol: no such version
     assert not_a_number.json()["detail"][0]["loc"] == ["path", "version"]
     assert unknown.status_code == 404
     assert re.search(r"'no-such-model' is not served.*'houses', 'churn'", unknown.text)
