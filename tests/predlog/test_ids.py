@@ -23,6 +23,7 @@ def test_ids_are_unique_across_issuers_and_carry_their_issue_time() -> None:
     assert moment is not None
     assert before - timedelta(seconds=1) <= moment <= datetime.now(UTC) + timedelta(seconds=1)
     assert issued_at("job-42") is None and issued_at("g" * 32) is None
+    assert issued_at("f" * 32) is None  # past year 9999: made up, not issued
 
 
 def test_feedback_is_known_only_for_logged_pairs_in_memory_and_on_disk(
@@ -39,11 +40,13 @@ def test_feedback_is_known_only_for_logged_pairs_in_memory_and_on_disk(
         FeedbackItem(batch, 1.0, 41),
         FeedbackItem(batch, 1.0, 0),  # a batch row is its input row number
         FeedbackItem(issued.new(), 1.0, 0),  # issued, never predicted
+        FeedbackItem("f" * 32, 1.0, 0),  # looks issued, dated past year 9999
+        FeedbackItem("0" * 32, 1.0, 0),  # looks issued, dated 1970
     ]
     in_memory = predlog.unknown_feedback("house-prices", asked)
     predlog.flush()
     on_disk = predlog.unknown_feedback("house-prices", asked)
-    assert in_memory == on_disk == [2, 4, 5]
+    assert in_memory == on_disk == [2, 4, 5, 6, 7]
     assert predlog.unknown_feedback("other-model", asked[:1]) == [0]
     with pytest.raises(DataValidationError, match="request_id"):
         predlog.unknown_feedback("house-prices", [FeedbackItem("\ud800", 1.0, 0)])

@@ -53,7 +53,10 @@ def issued_at(request_id: str) -> datetime | None:
     found = _ISSUED.match(request_id)
     if found is None:
         return None
-    return datetime.fromtimestamp(int(found.group(1), 16) / 1000, tz=UTC)
+    try:  # a client may send any 32 hex digits: past year 9999 is no issue time
+        return datetime.fromtimestamp(int(found.group(1), 16) / 1000, tz=UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
 
 
 def find_logged(
@@ -80,7 +83,10 @@ def find_logged(
     start = end = None
     if all(moment is not None for moment in times):
         known = [moment for moment in times if moment is not None]
-        start, end = min(known) - _SLACK, max(known) + _SLACK
+        try:
+            start, end = min(known) - _SLACK, max(known) + _SLACK
+        except OverflowError:  # within the slack of year 1 or 9999: read every segment
+            start = end = None
     ids = sorted({request_id for request_id, _ in wanted})
     found: set[tuple[str, int]] = set()
     for record in store.find_segments(engine, "predictions", model, start=start, end=end):
