@@ -40,6 +40,13 @@ def _serve(yard: Yard, *args: str, refused: bool = False) -> subprocess.Popen[st
 _wait_ready = wait_process_ready
 
 
+def _serve_sklearn(yard: Yard, *args: str) -> tuple[subprocess.Popen[str], str]:
+    """``modelyard serve ARGS`` on a free port with the sklearn runtime; and its URL."""
+    port = _port()
+    process = _serve(yard, *args, "--port", str(port), "--runtime", "sklearn")
+    return process, f"http://127.0.0.1:{port}"
+
+
 def _stop(process: subprocess.Popen[str]) -> str:
     process.send_signal(signal.SIGINT)
     try:
@@ -85,19 +92,8 @@ def _port() -> int:
 def test_serve_command_answers_and_shuts_down_cleanly(
     yard: Yard, house_rows: Rows, workers: int
 ) -> None:
-    port = _port()
-    url = f"http://127.0.0.1:{port}"
-    process = _serve(
-        yard,
-        "houses",
-        "churn:1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--runtime",
-        "sklearn",
-        "--no-prediction-log",
+    process, url = _serve_sklearn(
+        yard, "houses", "churn:1", "--workers", str(workers), "--no-prediction-log"
     )
     try:
         _wait_ready(process, url)
@@ -123,20 +119,7 @@ def test_serve_command_answers_and_shuts_down_cleanly(
 def test_serve_command_keys_all_but_health_and_checks_feedback_ids(
     yard: Yard, house_rows: Rows
 ) -> None:
-    port = _port()
-    url = f"http://127.0.0.1:{port}"
-    process = _serve(
-        yard,
-        "houses",
-        "--port",
-        str(port),
-        "--runtime",
-        "sklearn",
-        "--api-key",
-        "cli-key-123",
-        "--public",
-        "metrics",
-    )
+    process, url = _serve_sklearn(yard, "houses", "--api-key", "cli-key-123", "--public", "metrics")
     key = {"X-API-Key": "cli-key-123"}
     try:
         _wait_ready(process, url)
