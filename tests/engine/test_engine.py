@@ -150,3 +150,18 @@ def test_a_large_body_decodes_off_the_event_loop_to_the_same_answer(pipeline: Pi
     np.testing.assert_array_equal(on_loop.output.values, off_loop.output.values)
     with pytest.raises(RequestValidationError, match="row 3, column 'town'"):
         _run(pipeline, PredictionEngine(), [*rows[:3], {"size": 50.0, "town": "z"}], offload=True)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # NumPy's, inside
+def test_a_prediction_that_overflows_is_refused_naming_its_row(
+    pipeline: Pipeline, predlog: PredictionLog, tmp_path: Path
+) -> None:
+    # 1000 * 1.7e308 overflows inside the linear model: the runtime answers infinity
+    rows = [{"size": 100.0, "town": "a"}, {"size": 1.7e308, "town": "b"}]
+    with pytest.raises(RequestValidationError) as caught:
+        _run(pipeline, PredictionEngine(predlog), rows)
+    (problem,) = caught.value.problems
+    assert (problem.row, problem.kind) == (1, "non_finite_output")
+    assert "GET /v1/models/houses" in problem.message
+    predlog.flush()
+    assert not list((tmp_path / "home").glob("predictions/**/*.parquet"))

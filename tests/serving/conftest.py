@@ -128,13 +128,12 @@ def churn_rows() -> list[dict[str, Any]]:
     return [dict(row) for row in CHURN_ROWS]
 
 
+#: The config of ``module_server`` (and of its keyed twin in test_app_schema.py).
+MODULE_SERVER = {"admin_key": ADMIN_KEY, "max_body_bytes": 64 * 1024, "max_rows_per_request": 50}
+
+
 @pytest.fixture(scope="module")
 def module_server(yard: Yard) -> Iterator[LiveServer]:
     """One server for a whole test module: houses and churn, open, admin key set."""
     with running_servers() as start:
-        yield start(
-            yard.settings,
-            admin_key=ADMIN_KEY,
-            max_body_bytes=64 * 1024,
-            max_rows_per_request=50,
-        )
+        yield start(yard.settings, **MODULE_SERVER)

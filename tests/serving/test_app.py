@@ -70,22 +70,29 @@ def test_exact_version_is_served_and_other_versions_are_404(
     assert missing.status_code == 404
     assert missing.json()["detail"][0]["loc"] == ["path", "version"]
     assert "serves houses:1" in missing.json()["detail"][0]["msg"]
-    assert not_a_number.status_code == 422
+    assert not_a_number.status_code == 404  # the rule of every protocol: no such version
     assert not_a_number.json()["detail"][0]["loc"] == ["path", "version"]
     assert unknown.status_code == 404
     assert re.search(r"'no-such-model' is not served.*'houses', 'churn'", unknown.text)
 
 
-def test_client_request_id_is_kept_when_sane_and_replaced_when_not(
+def test_request_ids_are_issued_by_the_server_one_per_prediction(
     module_server: LiveServer, house_rows: Rows
 ) -> None:
     with module_server.client() as client:
-        kept = _predict(client, "houses", {"rows": house_rows}, headers={"X-Request-ID": "abc-1"})
-        replaced = _predict(
+        first, second = (
+            _predict(client, "houses", {"rows": house_rows}, headers={"X-Request-ID": "abc-1"})
+            for _ in range(2)
+        )
+        odd = _predict(
             client, "houses", {"rows": house_rows}, headers={"X-Request-ID": "no spaces/allowed"}
         )
-    assert kept.headers["x-request-id"] == "abc-1" and kept.json()["request_id"] == "abc-1"
-    assert re.fullmatch(r"[0-9a-f]{32}", replaced.headers["x-request-id"])
+    ids = [answer.headers["x-request-id"] for answer in (first, second, odd)]
+    assert all(re.fullmatch(r"[0-9a-f]{32}", rid) for rid in ids) and len(set(ids)) == 3
+    assert first.json()["request_id"] == ids[0]
+    # the client's own id comes back beside the server's, for its correlation
+    assert first.headers["x-client-request-id"] == second.headers["x-client-request-id"] == "abc-1"
+    assert "x-client-request-id" not in odd.headers
 
 
 # -- client errors: status and shape ------------------------------------------------------
@@ -364,7 +371,48 @@ def test_api_keys_guard_prediction_endpoints_in_each_protocol_shape(
     assert mlflow_missing.status_code == 401
     assert mlflow_missing.json()["error_code"] == "UNAUTHENTICATED"
     assert feedback_missing.status_code == 401
-    assert metadata.status_code == 200  # metadata stays open
+    assert metadata.status_code == 401  # the full schema, every training category
+    assert "API key" in metadata.json()["error"]
+
+
+KEYED = [
+    "/v1/models",
+    "/v1/models/houses",
+    "/v2",
+    "/v2/models/houses",
+    "/v2/models/houses/ready",
+    "/v2/models/houses/versions/1",
+    "/version",
+    "/no/such/path",
+]
+HEALTH = ["/healthz", "/readyz", "/v2/health/live", "/v2/health/ready", "/ping", "/health"]
+DOCS = ["/openapi.json", "/docs", "/redoc"]
+
+
+@pytest.mark.parametrize("public", [[], ["metrics", "docs"]])
+def test_with_api_keys_metadata_metrics_and_docs_need_a_key_unless_made_public(
+    start_server: StartServer, yard: Yard, public: list[str]
+) -> None:
+    key = "predict-key-1"
+    live = start_server(yard.settings, models=["houses"], api_keys=[key], public_endpoints=public)
+    with live.client() as client:
+        bare = {path: client.get(path) for path in [*KEYED, *HEALTH, "/metrics", *DOCS]}
+        keyed = {path: client.get(path, headers={"X-API-Key": key}) for path in KEYED}
+        admin = client.post("/v1/admin/reload", headers={"X-API-Key": key})
+    for path in KEYED:
+        assert bare[path].status_code == 401, path
+        assert bare[path].headers["www-authenticate"] == "Bearer"
+        assert keyed[path].status_code == (404 if path == "/no/such/path" else 200), path
+    for path in HEALTH:
+        assert bare[path].status_code == 200, path
+    for path in ["/metrics", *DOCS]:
+        assert bare[path].status_code == (200 if public else 401), path
+    assert admin.status_code == 403  # admin paths answer to the admin key alone
+    with live.client() as client:
+        described = client.get("/openapi.json", headers={"X-API-Key": key}).json()
+    models = described["paths"]["/v1/models"]["get"]
+    assert "401" in models["responses"] and models["security"]
+    assert "security" not in described["paths"]["/healthz"]["get"]
 
 
 def test_cors_is_off_unless_origins_are_given(
@@ -478,6 +526,50 @@ def test_predictions_are_logged_and_feedback_is_stored(
     assert set(feedback["request_id"]) >= {request_id}
 
 
+def test_feedback_is_refused_for_predictions_never_made(
+    start_server: StartServer, fresh_yard: Yard, house_rows: Rows
+) -> None:
+    fresh_yard.train_houses()
+    live = start_server(fresh_yard.settings, models=["houses"])
+
+    def send(client: httpx.Client, *items: tuple[str, int]) -> httpx.Response:
+        body = [{"request_id": rid, "row": row, "label": 1.0} for rid, row in items]
+        return client.post("/v1/feedback", json={"model": "houses", "items": body})
+
+    with live.client() as client:
+        rid = _predict(client, "houses", {"rows": house_rows}).json()["request_id"]
+        fresh = send(client, (rid, 0), (rid, 2))  # still in memory: accepted
+        made_up = send(client, (rid, 1), ("0" * 32, 0), ("my-own-id", 0))
+        past_last_row = send(client, (rid, 3))
+        surrogate = client.post(
+            "/v1/feedback",
+            content=b'{"model": "houses", "items": [{"request_id": "\\ud800", "label": 1}]}',
+            headers={"content-type": "application/json"},
+        )
+    live.stop()  # flushes the log: the next server finds the prediction on disk
+    again = start_server(fresh_yard.settings, models=["houses"])
+    external = start_server(fresh_yard.settings, models=["houses"], feedback_external_ids=True)
+    with again.client() as client:
+        on_disk = send(client, (rid, 1))
+        still_unknown = send(client, ("my-own-id", 0))
+    with external.client() as client:
+        accepted = send(client, ("my-own-id", 0))
+    assert fresh.status_code == 200 and fresh.json()["stored"] == 2
+    assert made_up.status_code == 422, made_up.text
+    details = made_up.json()["detail"]
+    assert [d["loc"] for d in details] == [
+        ["body", "items", 1, "request_id"],
+        ["body", "items", 2, "request_id"],
+    ]
+    assert {d["type"] for d in details} == {"unknown_request_id"}
+    assert past_last_row.status_code == 422
+    assert surrogate.status_code == 422
+    assert on_disk.status_code == 200 and on_disk.json()["stored"] == 1
+    assert still_unknown.status_code == 422
+    assert "--feedback-external-ids" in still_unknown.json()["detail"][0]["msg"]
+    assert accepted.status_code == 200
+
+
 def test_feedback_needs_the_prediction_log(start_server: StartServer, yard: Yard) -> None:
     live = start_server(yard.settings, models=["houses"], prediction_log=False)
     with live.client() as client:
@@ -486,3 +578,40 @@ def test_feedback_needs_the_prediction_log(start_server: StartServer, yard: Yard
         )
     assert response.status_code == 409
     assert "prediction log is off" in response.json()["detail"][0]["msg"]
+
+
+def test_one_version_rule_on_every_protocol(module_server: LiveServer, house_rows: Rows) -> None:
+    v2_body = {
+        "inputs": [
+            {"name": "size", "shape": [1], "datatype": "FP64", "data": [100.0]},
+            {"name": "rooms", "shape": [1], "datatype": "FP64", "data": [3.0]},
+            {"name": "town", "shape": [1], "datatype": "BYTES", "data": ["alpha"]},
+        ]
+    }
+
+    def answers(client: httpx.Client, version: str) -> list[int]:
+        return [
+            client.post(
+                f"/v1/models/houses/versions/{version}/predict", json={"rows": house_rows}
+            ).status_code,
+            client.post(f"/v2/models/houses/versions/{version}/infer", json=v2_body).status_code,
+            client.get(f"/v2/models/houses/versions/{version}").status_code,
+            client.get(f"/v2/models/houses/versions/{version}/ready").status_code,
+            client.post(
+                "/invocations",
+                params={"version": version},
+                json={"dataframe_records": house_rows},
+            ).status_code,
+        ]
+
+    with module_server.client() as client:
+        served = client.get("/v1/models/houses").json()["version"]
+        assert served == 1
+        for same in ("1", "01", "0001"):
+            assert answers(client, same) == [200] * 5, same
+        for other in ("2", "0", "+1", "1.0", "abc", "99999999999", "%C2%B9"):
+            assert answers(client, other) == [404] * 5, other
+        refused = client.post(
+            "/v1/models/houses/versions/x1/predict", json={"rows": house_rows}
+        ).json()
+    assert "not a version number" in refused["detail"][0]["msg"]

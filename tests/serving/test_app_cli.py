@@ -40,6 +40,13 @@ def _serve(yard: Yard, *args: str, refused: bool = False) -> subprocess.Popen[st
 _wait_ready = wait_process_ready
 
 
+def _serve_sklearn(yard: Yard, *args: str) -> tuple[subprocess.Popen[str], str]:
+    """``modelyard serve ARGS`` on a free port with the sklearn runtime; and its URL."""
+    port = _port()
+    process = _serve(yard, *args, "--port", str(port), "--runtime", "sklearn")
+    return process, f"http://127.0.0.1:{port}"
+
+
 def _stop(process: subprocess.Popen[str]) -> str:
     process.send_signal(signal.SIGINT)
     try:
@@ -85,19 +92,8 @@ def _port() -> int:
 def test_serve_command_answers_and_shuts_down_cleanly(
     yard: Yard, house_rows: Rows, workers: int
 ) -> None:
-    port = _port()
-    url = f"http://127.0.0.1:{port}"
-    process = _serve(
-        yard,
-        "houses",
-        "churn:1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--runtime",
-        "sklearn",
-        "--no-prediction-log",
+    process, url = _serve_sklearn(
+        yard, "houses", "churn:1", "--workers", str(workers), "--no-prediction-log"
     )
     try:
         _wait_ready(process, url)
@@ -117,3 +113,36 @@ def test_serve_command_answers_and_shuts_down_cleanly(
     assert [m["ref"] for m in models] == ["houses@production", "churn:1"]
     assert process.returncode == 0, output
     assert "serving houses:1 (houses@production)" in output
+
+
+@pytest.mark.e2e
+def test_serve_command_keys_all_but_health_and_checks_feedback_ids(
+    yard: Yard, house_rows: Rows
+) -> None:
+    process, url = _serve_sklearn(yard, "houses", "--api-key", "cli-key-123", "--public", "metrics")
+    key = {"X-API-Key": "cli-key-123"}
+    try:
+        _wait_ready(process, url)
+        with httpx.Client(base_url=url, timeout=30) as client:
+            bare = {p: client.get(p).status_code for p in ("/v1/models", "/openapi.json")}
+            opened = {p: client.get(p).status_code for p in ("/healthz", "/metrics")}
+            answer = client.post(
+                "/v1/models/houses/predict", json={"rows": house_rows}, headers=key
+            )
+            rid = answer.json()["request_id"]
+            items = [{"request_id": rid, "row": 2, "label": 1.0}]
+            kept = client.post(
+                "/v1/feedback", json={"model": "houses", "items": items}, headers=key
+            )
+            items = [{"request_id": "f" * 32, "row": 0, "label": 1.0}]
+            made_up = client.post(
+                "/v1/feedback", json={"model": "houses", "items": items}, headers=key
+            )
+    finally:
+        output = _stop(process)
+    assert bare == {"/v1/models": 401, "/openapi.json": 401}
+    assert opened == {"/healthz": 200, "/metrics": 200}
+    assert answer.status_code == 200 and answer.headers["x-request-id"] == rid
+    assert kept.status_code == 200, kept.text
+    assert made_up.status_code == 422 and "unknown_request_id" in made_up.text
+    assert process.returncode == 0, output

@@ -10,6 +10,7 @@ schemathesis' pytest plugin, whose node renaming does not work with pytest 9.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -25,7 +26,7 @@ from schemathesis.checks import (  # noqa: E402
 )
 
 if TYPE_CHECKING:
-    from conftest import LiveServer
+    from conftest import LiveServer, Yard
 
 CHECKS = [
     not_a_server_error,
@@ -35,10 +36,31 @@ CHECKS = [
 ]
 
 
+KEY = "schema-key-123"
+
+
+@pytest.fixture(scope="module")
+def keyed_server(yard: Yard) -> Iterator[LiveServer]:
+    """houses and churn with an API key set (everything but health probes keyed)."""
+    from conftest import MODULE_SERVER, running_servers
+
+    with running_servers() as start:
+        yield start(yard.settings, **MODULE_SERVER, api_keys=[KEY])
+
+
 @pytest.mark.e2e
+@pytest.mark.parametrize("keys", ["open", "keyed"])
 @pytest.mark.parametrize("mode", ["positive", "negative"])
-def test_every_operation_answers_as_documented(module_server: LiveServer, mode: str) -> None:
-    schema = schemathesis.openapi.from_url(f"{module_server.url}/openapi.json")
+def test_every_operation_answers_as_documented(
+    request: pytest.FixtureRequest, mode: str, keys: str
+) -> None:
+    server: LiveServer = request.getfixturevalue(
+        "module_server" if keys == "open" else "keyed_server"
+    )
+    headers = {"X-API-Key": KEY} if keys == "keyed" else {}
+    with server.client(headers=headers) as client:  # the key is taken: no run of 401s
+        assert client.get("/v1/models").status_code == 200
+    schema = schemathesis.openapi.from_url(f"{server.url}/openapi.json", headers=headers)
     generation = schemathesis.GenerationMode(mode)
     failures: list[str] = []
     operations = 0
@@ -54,7 +76,7 @@ def test_every_operation_answers_as_documented(module_server: LiveServer, mode: 
             suppress_health_check=list(HealthCheck),
         )
         def check(case: Any) -> None:
-            case.call_and_validate(checks=CHECKS)
+            case.call_and_validate(checks=CHECKS, headers=headers or None)
 
         try:
             check()

@@ -178,3 +178,51 @@ def test_unknown_model_paths_are_404_in_v2_shape(module_server: LiveServer) -> N
             response = client.get(path)
             assert response.status_code == 404, path
             assert set(response.json()) == {"error"}
+
+
+def test_binary_tensors_send_missing_values_by_position(
+    module_server: LiveServer, yard: Yard, churn_rows: Rows, house_rows: Rows
+) -> None:
+    client = _client(module_server)
+    # churn_rows[1] has no monthly_spend: sent as 999.0 in binary, and named missing
+    stand_in = [dict(row, monthly_spend=row["monthly_spend"] or 999.0) for row in churn_rows]
+    inputs = _inputs(client, "churn", stand_in, binary=True)
+    marked = client.infer("churn", inputs, parameters={"missing": {"monthly_spend": [1]}})
+    reference = yard.reference("churn:1", churn_rows)
+    np.testing.assert_array_equal(marked.as_numpy("predict_proba"), reference.proba)
+    # a category has no NaN: without the parameter "" is just an unseen category (200),
+    # with it the row arrives missing, and this model, trained without any, refuses it
+    blank = [dict(row, town="") if index == 1 else row for index, row in enumerate(house_rows)]
+    houses = _inputs(client, "houses", blank, binary=True)
+    assert client.infer("houses", houses).as_numpy("predict").shape == (3,)
+    with pytest.raises(InferenceServerException, match=r"row 1, column 'town': null") as null:
+        client.infer("houses", houses, parameters={"missing": {"town": [1]}})
+    assert null.value.status() == "400"
+
+
+def test_a_tensor_names_its_own_missing_elements(
+    module_server: LiveServer, yard: Yard, churn_rows: Rows
+) -> None:
+    rows = [churn_rows[1], churn_rows[0]]  # the missing spend first
+    columns = {name: [row[name] for row in rows] for name in rows[0]}
+    tensors = []
+    for name, values in columns.items():
+        numeric = name in ("tenure_months", "monthly_spend", "support_tickets")
+        tensor: dict[str, Any] = {
+            "name": name,
+            "shape": [2, 1],
+            "datatype": "FP64" if numeric else "BYTES",
+            "data": [[0.0 if value is None else value] for value in values],
+        }
+        if name == "monthly_spend":
+            tensor["parameters"] = {"missing": [0]}
+        tensors.append(tensor)
+    bad = [dict(tensors[0], parameters={"missing": [2]}), *tensors[1:]]
+    with module_server.client() as http:
+        answer = http.post("/v2/models/churn/infer", json={"inputs": tensors})
+        outside = http.post("/v2/models/churn/infer", json={"inputs": bad})
+    proba = next(o for o in answer.json()["outputs"] if o["name"] == "predict_proba")
+    expected = yard.reference("churn:1", rows).proba
+    np.testing.assert_array_equal(np.reshape(proba["data"], (2, -1)), expected)
+    assert outside.status_code == 400
+    assert "parameters.missing must list positions from 0 to 1" in outside.json()["error"]

@@ -57,11 +57,19 @@ def serve(
         str | None,
         typer.Option(help="Key of the admin endpoints (better: MODELYARD_SERVE_ADMIN_KEY)."),
     ] = None,
+    public: Annotated[
+        list[str] | None,
+        typer.Option(help="With API keys, leave 'metrics' or 'docs' open (repeatable)."),
+    ] = None,
     cors_origin: Annotated[
         list[str] | None, typer.Option(help="An origin allowed by CORS (repeatable).")
     ] = None,
     prediction_log: Annotated[
         bool | None, typer.Option(help="Record every prediction; default on.")
+    ] = None,
+    feedback_external_ids: Annotated[
+        bool | None,
+        typer.Option(help="Accept feedback for request ids not in the prediction log."),
     ] = None,
     model_threads: Annotated[
         int | None,
@@ -107,7 +115,9 @@ def serve(
         "api_keys": api_key or None,
         "admin_key": admin_key,
         "cors_origins": cors_origin or None,
+        "public_endpoints": public or None,
         "prediction_log": prediction_log,
+        "feedback_external_ids": feedback_external_ids,
         "model_threads": model_threads,
         "gc_freeze": gc_freeze,
         "switch_interval_ms": switch_interval_ms,

@@ -25,6 +25,7 @@ from modelyard.contract.json import (
 from modelyard.contract.model import (
     DEFAULT_MAX_COLUMNS,
     DEFAULT_MAX_TEXT_LENGTH,
+    DerivedRatio,
     InputColumn,
     InputContract,
     RangeRule,
@@ -53,6 +54,7 @@ __all__ = [
     "DEFAULT_MAX_TEXT_LENGTH",
     "ColumnSchema",
     "DataSchema",
+    "DerivedRatio",
     "InputColumn",
     "InputContract",
     "InputProblem",

@@ -24,6 +24,7 @@ from modelyard.types import ColumnLayout, Kind
 __all__ = [
     "DEFAULT_MAX_COLUMNS",
     "DEFAULT_MAX_TEXT_LENGTH",
+    "DerivedRatio",
     "InputColumn",
     "InputContract",
     "RangeRule",
@@ -82,6 +83,21 @@ class InputColumn:
         return self.categories is not None and not self.categories.isdisjoint({"True", "False"})
 
 
+@dataclass(frozen=True)
+class DerivedRatio:
+    """A number the pipeline derives from two numeric inputs (a ``ratio`` transform).
+
+    Two finite inputs can still overflow it (``1000 / 1e-320`` is infinite), and a
+    non-finite feature is what the runtimes disagree on: scikit-learn estimators refuse
+    it, an ONNX graph predicts from it. The contract checks it instead, so every
+    runtime and path answers the same (see :func:`~modelyard.contract.values.check_ranges`).
+    """
+
+    name: str
+    numerator: str
+    denominator: str
+
+
 def kind_of(column: ColumnSchema) -> Kind:
     """The input kind a recorded column is checked as, when no feature kinds are given:
     numbers are numeric unless categories were recorded for them, dates are datetime,
@@ -109,6 +125,8 @@ class InputContract:
             (``out_of_range``).
         range_tolerance: widen each range by this share of its span on each side.
         max_columns: more column names in one request is ``too_many_columns``.
+        ratios: numbers the pipeline derives by dividing two numeric inputs; a row whose
+            ratio is not finite though both inputs are is ``non_finite_feature``.
     """
 
     columns: tuple[InputColumn, ...]
@@ -117,6 +135,7 @@ class InputContract:
     ranges: RangeRule = "ignore"
     range_tolerance: float = 0.0
     max_columns: int = DEFAULT_MAX_COLUMNS
+    ratios: tuple[DerivedRatio, ...] = ()
 
     def __post_init__(self) -> None:
         if self.max_rows < 1:
@@ -172,6 +191,18 @@ class InputContract:
         low, high = bounds
         outside: np.ndarray = (numeric < low) | (numeric > high)
         return outside if outside.any() else None
+
+    @functools.cached_property
+    def ratio_positions(self) -> tuple[tuple[DerivedRatio, int, int], ...]:
+        """Each ratio with the numeric-block positions of its numerator and denominator
+        (ratios of inputs that are not numeric inputs are left out)."""
+        index = self.layout.index
+        found = []
+        for ratio in self.ratios:
+            top, bottom = index.get(ratio.numerator), index.get(ratio.denominator)
+            if top is not None and bottom is not None and top[0] == bottom[0] == 0:
+                found.append((ratio, top[1], bottom[1]))
+        return tuple(found)
 
     def count_out_of_range(self, blocks: Any) -> int:
         """How many numeric values of decoded :class:`~modelyard.types.ColumnBlocks`
@@ -265,6 +296,12 @@ class InputContract:
         schema = DataSchema.model_validate(recorded) if recorded else None
         encode = (spec.get("features") or {}).get("encode") or {}
         data = spec.get("data") or {}
+        transforms = (spec.get("features") or {}).get("transforms") or []
+        ratios = tuple(
+            DerivedRatio(str(item["name"]), str(item["numerator"]), str(item["denominator"]))
+            for item in transforms
+            if isinstance(item, Mapping) and item.get("kind") == "ratio"
+        )
         return cls.from_schema(
             schema,
             order,
@@ -275,4 +312,5 @@ class InputContract:
             ranges=data.get("out_of_range", "warn"),
             range_tolerance=float(data.get("range_tolerance", 0.0)),
             max_columns=max(max_columns, len(order)),
+            ratios=ratios,
         )

@@ -24,8 +24,9 @@ class InputProblem:
     """One way a request breaks the model's inputs; ``message`` says where, what and fix.
 
     ``kind`` is one of ``missing_column``, ``null_value``, ``wrong_type``,
-    ``unseen_category``, ``out_of_range``, ``invalid_text``, ``text_too_long``,
-    ``too_many_columns``, ``too_many_rows``, ``empty``, ``malformed``.
+    ``unseen_category``, ``out_of_range``, ``non_finite_feature``, ``non_finite_output``,
+    ``invalid_text``, ``text_too_long``, ``too_many_columns``, ``too_many_rows``,
+    ``empty``, ``malformed``.
     """
 
     row: int | None

@@ -264,7 +264,10 @@ def to_block(parts: list[Sequence[Any] | np.ndarray], dtype: np.dtype, rows: int
 
 
 def check_ranges(contract: InputContract, numeric: np.ndarray, problems: Problems) -> None:
-    """Report each number outside its training range, when the contract refuses them."""
+    """Report each number outside its training range, when the contract refuses them,
+    and each row whose derived ratio overflows (whatever the range rule)."""
+    if contract.ratios:
+        check_ratios(contract, numeric, problems)
     if contract.ranges != "refuse":
         return
     outside = contract.out_of_range(numeric)
@@ -279,3 +282,28 @@ def check_ranges(contract: InputContract, numeric: np.ndarray, problems: Problem
         low, high = float(bounds[0][position]), float(bounds[1][position])
         detail = f"{value:g} is outside the training range [{low:g}, {high:g}]"
         problems.add(row, names[position], "out_of_range", detail, value)
+
+
+def check_ratios(contract: InputContract, numeric: np.ndarray, problems: Problems) -> None:
+    """Report each row whose ratio feature is not finite though both its inputs are.
+
+    This mirrors ``features.transformers.Ratio`` (missing where the denominator is 0 or
+    missing), which the contract cannot import: a lower layer. Only the overflow is
+    checked here; the division itself stays the pipeline's.
+    """
+    if numeric.size == 0:
+        return
+    for ratio, top_at, bottom_at in contract.ratio_positions:
+        top, bottom = numeric[:, top_at], numeric[:, bottom_at]
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            quotient = top / np.where(bottom == 0, 1.0, bottom)
+        usable = np.isfinite(top) & np.isfinite(bottom) & (bottom != 0)
+        bad = np.flatnonzero(usable & ~np.isfinite(quotient))
+        for row in bad.tolist():
+            value = float(bottom[row])
+            detail = (
+                f"{value:g} makes the derived feature {ratio.name!r} "
+                f"({ratio.numerator} / {ratio.denominator} = {float(top[row]):g} / {value:g}) "
+                "overflow to infinity; send a number further from 0 (or null if unknown)"
+            )
+            problems.add(row, ratio.denominator, "non_finite_feature", detail, value)

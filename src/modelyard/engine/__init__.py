@@ -22,13 +22,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from modelyard.contract import InputContract, decode_frame
+import numpy as np
+
+from modelyard.contract import InputContract, Problems, decode_frame
 from modelyard.types import ColumnBlocks, Columns, RuntimeOutput
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Decoder", "Prediction", "PredictionEngine", "PredictionSink", "ServedVersion"]
+__all__ = [
+    "Decoder",
+    "Prediction",
+    "PredictionEngine",
+    "PredictionSink",
+    "ServedVersion",
+    "refuse_non_finite",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +136,8 @@ class PredictionEngine:
 
         Raises:
             RequestValidationError: (or whatever ``decode`` raises) the input does not
-                fit the contract; nothing is predicted or logged then.
+                fit the contract, or the model's output for it is not finite; nothing is
+                logged then.
         """
         contract = version.input_spec
         if offload:
@@ -140,6 +150,7 @@ class PredictionEngine:
             if outside:
                 self._warn(version, outside, request_id)
         output = await version.batcher.predict(columns, rows)
+        refuse_non_finite(output, version.name)
         self.log(
             version,
             request_id=request_id,
@@ -195,3 +206,34 @@ class PredictionEngine:
                 request_id,
                 count,
             )
+
+
+def refuse_non_finite(output: RuntimeOutput, model: str) -> None:
+    """Refuse the rows a runtime answered with a number that is not finite.
+
+    Valid inputs far outside what the model was trained on can still overflow inside
+    it (a derived feature the contract does not know, a linear model's sum); what the
+    runtime then does differs (scikit-learn refuses, ONNX Runtime answers), and JSON
+    has no infinity. One rule for every runtime: such a row is a 422 naming it.
+
+    Raises:
+        RequestValidationError: a ``non_finite_output`` problem per such row.
+    """
+    values = output.values
+    bad = ~np.isfinite(values) if values.dtype.kind == "f" else None
+    if output.proba is not None and output.proba.size:
+        unusable = ~np.isfinite(output.proba).all(axis=1)
+        bad = unusable if bad is None else bad | unusable
+    if bad is None or not bad.any():
+        return
+    problems = Problems()
+    for row in np.flatnonzero(bad).tolist():
+        problems.add(
+            row,
+            None,
+            "non_finite_output",
+            "the model's prediction is not a finite number: a value is beyond what the "
+            f"model can take; compare the row's numbers with the training ranges on "
+            f"GET /v1/models/{model}",
+        )
+    problems.check()

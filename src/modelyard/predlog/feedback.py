@@ -23,7 +23,7 @@ from modelyard.predlog.tables import build_feedback_table, label_text
 from modelyard.registry import db
 from modelyard.registry.refs import check_model_name
 
-__all__ = ["FeedbackItem", "write_feedback"]
+__all__ = ["FeedbackItem", "check_feedback", "write_feedback"]
 
 
 @dataclass(frozen=True)
@@ -54,25 +54,12 @@ def write_feedback(
         ModelyardError: the model name is invalid.
         RegistryError: the index could not be written.
     """
-    check_model_name(model)
+    check_feedback(model, items)
     latest: dict[tuple[str, int], object] = {}
-    problems: list[dict[str, object]] = []
-    for index, item in enumerate(items):
-        problem = _problem_of(item)
-        if problem is not None:
-            problems.append({"item": index, "field": problem[0], "message": problem[1]})
-            continue
+    for item in items:
         key = (item.request_id, item.row)
         latest.pop(key, None)  # re-insert so the order is that of the last occurrence
         latest[key] = item.label
-    if problems:
-        first = problems[0]
-        raise DataValidationError(
-            f"{len(problems)} of {len(items)} feedback items for {model!r} are invalid; "
-            f"first: item {first['item']} {first['field']}: {first['message']}; "
-            "fix them and send the feedback again",
-            problems=problems,
-        )
     if not latest:
         return 0
     moment = store.as_utc(received_at) if received_at is not None else db.utcnow()
@@ -95,6 +82,29 @@ def write_feedback(
     )
     store.insert_segments(engine, [record])
     return len(keys)
+
+
+def check_feedback(model: str, items: Sequence[FeedbackItem]) -> None:
+    """Check feedback items before anything looks them up or stores them.
+
+    Raises:
+        DataValidationError: as :func:`write_feedback` says, listing every bad item.
+        ModelyardError: the model name is invalid.
+    """
+    check_model_name(model)
+    problems: list[dict[str, object]] = []
+    for index, item in enumerate(items):
+        problem = _problem_of(item)
+        if problem is not None:
+            problems.append({"item": index, "field": problem[0], "message": problem[1]})
+    if problems:
+        first = problems[0]
+        raise DataValidationError(
+            f"{len(problems)} of {len(items)} feedback items for {model!r} are invalid; "
+            f"first: item {first['item']} {first['field']}: {first['message']}; "
+            "fix them and send the feedback again",
+            problems=problems,
+        )
 
 
 _MAX_ROW = 2**31 - 1  # rows are stored as int32

@@ -53,7 +53,7 @@ from sqlalchemy.engine import Engine
 
 from modelyard.errors import ModelyardError
 from modelyard.predlog import store
-from modelyard.predlog.feedback import FeedbackItem, write_feedback
+from modelyard.predlog.feedback import FeedbackItem, check_feedback, write_feedback
 from modelyard.predlog.tables import (
     LoggedRequest,
     build_prediction_table,
@@ -147,6 +147,7 @@ class PredictionLog:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._buffer: list[LoggedRequest] = []
+        self._flushing: list[LoggedRequest] = []  # taken by the flush in progress
         self._buffered_rows = 0
         self._buffered_bytes = 0
         self._oldest: float | None = None  # time.monotonic() of the oldest waiting row
@@ -293,6 +294,7 @@ class PredictionLog:
         with self._flush_lock:
             with self._lock:
                 requests, self._buffer = self._buffer, []
+                self._flushing = requests
                 taken, self._buffered_rows = self._buffered_rows, 0
                 taken_bytes, self._buffered_bytes = self._buffered_bytes, 0
                 self._oldest = None
@@ -314,6 +316,7 @@ class PredictionLog:
                 logger.exception("prediction log flush failed")
             finally:
                 with self._lock:
+                    self._flushing = []
                     self._in_flight_rows -= taken
                     self._in_flight_bytes -= taken_bytes
 
@@ -446,6 +449,38 @@ class PredictionLog:
         if self._closed:
             raise ModelyardError("the prediction log is closed; open a new one to record feedback")
         return write_feedback(self._home, self._engine, model, items, received_at=received_at)
+
+    def unknown_feedback(self, model: str, items: Sequence[FeedbackItem]) -> list[int]:
+        """The positions of ``items`` whose (request_id, row) this log does not hold for
+        ``model``: neither waiting in memory nor in an indexed segment.
+
+        Raises:
+            DataValidationError: an item is invalid (as :meth:`record_feedback` says).
+            RegistryError: the index cannot be read.
+        """
+        from modelyard.predlog.ids import find_logged
+
+        check_feedback(model, items)
+        wanted = {(item.request_id, item.row) for item in items}
+        rows_by_id: dict[str, set[int]] = {}
+        for request_id, row in wanted:
+            rows_by_id.setdefault(request_id, set()).add(row)
+        with self._lock:
+            held = [*self._buffer, *self._flushing]
+        found: set[tuple[str, int]] = set()
+        for request in held:  # one dict look-up per waiting request
+            asked = rows_by_id.get(request.request_id)
+            if asked is None or request.model != model:
+                continue
+            numbers = request.row_numbers
+            logged = set(numbers.tolist()) if numbers is not None else range(request.rows)
+            found.update((request.request_id, row) for row in asked if row in logged)
+        rest = wanted - found
+        if rest:
+            found |= find_logged(self._home, self._engine, model, rest)
+        return [
+            index for index, item in enumerate(items) if (item.request_id, item.row) not in found
+        ]
 
     # -- state -----------------------------------------------------------------------
 

@@ -19,9 +19,7 @@ with ``MODELYARD_SERVE_MODELS=house-prices``.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
-import os
 import re
 import time
 from collections.abc import AsyncIterator, Callable
@@ -41,6 +39,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelyard.errors import LimitExceeded, ModelyardError
+from modelyard.predlog.ids import RequestIds
 from modelyard.serving.batching import Activity
 from modelyard.serving.config import ServeConfig, config_from_env
 from modelyard.serving.manager import ModelManager
@@ -141,6 +140,17 @@ def create_app(config: ServeConfig | None = None, *, registry: Registry | None =
 
     # Inside the request context, so a refused body still gets a request id.
     app.add_middleware(BodyLimits, limits=config.connection_limits)
+    if state.api_keys:  # before any body is read; inside the context for a request id
+        from modelyard.serving.access import KeyGate, open_paths
+
+        def refuse(request: Request, exc: ServingError) -> Response:
+            metrics.count_error("", exc.kind)
+            return _error_response(
+                request, exc.http_status, exc.message, exc.detail_list(), exc.headers
+            )
+
+        opened = open_paths(config.public_endpoints)
+        app.add_middleware(KeyGate, state=state, opened=opened, render=refuse)
     app.add_middleware(_RequestContext, metrics=metrics, activity=activity, fault=fault)
     if config.cors_origins:
         from starlette.middleware.cors import CORSMiddleware
@@ -150,7 +160,7 @@ def create_app(config: ServeConfig | None = None, *, registry: Registry | None =
             allow_origins=config.cors_origins,
             allow_methods=["GET", "POST"],
             allow_headers=["*"],
-            expose_headers=["X-Request-ID"],
+            expose_headers=["X-Request-ID", "X-Client-Request-ID"],
         )
     _describe(app)
     return app
@@ -265,10 +275,31 @@ def _describe(app: FastAPI) -> None:
         for extra in (own.openapi_schemas(), v2.openapi_schemas(), mlflow.openapi_schemas()):
             for name, value in extra.items():
                 components.setdefault(name, value)
+        state: ServingState = app.state.serving
+        if state.api_keys:
+            _describe_keys(schema, state.config.public_endpoints)
         app.openapi_schema = schema
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _describe_keys(schema: dict[str, Any], public: list[str]) -> None:
+    """Document the API key on every keyed operation: its schemes, and the 401."""
+    from modelyard.serving.access import needs_key, open_paths
+
+    schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+    schemes["ApiKey"] = {"type": "apiKey", "in": "header", "name": "X-API-Key"}
+    schemes["Bearer"] = {"type": "http", "scheme": "bearer"}
+    opened = open_paths(public)
+    for path, operations in schema.get("paths", {}).items():
+        if not needs_key(path, opened):
+            continue
+        for operation in operations.values():
+            operation["security"] = [{"ApiKey": []}, {"Bearer": []}]
+            operation.setdefault("responses", {}).setdefault(
+                "401", {"description": "The API key is missing or not valid"}
+            )
 
 
 # -- errors ---------------------------------------------------------------------------
@@ -386,9 +417,9 @@ class _RequestContext:
         self.fault = fault
         self.metrics = metrics
         self.activity = activity
-        # A random prefix per app and a counter: unique ids without os.urandom per request.
-        self._prefix = os.urandom(8).hex()
-        self._counter = itertools.count(1)
+        # Issued here, never taken from the client: one id per prediction, so feedback
+        # joins exactly one (a client's X-Request-ID comes back as X-Client-Request-ID).
+        self._ids = RequestIds()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -396,9 +427,10 @@ class _RequestContext:
             return
         started = time.perf_counter()
         given = next((value for key, value in scope["headers"] if key == b"x-request-id"), None)
-        if given is None or not _REQUEST_ID.match(given):
-            given = f"{self._prefix}{next(self._counter):016x}".encode()
-        request_id = given
+        request_id = self._ids.new().encode()
+        echoed = [(b"x-request-id", request_id)]
+        if given is not None and _REQUEST_ID.match(given):
+            echoed.append((b"x-client-request-id", given))
         scope[REQUEST_ID_KEY] = request_id.decode("latin-1")
         labels = ["", "", ""]
         scope[LABELS_KEY] = labels
@@ -411,7 +443,7 @@ class _RequestContext:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 started_response = True
-                message["headers"] = [*message.get("headers", ()), (b"x-request-id", request_id)]
+                message["headers"] = [*message.get("headers", ()), *echoed]
             await send(message)
 
         self.activity.requests += 1

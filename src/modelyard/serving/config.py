@@ -92,8 +92,14 @@ class ServeConfig(BaseSettings):
         api_keys: keys accepted on the prediction endpoints (``X-API-Key`` or
             ``Authorization: Bearer``); empty means open.
         admin_key: the key of the admin endpoints; unset means they answer 403.
+        public_endpoints: what stays open when ``api_keys`` are set: ``metrics``
+            (``/metrics``) and ``docs`` (``/openapi.json``, ``/docs``); everything else
+            but the health probes needs a key then (see :mod:`modelyard.serving.access`).
         cors_origins: origins allowed by CORS; empty means no CORS headers at all.
         prediction_log: record every prediction (and accept feedback).
+        feedback_external_ids: accept feedback for request ids this server's prediction
+            log does not hold (ids of predictions made elsewhere); off: such feedback
+            is refused with 422, so labels join only predictions that were made.
         warmup_rows: evaluation rows predicted once before a version takes traffic.
         model_threads: threads one model call may use inside native libraries (OpenMP,
             BLAS). 1 suits a server, whose parallelism comes from concurrent requests:
@@ -135,8 +141,10 @@ class ServeConfig(BaseSettings):
     poll_seconds: float = Field(default=5.0, ge=0)
     api_keys: StrList = Field(default_factory=list, repr=False)
     admin_key: str | None = Field(default=None, repr=False)
+    public_endpoints: StrList = Field(default_factory=list)
     cors_origins: StrList = Field(default_factory=list)
     prediction_log: bool = True
+    feedback_external_ids: bool = False
     warmup_rows: int = Field(default=8, ge=0, le=1000)
     model_threads: int = Field(default=1, ge=0, le=256)
     gc_freeze: bool | None = None
@@ -146,7 +154,7 @@ class ServeConfig(BaseSettings):
     max_connections: int = Field(default=1024, ge=1)
     max_inflight_body_bytes: int = Field(default=256 * _MIB, ge=1024)
 
-    @field_validator("models", "api_keys", "cors_origins", mode="before")
+    @field_validator("models", "api_keys", "cors_origins", "public_endpoints", mode="before")
     @classmethod
     def _lists(cls, value: Any) -> Any:
         return _split_list(value)
@@ -178,6 +186,17 @@ class ServeConfig(BaseSettings):
         if any(len(key) < 8 for key in value):
             raise ValueError("API keys must be at least 8 characters long")
         return value
+
+    @field_validator("public_endpoints")
+    @classmethod
+    def _check_public(cls, value: list[str]) -> list[str]:
+        allowed = ("metrics", "docs")  # serving.access.PUBLIC_CHOICES
+        unknown = [item for item in value if item not in allowed]
+        if unknown:
+            raise ValueError(
+                f"public endpoints {unknown} are not known; choose among {list(allowed)}"
+            )
+        return list(dict.fromkeys(value))
 
     @field_validator("admin_key")
     @classmethod

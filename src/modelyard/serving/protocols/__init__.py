@@ -48,6 +48,7 @@ __all__ = [
     "jsonable_array",
     "parse_body",
     "protocol_of",
+    "version_number",
 ]
 
 logger = logging.getLogger(__name__)
@@ -75,6 +76,40 @@ def protocol_of(path: str) -> Protocol:
     if path in _MLFLOW_PATHS:
         return "mlflow"
     return "own"
+
+
+_MAX_VERSION = 2**31 - 1  # versions are int32 in the registry
+
+
+def version_number(version: int | str, *, loc: Sequence[str | int] = ("path", "version")) -> int:
+    """A version id as every protocol reads it (``/v1`` and ``/v2`` paths, the
+    ``version`` query of ``/invocations``): ASCII digits, leading zeros allowed
+    (``01`` is 1), from 1 to 2**31 - 1.
+
+    Raises:
+        ServingError: 404 for anything else (no version has that id).
+    """
+    if isinstance(version, int) and not isinstance(version, bool):
+        number = version
+    elif isinstance(version, str) and 0 < len(version) <= 12 and version.isascii():
+        number = int(version) if version.isdigit() else 0
+    else:
+        number = 0
+    if not 1 <= number <= _MAX_VERSION:
+        raise ServingError(
+            404,
+            f"version {show_id(version)} is not a version number; versions are whole "
+            f"numbers from 1 to {_MAX_VERSION} (GET /v1/models shows the one served)",
+            kind="not_found",
+            loc=loc,
+        )
+    return number
+
+
+def show_id(value: object) -> str:
+    """A client's id in a message: quoted, cut to 40 characters, non-ASCII escaped."""
+    text = value if isinstance(value, str) else repr(value)
+    return ascii(text[:40] + ("..." if len(text) > 40 else ""))
 
 
 class ServingError(ModelyardError):
@@ -230,10 +265,13 @@ class ServingState:
     def acquire(self, slot: ServedModel, version: int | str | None) -> LoadedModel:
         """The version of ``slot`` to answer with, marked in use; ``release()`` it after.
 
+        ``version`` is read by :func:`version_number`, the one rule of every protocol.
+
         Raises:
             ServingError: 503 while no version is loaded; 404 if ``version`` is given and
-                is not the one served.
+                is not the one served (or not a version id).
         """
+        number = version_number(version) if version is not None else None
         loaded = slot.current
         if loaded is None:
             why = f": {slot.error}" if slot.error else ""
@@ -244,7 +282,7 @@ class ServingState:
                 loc=["path", "name"],
                 headers={"Retry-After": "1"},
             )
-        if version is not None and str(version) != str(loaded.number):
+        if number is not None and number != loaded.number:
             raise ServingError(
                 404,
                 f"model {slot.name!r} version {version} is not served here; this server "
@@ -317,7 +355,8 @@ def _matches(given: bytes, keys: Iterable[bytes]) -> bool:
 
 
 def request_id(request: Request) -> str:
-    """The request's id (the client's ``X-Request-ID`` if sane, else a new one)."""
+    """The id the server issued for the request (unique per request, see
+    :class:`~modelyard.predlog.ids.RequestIds`)."""
     return str(request.scope[REQUEST_ID_KEY])
 
 

@@ -37,6 +37,7 @@ from modelyard.serving.protocols import (
     read_body,
     require_json,
     set_labels,
+    version_number,
 )
 
 if TYPE_CHECKING:
@@ -126,7 +127,16 @@ _BODY = {
             "application/json": {"schema": {"$ref": SCHEMA_REF.format(model="InvocationsRequest")}},
             "text/csv": {"schema": {"type": "string"}},
         },
-    }
+    },
+    "parameters": [
+        {
+            "name": "version",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": "Answer only with this version (404 unless it is the one served).",
+        }
+    ],
 }
 
 
@@ -137,7 +147,8 @@ _BODY = {
     openapi_extra=_BODY,
 )
 async def invocations(request: Request) -> Response:
-    """Predict with the first served model (JSON or CSV, as MLflow's scoring server)."""
+    """Predict with the first served model (JSON or CSV, as MLflow's scoring server);
+    ``?version=N`` insists on version N (404 unless it is the one served)."""
     from modelyard.contract import RequestValidationError
     from modelyard.serving.protocols._parse import decode_csv, decode_mlflow
 
@@ -147,6 +158,9 @@ async def invocations(request: Request) -> Response:
     set_labels(request, "", "", "invocations")
     state.check_predict_key(request)
     slot = state.slot(state.manager.names[0])
+    version = request.query_params.get("version")
+    if version is not None:  # checked before the body is read, by the rule of every path
+        version_number(version, loc=("query", "version"))
     found = media_type(request)
     if found != "text/csv":
         require_json(request, also=("text/csv",))
@@ -172,7 +186,7 @@ async def invocations(request: Request) -> Response:
     loaded, _, output = await state.predict(
         request,
         slot,
-        None,
+        version,
         decode,
         endpoint="invocations",
         received_at=received_at,

@@ -16,7 +16,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import Response
 
@@ -35,6 +35,7 @@ from modelyard.serving.protocols import (
     require_json,
     require_object,
     set_labels,
+    show_id,
 )
 
 __all__ = ["openapi_schemas", "router"]
@@ -224,14 +225,13 @@ async def predict(request: Request, name: str) -> Response:
     tags=["predict"],
     summary="Predict with an exact version (404 unless it is the one served)",
 )
-async def predict_version(
-    request: Request, name: str, version: int = Path(ge=1, le=2**31)
-) -> Response:
-    """Predict rows with version ``version`` of ``name``, if that is what is served."""
+async def predict_version(request: Request, name: str, version: str) -> Response:
+    """Predict rows with version ``version`` of ``name``, if that is what is served
+    (digits, leading zeros allowed: ``01`` is 1)."""
     return await _predict(request, name, version)
 
 
-async def _predict(request: Request, name: str, version: int | None) -> Response:
+async def _predict(request: Request, name: str, version: str | None) -> Response:
     state: ServingState = request.app.state.serving
     received_at = datetime.now(UTC)
     started = time.perf_counter()
@@ -370,6 +370,8 @@ async def feedback(request: Request) -> Response:
         )
     labels = [FeedbackItem(i.request_id, i.label, i.row) for i in body.items]
     try:
+        if not state.config.feedback_external_ids:
+            await _require_logged(state, body.model, labels)
         stored = await asyncio.to_thread(state.predlog.record_feedback, body.model, labels)
     except DataValidationError as exc:
         items = [
@@ -385,6 +387,37 @@ async def feedback(request: Request) -> Response:
             422, exc.message, kind="validation", loc=["body", "items"], items=items
         ) from None
     return json_response({"model": body.model, "stored": stored})
+
+
+async def _require_logged(state: ServingState, model: str, labels: list[Any]) -> None:
+    """Refuse feedback naming a (request id, row) the prediction log does not hold."""
+    unknown = await asyncio.to_thread(state.predlog.unknown_feedback, model, labels)
+    if not unknown:
+        return
+    fix = (
+        "send the request_id an answer carried (X-Request-ID) and a row it had; a "
+        "prediction another server process made is on disk within 2 s of its answer, so "
+        "retry then; or start the server with --feedback-external-ids"
+    )
+    items = [
+        {
+            "loc": ["body", "items", index, "request_id"],
+            "msg": (
+                f"request id {show_id(labels[index].request_id)} row {labels[index].row} "
+                f"is not a prediction of {model!r} in the prediction log; {fix}"
+            ),
+            "type": "unknown_request_id",
+        }
+        for index in unknown[:50]
+    ]
+    raise ServingError(
+        422,
+        f"{len(unknown)} of {len(labels)} feedback items name predictions of {model!r} "
+        f"that were never made; first: {items[0]['msg']}",
+        kind="unknown_request_id",
+        loc=["body", "items"],
+        items=items,
+    )
 
 
 def _invalid(exc: ValidationError) -> ServingError:

@@ -5,7 +5,9 @@ dates, shape ``[rows, 1]`` or ``[rows]``); outputs ``predict`` (one value per ro
 for classifiers, ``predict_proba`` (``FP64 [rows, classes]``, class order in its
 ``parameters.classes`` and in the model metadata). Triton's binary tensor extension is
 supported both ways (``Inference-Header-Content-Length``), which is what
-``tritonclient.http`` sends and asks for by default.
+``tritonclient.http`` sends and asks for by default. Missing values: NaN in FP tensors,
+or the positions listed in ``parameters.missing`` (of the tensor, or of the request by
+input name), for any datatype, binary or not (see :func:`_mark_missing`).
 
 Errors are ``{"error": "..."}``: 400 for a bad request, 404 for an unknown model or
 version, 401/413/415/503 as their names say.
@@ -37,6 +39,7 @@ from modelyard.serving.protocols import (
     require_json,
     require_object,
     set_labels,
+    version_number,
 )
 
 if TYPE_CHECKING:
@@ -267,10 +270,11 @@ def _readiness(request: Request, name: str, version: str | None) -> Response:
     state: ServingState = request.app.state.serving
     slot = state.slot(name)
     loaded = slot.current
-    if loaded is not None and version is not None and version != str(loaded.number):
+    number = version_number(version) if version is not None else None
+    if loaded is not None and number is not None and number != loaded.number:
         raise ServingError(
             404,
-            f"model {name!r} version {version!r} is not served here; it serves version "
+            f"model {name!r} version {number} is not served here; it serves version "
             f"{loaded.number}",
             kind="not_found",
         )
@@ -362,7 +366,7 @@ async def _infer(request: Request, name: str, version: str | None) -> Response:
     body = await read_body(request, state.config.max_body_bytes)
     header, binary = _split_binary(request, body)
     payload = require_object(await parse_body(header), '{"inputs": [...]}')
-    inputs = _inline_binary(payload.get("inputs"), binary)
+    inputs = _mark_missing(_inline_binary(payload.get("inputs"), binary), payload)
     wanted = _requested_outputs(payload)
     given_id = payload.get("id")
     if isinstance(given_id, str) and not is_valid_text(given_id):
@@ -454,6 +458,78 @@ def _inline_binary(inputs: Any, binary: bytes) -> Any:
             kind="bad_request",
         )
     return inlined
+
+
+def _mark_missing(inputs: Any, payload: dict[str, Any]) -> Any:
+    """Inputs with the elements their ``missing`` parameter names set to null.
+
+    V2 tensors (binary ones above all) have no null: a tensor's ``parameters.missing``,
+    or the request's ``parameters.missing`` (``{input name: [...]}``, which
+    ``tritonclient``'s ``infer(parameters=...)`` sends), lists the flat positions of its
+    missing elements; their data is ignored (send ``""`` or 0). FP tensors may also send
+    NaN. Nested data is flattened first (row-major, as V2 lays tensors out).
+
+    Raises:
+        ServingError: 400 when ``missing`` is not a list of positions inside the tensor.
+    """
+    if not isinstance(inputs, list):
+        return inputs
+    parameters = payload.get("parameters")
+    by_name = parameters.get("missing") if isinstance(parameters, dict) else None
+    if by_name is not None and not isinstance(by_name, dict):
+        raise ServingError(
+            400,
+            "parameters.missing must map input names to lists of the missing elements' "
+            f"positions, found {type(by_name).__name__}",
+            kind="bad_request",
+            loc=["body", "parameters", "missing"],
+        )
+    marked = []
+    for index, tensor in enumerate(inputs):
+        own = tensor.get("parameters") if isinstance(tensor, dict) else None
+        positions = own.get("missing") if isinstance(own, dict) else None
+        name = tensor.get("name") if isinstance(tensor, dict) else None
+        if positions is None and by_name is not None and isinstance(name, str):
+            positions = by_name.get(name)
+        data = tensor.get("data") if isinstance(tensor, dict) else None
+        if positions is None or not isinstance(data, list):
+            marked.append(tensor)
+            continue
+        flat = _flat(data)
+        if not isinstance(positions, list) or not all(
+            type(p) is int and 0 <= p < len(flat) for p in positions
+        ):
+            raise ServingError(
+                400,
+                f"inputs[{index}]: parameters.missing must list positions from 0 to "
+                f"{len(flat) - 1} of the tensor's {len(flat)} elements",
+                kind="bad_request",
+                loc=["body", "inputs", index, "parameters", "missing"],
+            )
+        for position in positions:
+            flat[position] = None
+        marked.append({**tensor, "data": flat})
+    return marked
+
+
+def _flat(data: list[Any]) -> list[Any]:
+    """A copy of tensor data, flattened row-major (V2 allows nested lists)."""
+    if not any(isinstance(item, list) for item in data):
+        return list(data)
+    flat: list[Any] = []
+    stack = [iter(data)]
+    while stack:  # iterative: a deeply nested body must not exhaust the Python stack
+        item = next(stack[-1], _END)
+        if item is _END:
+            stack.pop()
+        elif isinstance(item, list):
+            stack.append(iter(item))
+        else:
+            flat.append(item)
+    return flat
+
+
+_END = object()
 
 
 def _decode_binary(chunk: bytes, datatype: Any, index: int) -> list[Any]:
