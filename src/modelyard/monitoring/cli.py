@@ -28,7 +28,7 @@ out = Console(highlight=False, soft_wrap=True)
 
 labels_app = typer.Typer(help="Add the true labels of logged predictions.", no_args_is_help=True)
 
-_FAIL_ON = ("feature", "prediction", "multivariate", "any", "none")
+_FAIL_ON = ("feature", "prediction", "multivariate", "skew", "any", "none")
 
 
 def _settings(ctx: typer.Context) -> Settings:
@@ -99,7 +99,7 @@ def monitor_command(
     ] = None,
     fail_on: Annotated[
         str,
-        typer.Option(help="What exits 1: feature, prediction, multivariate, any or none."),
+        typer.Option(help="What exits 1: feature, prediction, multivariate, skew, any or none."),
     ] = "feature",
     alpha: Annotated[
         float, typer.Option(help="Level of the corrected p-values (false discovery rate).")
@@ -197,6 +197,7 @@ def _render_version(version: VersionReport, fail_on: str, by_time: bool) -> None
         "prediction",
         "joint AUC",
         "quality",
+        "skew",
         "performance",
     )
     for window in version.windows:
@@ -223,6 +224,7 @@ def _render_version(version: VersionReport, fail_on: str, by_time: bool) -> None
             prediction,
             joint,
             f"{quality} problem{'s' if quality > 1 else ''}" if quality else "ok",
+            _skew(window),
             _performance(window),
         )
     out.print(table)
@@ -277,10 +279,29 @@ def _span(window: WindowReport, by_time: bool) -> str:
     return f"{moment(window.start)} → {moment(window.end)}"
 
 
+def _skew(window: WindowReport) -> str:
+    skew = window.skew
+    if skew is None:
+        return "-"
+    if skew.skew:
+        return f"[red]{skew.mismatched:,} of {skew.rows:,} rows differ[/red]"
+    return f"ok ({skew.rows:,} replayed)"
+
+
+def _estimated(window: WindowReport) -> str:
+    estimated = window.estimated
+    if estimated is None or not estimated.metrics:
+        return "no labels"
+    name, found = next(iter(estimated.metrics.items()))
+    if found.value is None or found.low is None or found.high is None:
+        return f"no labels; {name} not estimable"
+    return f"est. {name} {found.value:.3g} [{found.low:.3g}, {found.high:.3g}] (no labels)"
+
+
 def _performance(window: WindowReport) -> str:
     performance = window.performance
     if performance is None:
-        return "no labels"
+        return _estimated(window)
     shown = []
     for name, value in list(performance.metrics.items())[:2]:
         reference = performance.reference_metrics.get(name)

@@ -16,9 +16,12 @@ from pydantic import BaseModel, ConfigDict
 __all__ = [
     "ColumnDrift",
     "ColumnQuality",
+    "Estimate",
+    "EstimatedPerformance",
     "MonitorReport",
     "MultivariateDrift",
     "Performance",
+    "Skew",
     "TestResult",
     "VersionReport",
     "WindowReport",
@@ -94,6 +97,52 @@ class Performance(_Frozen):
     reference_metrics: dict[str, float | None]
 
 
+class Estimate(_Frozen):
+    """An estimated metric: its expected value and the interval (2.5% to 97.5%) where
+    the realised metric should fall; None where the metric is undefined."""
+
+    value: float | None
+    low: float | None
+    high: float | None
+
+
+class EstimatedPerformance(_Frozen):
+    """Performance estimated from the logged class probabilities before labels arrive
+    (CBPE; see :mod:`~modelyard.monitoring.estimate`).
+
+    ``metrics`` holds the estimate on the window's rows. Where labels arrived,
+    ``on_labelled`` is the estimate on the labelled rows alone and ``realised_within``
+    says whether each realised metric fell inside its interval.
+    """
+
+    method: Literal["cbpe"] = "cbpe"
+    rows: int
+    calibrated: bool
+    metrics: dict[str, Estimate]
+    realised_within: dict[str, bool] = {}
+    on_labelled: EstimatedPerformance | None = None
+
+
+class Skew(_Frozen):
+    """Live-vs-training skew: logged inputs replayed through the reference pipeline and
+    compared with the outputs logged by the runtime that served them.
+
+    ``skew`` is true when any row differs beyond the tolerance recorded with the
+    version's ONNX parity (or the parity check's defaults): serving no longer computes
+    what training computed. Rows whose logged text was cut short cannot be replayed
+    and are counted in ``skipped``.
+    """
+
+    rows: int
+    mismatched: int
+    skipped: int = 0
+    max_abs: float
+    labels_equal: bool | None = None
+    tolerance: dict[str, float]
+    examples: list[dict[str, str | float | None]] = []
+    skew: bool
+
+
 class WindowReport(_Frozen):
     """Everything found in one window of logged rows."""
 
@@ -106,6 +155,8 @@ class WindowReport(_Frozen):
     multivariate: MultivariateDrift | None = None
     quality: list[ColumnQuality] = []
     performance: Performance | None = None
+    estimated: EstimatedPerformance | None = None
+    skew: Skew | None = None
 
     @property
     def feature_drift(self) -> bool:
@@ -121,6 +172,11 @@ class WindowReport(_Frozen):
     def multivariate_drift(self) -> bool:
         """Whether the inputs drifted jointly."""
         return self.multivariate is not None and self.multivariate.drift
+
+    @property
+    def skewed(self) -> bool:
+        """Whether the served outputs differ from the reference pipeline's."""
+        return self.skew is not None and self.skew.skew
 
     @property
     def quality_problems(self) -> bool:

@@ -38,9 +38,12 @@ from modelyard.monitoring.profile import (
 from modelyard.monitoring.results import (
     ColumnDrift,
     ColumnQuality,
+    EstimatedPerformance,
     Performance,
     WindowReport,
 )
+from modelyard.monitoring.skew import Replay, skew_check
+from modelyard.predlog.tables import PROBA_PREFIX
 
 __all__ = ["PREDICTION", "WindowSummary", "assess", "kinds_of"]
 
@@ -154,6 +157,7 @@ class WindowSummary:
         features: pd.DataFrame,
         predictions: pd.Series | None = None,
         *,
+        proba: pd.DataFrame | None = None,
         labelled: pd.DataFrame | None = None,
         received_at: pd.Series | None = None,
     ) -> None:
@@ -163,6 +167,8 @@ class WindowSummary:
             features: the rows' inputs, one column per profiled feature (absent columns
                 count as missing).
             predictions: the rows' predictions.
+            proba: a classifier's logged probabilities, columns ``proba.<class>``
+                (kept in the sample for the estimate before labels and the skew check).
             labelled: the rows whose label arrived: columns ``label``, ``label_float``,
                 ``prediction`` and, for classifiers, the class probabilities.
             received_at: when the rows were received (for the window's first and last).
@@ -187,6 +193,9 @@ class WindowSummary:
         if predictions is not None:
             self._prediction.add(predictions)
             frame[PREDICTION] = predictions.to_numpy()
+        if proba is not None:
+            for name in proba.columns:
+                frame[name] = proba[name].to_numpy()
         self._keep_sample(frame)
         if labelled is not None and len(labelled):
             self._labelled.append(labelled)
@@ -223,24 +232,31 @@ def assess(
     summary: WindowSummary,
     *,
     reference_sample: pd.DataFrame | None = None,
+    replay: Replay | None = None,
     seed: int = 0,
 ) -> WindowReport:
-    """Drift, data quality and performance of a summarised window.
+    """Drift, data quality, skew and performance (realised and estimated) of a window.
 
     A window with fewer than ``config.min_rows`` rows is reported as too small: its
-    quality and performance are shown, its drift is not tested.
+    quality, skew and performance are shown, its drift is not tested.
 
     Args:
         summary: the window.
         reference_sample: reference rows (the profiled features) for the multivariate
             check; without them it is skipped.
-        seed: seeds the domain classifier.
+        replay: the version's reference pipeline for the skew check; without it the
+            check is skipped.
+        seed: seeds the domain classifier and the estimate's draws.
     """
     profile, config = summary.profile, summary.config
     # Bonferroni across the columns: a missing-rate problem must not be chance.
     level = config.alpha / max(len(profile.features), 1)
     quality = [_quality(name, summary.column(name), config, level) for name in profile.features]
-    performance = _performance(summary)
+    labelled = summary.labelled()
+    performance = _performance(summary, labelled)
+    skew = None
+    if replay is not None and config.skew_rows and len(summary.sample):
+        skew = skew_check(replay, summary.subsample(config.skew_rows), profile.classes)
     too_small = summary.rows < config.min_rows
     base = WindowReport(
         start=summary.start or summary.first_at,
@@ -249,6 +265,8 @@ def assess(
         too_small=too_small,
         quality=quality,
         performance=performance,
+        estimated=_estimate(summary, labelled, performance, seed),
+        skew=skew,
     )
     if too_small:
         return base
@@ -346,10 +364,9 @@ def _more_than_chance(count: int, rows: int, rate: float, level: float) -> bool:
     return bool(binomtest(count, rows, rate, alternative="greater").pvalue < level)
 
 
-def _performance(summary: WindowSummary) -> Performance | None:
+def _performance(summary: WindowSummary, labelled: pd.DataFrame) -> Performance | None:
     from modelyard.monitoring.performance import window_metrics
 
-    labelled = summary.labelled()
     if labelled.empty:
         return None
     profile = summary.profile
@@ -357,4 +374,48 @@ def _performance(summary: WindowSummary) -> Performance | None:
         labelled_rows=len(labelled),
         metrics=window_metrics(profile, labelled),
         reference_metrics=dict(profile.metrics),
+    )
+
+
+def _estimate(
+    summary: WindowSummary, labelled: pd.DataFrame, performance: Performance | None, seed: int
+) -> EstimatedPerformance | None:
+    """A classifier's performance estimated from its logged probabilities (CBPE), and
+    where labels arrived, the estimate on those rows beside the realised metrics."""
+    from modelyard.monitoring.estimate import estimate_metrics, positive_index, probabilities
+
+    profile, sample = summary.profile, summary.sample
+    classes = profile.classes
+    if profile.task == "regression" or not classes or PREDICTION not in sample.columns:
+        return None
+    proba = probabilities(sample, classes, PROBA_PREFIX)
+    if proba is None:
+        return None
+    metrics = list(profile.metrics)
+    at = positive_index(classes, profile.positive)
+    calibration = profile.calibration
+    estimated = estimate_metrics(
+        metrics,
+        proba=proba,
+        predicted=sample[PREDICTION].astype(str).tolist(),
+        classes=classes,
+        positive_at=at,
+        calibration=calibration,
+        seed=seed,
+    )
+    labelled_proba = None if performance is None else probabilities(labelled, classes, PROBA_PREFIX)
+    if performance is None or labelled_proba is None:
+        return estimated
+    on_labelled = estimate_metrics(
+        metrics,
+        proba=labelled_proba,
+        predicted=labelled["prediction"].astype(str).tolist(),
+        classes=classes,
+        positive_at=at,
+        calibration=calibration,
+        seed=seed,
+        realised=performance.metrics,
+    )
+    return estimated.model_copy(
+        update={"on_labelled": on_labelled, "realised_within": on_labelled.realised_within}
     )
