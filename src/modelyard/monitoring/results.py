@@ -18,6 +18,7 @@ __all__ = [
     "ColumnQuality",
     "Estimate",
     "EstimatedPerformance",
+    "Histogram",
     "MonitorReport",
     "MultivariateDrift",
     "Performance",
@@ -51,6 +52,16 @@ class TestResult(_Frozen):
     drift: bool
 
 
+class Histogram(_Frozen):
+    """A column's shares over the reference bins (numeric) or categories, beside the
+    reference's: what the report's charts draw. Categories past the most frequent few
+    are summed into ``other``; values never seen in training fall in ``unseen``."""
+
+    labels: list[str]
+    reference: list[float]
+    current: list[float]
+
+
 class ColumnDrift(_Frozen):
     """Drift of one input column (or of the predictions) against the reference."""
 
@@ -60,6 +71,15 @@ class ColumnDrift(_Frozen):
     tests: list[TestResult]
     drift: bool
     skipped: str | None = None
+    histogram: Histogram | None = None
+
+    @property
+    def strength(self) -> float:
+        """The largest effect size relative to its threshold (1: at the threshold)."""
+        return max(
+            (t.effect_size / t.threshold if t.threshold > 0 else 0.0 for t in self.tests),
+            default=0.0,
+        )
 
 
 class MultivariateDrift(_Frozen):

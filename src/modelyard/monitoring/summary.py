@@ -39,6 +39,7 @@ from modelyard.monitoring.results import (
     ColumnDrift,
     ColumnQuality,
     EstimatedPerformance,
+    Histogram,
     Performance,
     WindowReport,
 )
@@ -52,6 +53,7 @@ logger = logging.getLogger(__name__)
 #: The name the predictions go by among a summary's columns.
 PREDICTION = "prediction"
 _EXAMPLES = 5  # unseen categories named per column
+_CATEGORIES = 12  # categories a histogram shows by name; the rest are "other"
 
 
 def kinds_of(profile: ReferenceProfile) -> dict[str, FeatureKind]:
@@ -313,7 +315,42 @@ def _drift(name: str, summary: WindowSummary, sample: pd.DataFrame) -> ColumnDri
             sample=values[~np.isnan(values)],
             config=config,
         )
-    return ColumnDrift(column=name, kind=column.kind, rows=column.rows, tests=tests, drift=False)
+    return ColumnDrift(
+        column=name,
+        kind=column.kind,
+        rows=column.rows,
+        tests=tests,
+        drift=False,
+        histogram=_histogram(column),
+    )
+
+
+def _histogram(column: _Column) -> Histogram:
+    """The column's shares beside the reference's, for the report's charts."""
+    profile = column.profile
+    if isinstance(profile, NumericProfile):
+        edges = [f"{e:.4g}" for e in profile.bin_edges]
+        labels = [f"≤ {edges[0]}"] if edges else ["all"]
+        labels += [f"{low}–{high}" for low, high in zip(edges, edges[1:], strict=False)]
+        labels += [f"> {edges[-1]}"] if edges else []
+        reference = [*profile.bin_counts, profile.missing]
+        current = [*column.bins.tolist(), column.unparsed]
+        labels.append("missing")
+    else:
+        ranked = sorted(profile.counts, key=lambda k: -profile.counts[k])
+        shown, rest = ranked[:_CATEGORIES], ranked[_CATEGORIES:]
+        counts = dict(zip(profile.counts, column.bins.tolist(), strict=True))
+        labels = [*shown, "other", "unseen", "missing"]
+        reference = [profile.counts[k] for k in shown]
+        reference += [sum(profile.counts[k] for k in rest), 0, profile.missing]
+        current = [counts[k] for k in shown]
+        current += [sum(counts[k] for k in rest), column.unseen, column.missing]
+    return Histogram(labels=labels, reference=_shares(reference), current=_shares(current))
+
+
+def _shares(counts: list[int]) -> list[float]:
+    total = sum(counts)
+    return [count / total if total else 0.0 for count in counts]
 
 
 def _skipped(name: str, column: _Column, why: str) -> ColumnDrift:
