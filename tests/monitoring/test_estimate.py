@@ -3,11 +3,27 @@ probabilities, fail on overconfident ones, and recover with the calibration map.
 
 from __future__ import annotations
 
+from datetime import timedelta
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
+from _projects import classification_frame
+from _yard import Yard
+from modelyard import api
+from modelyard.models.fit import predict
+from modelyard.monitoring.drift import MonitorConfig
 from modelyard.monitoring.estimate import calibrate, estimate_metrics, fit_calibration
+from modelyard.monitoring.labels import add_labels
+from modelyard.monitoring.monitor import monitor
+from modelyard.monitoring.windows import parse_window
+from modelyard.predlog import PredictionLog
+from modelyard.types import RuntimeOutput
+
+from .conftest import DAY1, DAY2
 
 CLASSES = ["no", "yes"]
 METRICS = ["accuracy", "f1", "precision", "recall", "roc_auc", "brier", "log_loss"]
@@ -107,3 +123,66 @@ def test_calibration_maps_keep_rows_summing_to_one() -> None:
     out = calibrate(raw, ["a", "b", "c"], maps)
     assert np.allclose(out.sum(axis=1), 1.0)
     assert np.array_equal(calibrate(raw, ["a", "b", "c"], None), raw)
+
+
+def test_a_trained_classifier_gets_an_estimate_then_its_labels(
+    fresh_yard: Yard, tmp_path: Path
+) -> None:
+    """End to end: churn:1 trained, two days logged with the pipeline's outputs, labels
+    for day 1 only: both days get a calibrated estimate, day 1 also the realised metric
+    and the estimate on its labelled rows beside it."""
+    settings = fresh_yard.settings
+    fresh_yard.train_churn()
+    pipeline = api.load_model("churn:1", settings=settings)
+    frames = []
+    with PredictionLog.open(settings, flush_seconds=3600) as predlog:
+        for day, seed in ((DAY1, 21), (DAY2, 22)):
+            frame = classification_frame(rows=600, seed=seed)
+            inputs = frame.drop(columns=["customer_id", "label"])
+            inputs["signup_date"] = pd.to_datetime(inputs["signup_date"])
+            found = predict(pipeline, inputs)
+            for number, start in enumerate(range(0, len(frame), 50)):
+                part = slice(start, start + 50)
+                columns = {c: inputs[c].to_numpy()[part] for c in inputs.columns}
+                columns["signup_date"] = columns["signup_date"].astype("datetime64[ns]")
+                predlog.log(
+                    model="churn",
+                    version=1,
+                    request_id=f"{day:%d}-{number}",
+                    received_at=day + timedelta(minutes=number),
+                    columns=columns,
+                    rows=len(frame.iloc[part]),
+                    output=RuntimeOutput(
+                        values=found.values[part], proba=found.proba[part], classes=found.classes
+                    ),
+                    latency_ms=1.0,
+                    endpoint="predict",
+                )
+            frames.append(
+                frame.assign(
+                    request_id=[f"{day:%d}-{i // 50}" for i in range(600)],
+                    row=[i % 50 for i in range(600)],
+                )
+            )
+    frames[0][["request_id", "row", "label"]].to_csv(tmp_path / "labels.csv", index=False)
+    add_labels(settings, "churn", tmp_path / "labels.csv")
+
+    report = monitor(
+        settings, "churn:1", window=parse_window("1d"), config=MonitorConfig(multivariate_rows=0)
+    )
+    day1, day2 = report.versions[0].windows
+    for window in (day1, day2):
+        assert window.estimated is not None and window.estimated.calibrated
+        assert window.estimated.rows == 600
+        roc = window.estimated.metrics["roc_auc"]
+        assert roc.low is not None and roc.high is not None and roc.low < roc.high
+        assert window.skew is not None and not window.skew.skew and window.skew.rows == 600
+    assert day2.performance is None and day2.estimated.on_labelled is None
+    assert day1.performance is not None and day1.performance.labelled_rows == 600
+    on_labelled = day1.estimated.on_labelled
+    assert on_labelled is not None and on_labelled.rows == 600
+    assert set(day1.estimated.realised_within) >= {"roc_auc", "accuracy"}
+    realised = day1.performance.metrics["accuracy"]
+    estimate = on_labelled.metrics["accuracy"]
+    assert realised is not None and estimate.value is not None
+    assert abs(realised - estimate.value) < 0.1
