@@ -186,9 +186,14 @@ def monitor_command(
         problems = "; ".join(f"--{'-'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise ModelyardError(problems.replace("_", "-")) from None
     loaded = load_rules(rules) if rules is not None else None
-    interval = parse_window(every).length if serve_metrics is not None else None
-    if serve_metrics is not None and interval is None:
-        raise ModelyardError(f"--every {every!r} must be a duration such as 5m or 1h, not rows")
+    interval = None
+    if serve_metrics is not None:
+        try:
+            interval = parse_window(every).length
+        except ModelyardError:
+            interval = None
+        if interval is None:
+            raise ModelyardError(f"--every {every!r} is not a duration; use e.g. 5m or 1h")
     settings, actor = _settings(ctx), default_actor()
 
     def run_once() -> tuple[MonitorReport, list[FiredAlert], dict[str, list[Delivery]]]:
