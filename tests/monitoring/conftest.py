@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from _projects import regression_project, run_cli
+from _yard import fresh_yard as fresh_yard  # a trained classifier for the estimate tests
 from modelyard import api
 from modelyard.predlog import PredictionLog
 from modelyard.settings import Settings

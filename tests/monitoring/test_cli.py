@@ -108,6 +108,9 @@ def test_labels_late_twice_and_unmatched_join_into_performance(
         (["--since", "2025-03-02", "--until", "2025-03-01"], "is not before --until"),
         (["--fail-on", "sometimes"], "--fail-on 'sometimes'"),
         (["--alpha", "2"], "alpha"),
+        (["--serve-metrics", "9", "--every", "10rows"], "--every '10rows' is not a duration"),
+        (["--skew-rows", "-1"], "skew-rows"),
+        (["--rules", "/nonexistent/rules.yaml"], "--rules /nonexistent/rules.yaml: no such file"),
     ],
 )
 def test_bad_usage_exits_2_with_a_message(

@@ -19,6 +19,9 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from modelyard.monitoring.alerts import Delivery, FiredAlert
     from modelyard.monitoring.results import MonitorReport, VersionReport, WindowReport
     from modelyard.settings import Settings
 
@@ -28,7 +31,7 @@ out = Console(highlight=False, soft_wrap=True)
 
 labels_app = typer.Typer(help="Add the true labels of logged predictions.", no_args_is_help=True)
 
-_FAIL_ON = ("feature", "prediction", "multivariate", "any", "none")
+_FAIL_ON = ("feature", "prediction", "multivariate", "skew", "any", "none")
 
 
 def _settings(ctx: typer.Context) -> Settings:
@@ -97,7 +100,7 @@ def monitor_command(
     ] = None,
     fail_on: Annotated[
         str,
-        typer.Option(help="What exits 1: feature, prediction, multivariate, any or none."),
+        typer.Option(help="What exits 1: feature, prediction, multivariate, skew, any or none."),
     ] = "feature",
     alpha: Annotated[
         float, typer.Option(help="Level of the corrected p-values (false discovery rate).")
@@ -106,26 +109,57 @@ def monitor_command(
     multivariate: Annotated[
         bool, typer.Option(help="Run the domain-classifier check on each window.")
     ] = True,
+    skew_rows: Annotated[
+        int, typer.Option(help="Logged rows per window replayed through the pipeline; 0: none.")
+    ] = 1000,
+    rules: Annotated[
+        Path | None,
+        typer.Option(help="YAML file of alert rules (thresholds, webhooks); see below."),
+    ] = None,
+    html: Annotated[
+        Path | None, typer.Option(help="Also write the report as a self-contained HTML page.")
+    ] = None,
+    serve_metrics: Annotated[
+        int | None,
+        typer.Option(help="Serve Prometheus gauges on 127.0.0.1:PORT/metrics, rerunning."),
+    ] = None,
+    every: Annotated[
+        str, typer.Option(help="With --serve-metrics: how often to run again (e.g. 5m).")
+    ] = "5m",
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
 ) -> None:
-    """Check a model's logged predictions for drift, data quality and performance.
+    """Check a model's logged predictions for drift, data quality, skew and performance.
 
     Each window of the prediction log is compared with the version's reference profile
     (computed from its training snapshot and stored the first time). A column drifts
     when its corrected p-value is below --alpha and its effect size passes its
-    threshold. Exits 1 when drift is found, 0 when not.
+    threshold. A sample of logged rows is replayed through the reference pipeline (skew).
+    Classifiers get their performance estimated before labels arrive (CBPE).
+
+    Alert rules (--rules FILE, YAML): a list under `alerts:` of {name, check, threshold,
+    metric, webhooks, log}; checks: feature_drift, prediction_drift, multivariate_drift,
+    skew, quality, metric, estimated_metric. Fired alerts are POSTed to their webhooks
+    and appended to HOME/monitoring/alerts.jsonl.
+
+    Exits 1 when drift is found (by --fail-on) or an alert fires, 0 when not, 2 on bad
+    usage. With --serve-metrics it runs until stopped (Ctrl-C or SIGTERM), exiting 0.
 
     Examples:
 
       modelyard monitor house-prices@production --window 1d --since 7d
 
       modelyard monitor house-prices:3 --window 10000rows --json
+
+      modelyard monitor house-prices --rules alerts.yaml --html report.html
+
+      modelyard monitor house-prices --since 1d --serve-metrics 9108 --every 10m
     """
     from datetime import UTC, datetime
 
     from pydantic import ValidationError
 
     from modelyard.errors import ModelyardError
+    from modelyard.monitoring.alerts import deliver, evaluate, load_rules
     from modelyard.monitoring.drift import MonitorConfig
     from modelyard.monitoring.monitor import monitor
     from modelyard.monitoring.windows import parse_moment, parse_window
@@ -141,27 +175,130 @@ def monitor_command(
         raise ModelyardError(f"--since {since!r} is not before --until {until!r}")
     try:
         config = MonitorConfig(
-            alpha=alpha, min_rows=min_rows, multivariate_rows=1000 if multivariate else 0
+            alpha=alpha,
+            min_rows=min_rows,
+            multivariate_rows=1000 if multivariate else 0,
+            skew_rows=skew_rows,
         )
     except ValidationError as exc:
         problems = "; ".join(f"--{'-'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise ModelyardError(problems.replace("_", "-")) from None
-    report = monitor(
-        _settings(ctx),
-        ref,
-        window=spec,
-        since=start,
-        until=end,
-        config=config,
-        fail_on=fail_on,  # type: ignore[arg-type]
-        actor=default_actor(),
-    )
+    loaded = load_rules(rules) if rules is not None else None
+    interval = None
+    if serve_metrics is not None:
+        try:
+            interval = parse_window(every).length
+        except ModelyardError:
+            interval = None
+        if interval is None:
+            raise ModelyardError(f"--every {every!r} is not a duration; use e.g. 5m or 1h")
+    settings, actor = _settings(ctx), default_actor()
+
+    def run_once() -> tuple[MonitorReport, list[FiredAlert], dict[str, list[Delivery]]]:
+        report = monitor(
+            settings,
+            ref,
+            window=spec,
+            since=start,
+            until=end,
+            config=config,
+            fail_on=fail_on,  # type: ignore[arg-type]
+            actor=actor,
+        )
+        fired = evaluate(report, loaded) if loaded is not None else []
+        sent = deliver(fired, loaded, home=settings.home, actor=actor) if loaded else {}
+        if html is not None:
+            _write_html(html, report, fired)
+        return report, fired, sent
+
+    if serve_metrics is not None:
+        assert interval is not None
+        _serve(serve_metrics, interval.total_seconds(), run_once)
+        return
+    report, fired, sent = run_once()
     if as_json:
-        _print_json(report.model_dump(mode="json"))
+        data = report.model_dump(mode="json")
+        if loaded is not None:
+            data["alerts"] = [_alert_json(alert, sent) for alert in fired]
+        _print_json(data)
     else:
         _render(report)
-    if report.drift:
+        _render_alerts(fired, sent)
+        if html is not None:
+            out.print(f"HTML report written to {html}")
+    if report.drift or fired:
         raise typer.Exit(1)
+
+
+def _write_html(path: Path, report: MonitorReport, fired: list[FiredAlert]) -> None:
+    from modelyard.errors import ModelyardError
+    from modelyard.monitoring.html import render_html
+
+    try:
+        path.write_text(render_html(report, fired), encoding="utf-8")
+    except OSError as exc:
+        raise ModelyardError(f"--html {path}: cannot write the report ({exc.strerror})") from None
+
+
+def _alert_json(alert: FiredAlert, sent: dict[str, list[Delivery]]) -> dict[str, Any]:
+    deliveries = [d.model_dump() for d in sent.get(alert.rule, [])]
+    return {**alert.model_dump(mode="json"), "deliveries": deliveries}
+
+
+def _render_alerts(fired: list[FiredAlert], sent: dict[str, list[Delivery]]) -> None:
+    if not fired:
+        return
+    listed = Table("rule", "version", "window", "alert", title="alerts fired")
+    for alert in fired:
+        start = "-" if alert.window_start is None else f"{alert.window_start:%Y-%m-%d %H:%M}"
+        listed.add_row(alert.rule, alert.version, start, alert.message)
+    out.print(listed)
+    for rule, deliveries in sent.items():
+        for delivery in deliveries:
+            if delivery.error:
+                out.print(f"[yellow]webhook {delivery.url} ({rule}): {delivery.error}[/yellow]")
+            else:
+                out.print(f"webhook {delivery.url} ({rule}): HTTP {delivery.status}")
+
+
+def _serve(
+    port: int,
+    seconds: float,
+    run_once: Callable[[], tuple[MonitorReport, list[FiredAlert], dict[str, list[Delivery]]]],
+) -> None:
+    """Run the monitor every ``seconds``, serving the latest gauges, until SIGTERM/SIGINT."""
+    import logging
+    import signal
+    import threading
+
+    from modelyard.errors import ModelyardError
+    from modelyard.monitoring.prometheus import serve_metrics
+
+    collector, server = serve_metrics(port)
+    stop = threading.Event()
+    previous = {
+        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)
+    }
+    out.print(f"serving monitoring gauges on http://127.0.0.1:{port}/metrics")
+    try:
+        while not stop.is_set():
+            try:
+                report, fired, _ = run_once()
+            except ModelyardError as exc:
+                # A run that fails (a segment being written, the registry briefly away)
+                # is counted and logged; the previous gauges keep being served.
+                logging.getLogger(__name__).error("monitor run failed: %s", exc)
+                collector.failed()
+            else:
+                collector.update(report, fired)
+                state = "drift" if report.drift else "no drift"
+                out.print(f"{datetime.now():%H:%M:%S} {state}, {len(fired)} alerts fired")
+            stop.wait(seconds)
+    finally:
+        server.shutdown()
+        server.server_close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 # -- rendering ----------------------------------------------------------------------
@@ -195,6 +332,7 @@ def _render_version(version: VersionReport, fail_on: str, by_time: bool) -> None
         "prediction",
         "joint AUC",
         "quality",
+        "skew",
         "performance",
     )
     for window in version.windows:
@@ -221,6 +359,7 @@ def _render_version(version: VersionReport, fail_on: str, by_time: bool) -> None
             prediction,
             joint,
             f"{quality} problem{'s' if quality > 1 else ''}" if quality else "ok",
+            _skew(window),
             _performance(window),
         )
     out.print(table)
@@ -275,10 +414,29 @@ def _span(window: WindowReport, by_time: bool) -> str:
     return f"{moment(window.start)} → {moment(window.end)}"
 
 
+def _skew(window: WindowReport) -> str:
+    skew = window.skew
+    if skew is None:
+        return "-"
+    if skew.skew:
+        return f"[red]{skew.mismatched:,} of {skew.rows:,} rows differ[/red]"
+    return f"ok ({skew.rows:,} replayed)"
+
+
+def _estimated(window: WindowReport) -> str:
+    estimated = window.estimated
+    if estimated is None or not estimated.metrics:
+        return "no labels"
+    name, found = next(iter(estimated.metrics.items()))
+    if found.value is None or found.low is None or found.high is None:
+        return f"no labels; {name} not estimable"
+    return f"est. {name} {found.value:.3g} [{found.low:.3g}, {found.high:.3g}] (no labels)"
+
+
 def _performance(window: WindowReport) -> str:
     performance = window.performance
     if performance is None:
-        return "no labels"
+        return _estimated(window)
     shown = []
     for name, value in list(performance.metrics.items())[:2]:
         reference = performance.reference_metrics.get(name)

@@ -67,6 +67,9 @@ class MonitorConfig(BaseModel):
     min_rows: int = Field(default=100, ge=2, description="smaller windows are 'too small'")
     sample_rows: int = Field(default=10_000, ge=100, description="rows kept per window for KS")
     multivariate_rows: int = Field(default=1000, ge=0, description="rows per side; 0: no check")
+    skew_rows: int = Field(
+        default=1000, ge=0, description="logged rows replayed per window; 0: no skew check"
+    )
     quality_tolerance: float = Field(
         default=0.02,
         ge=0,

@@ -152,6 +152,7 @@ def _compute_profile(
         classes = [str(label_text(c)) for c in found]
         predictions = predictions.map(label_text)
     metrics = {k: v for k, v in version.metrics.items() if isinstance(v, int | float | None)}
+    positive, calibration = _calibration(version, evaluation, classes)
     return build_profile(
         model=version.name,
         version=version.version,
@@ -161,7 +162,27 @@ def _compute_profile(
         predictions=predictions,
         classes=classes,
         metrics=metrics,
+        positive=positive,
+        calibration=calibration,
     )
+
+
+def _calibration(
+    version: ModelVersion, evaluation: pd.DataFrame, classes: list[str] | None
+) -> tuple[str | None, dict[str, list[list[float]]] | None]:
+    """A classifier's positive class (text) and calibration maps from its evaluation rows."""
+    from modelyard.monitoring.estimate import fit_calibration, positive_index, probabilities
+
+    if not classes:
+        return None, None
+    named = version.spec.get("positive_class")
+    positive = None if named is None else str(label_text(named))
+    proba = probabilities(evaluation, classes, _PROBA_PREFIX)
+    if proba is None or "target" not in evaluation.columns:
+        return positive, None
+    truth = [str(label_text(v)) for v in evaluation["target"]]
+    at = positive_index(classes, positive)
+    return positive, fit_calibration(truth, proba, classes, positive_at=at)
 
 
 def _store_profile(

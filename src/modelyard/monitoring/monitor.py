@@ -25,24 +25,29 @@ import pandas as pd
 from modelyard.monitoring.drift import MonitorConfig
 from modelyard.monitoring.io import Reference, logged_versions, open_reference, read_segments
 from modelyard.monitoring.results import MonitorReport, VersionReport, WindowReport
+from modelyard.monitoring.skew import Replay, replay_tolerance
 from modelyard.monitoring.summary import WindowSummary, assess
 from modelyard.monitoring.windows import WindowSpec, window_start
 from modelyard.predlog import store
 from modelyard.predlog.tables import PROBA_PREFIX
 from modelyard.registry.refs import parse_ref
-from modelyard.registry.registry import Registry
+from modelyard.registry.registry import ModelVersion, Registry
 from modelyard.settings import Settings
 
 __all__ = ["FailOn", "monitor", "window_drifts"]
 
 logger = logging.getLogger(__name__)
 
-FailOn = Literal["feature", "prediction", "multivariate", "any", "none"]
+FailOn = Literal["feature", "prediction", "multivariate", "skew", "any", "none"]
 
 
 def window_drifts(window: WindowReport, fail_on: FailOn) -> bool:
     """Whether ``window`` breaks the rule ``fail_on`` (a too-small window never does)."""
-    if window.too_small or fail_on == "none":
+    if fail_on == "none":
+        return False
+    if fail_on == "skew" or (fail_on == "any" and window.skewed):
+        return window.skewed  # replayed rows, not a statistical test: any window counts
+    if window.too_small:
         return False
     found = {
         "feature": window.feature_drift,
@@ -95,15 +100,17 @@ def monitor(
             open_reference(registry, v, sample_rows=config.multivariate_rows, actor=actor)
             for v in versions
         ]
+        replays = [_replay(registry, v) if config.skew_rows else None for v in versions]
     labels = read_feedback(settings, target.name)[["request_id", "row", "label", "label_float"]]
     reports = []
-    for version, reference in zip(versions, references, strict=True):
+    for version, reference, replay in zip(versions, references, replays, strict=True):
         windows = list(
             _windows(
                 settings,
                 version.name,
                 version.version,
                 reference,
+                replay,
                 window,
                 since,
                 until,
@@ -131,6 +138,7 @@ def _windows(
     model: str,
     version: int,
     reference: Reference,
+    replay: Replay | None,
     window: WindowSpec,
     since: datetime | None,
     until: datetime | None,
@@ -142,7 +150,7 @@ def _windows(
     segments = read_segments(settings, model, version, features=features, start=since, end=until)
 
     def finish(summary: WindowSummary, seed: int) -> WindowReport:
-        return assess(summary, reference_sample=reference.sample, seed=seed)
+        return assess(summary, reference_sample=reference.sample, replay=replay, seed=seed)
 
     if window.rows is not None:
         index, current = 0, None
@@ -196,9 +204,30 @@ def _add(
         labelled = rows[["request_id", "row", "prediction", *proba]].merge(
             labels, on=["request_id", "row"], how="inner", validate="many_to_one"
         )
+    proba = [c for c in rows.columns if c.startswith(PROBA_PREFIX)]
     summary.add(
         rows[[c for c in features if c in rows.columns]],
         rows["prediction"],
+        proba=rows[proba] if proba else None,
         labelled=labelled,
         received_at=rows["received_at"],
+    )
+
+
+def _replay(registry: Registry, version: ModelVersion) -> Replay:
+    """The version's reference pipeline (checksum verified) and the parity tolerance
+    recorded with its ONNX export, for the skew check."""
+    from modelyard.models.runtime import SklearnRuntime
+    from modelyard.registry.readers import ONNX_ROLE, load_version_pipeline
+
+    features = list(version.lineage_record.features.feature_order)
+    runtime = SklearnRuntime(load_version_pipeline(registry, version), features)
+    onnx = version.artifacts.get(ONNX_ROLE)
+    parity = onnx.extra.get("parity") if onnx is not None else None
+    task = str(version.spec.get("task", "regression"))
+    return Replay(
+        runtime=runtime,
+        features=features,
+        task=task,
+        tolerance=replay_tolerance(task, parity if isinstance(parity, dict) else None),
     )

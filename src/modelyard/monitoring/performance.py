@@ -61,7 +61,9 @@ def window_metrics(profile: ReferenceProfile, labelled: pd.DataFrame) -> dict[st
     values: dict[str, float | None] = {}
     for metric in profile.metrics:
         try:
-            value = compute_metrics(task, [metric], y_true, y_pred, proba, classes)[metric]
+            value = compute_metrics(
+                task, [metric], y_true, y_pred, proba, classes, positive=profile.positive
+            )[metric]
         except ModelyardError as exc:
             logger.info("metric %s not computed on the labelled rows: %s", metric, exc)
             value = math.nan

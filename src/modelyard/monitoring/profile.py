@@ -130,7 +130,13 @@ class ReferenceProfile(_Frozen):
     features: dict[str, FeatureProfile]
     prediction: FeatureProfile
     classes: list[str] | None = None
+    positive: str | None = Field(default=None, description="a binary task's positive class")
     metrics: dict[str, float | None] = {}
+    calibration: dict[str, list[list[float]]] | None = Field(
+        default=None,
+        description="isotonic maps per class, [scores, probabilities], fitted on the "
+        "evaluation rows (see modelyard.monitoring.estimate)",
+    )
 
 
 def feature_kinds(
@@ -249,6 +255,8 @@ def build_profile(
     predictions: pd.Series | np.ndarray,
     classes: list[str] | None = None,
     metrics: Mapping[str, float | None] | None = None,
+    positive: str | None = None,
+    calibration: dict[str, list[list[float]]] | None = None,
 ) -> ReferenceProfile:
     """The reference profile of a version from its training rows and evaluation predictions.
 
@@ -261,6 +269,9 @@ def build_profile(
         predictions: the predictions on the evaluation rows.
         classes: a classifier's classes, as text, in its probability order.
         metrics: the evaluation metrics.
+        positive: a binary task's positive class, as text (default: the second class).
+        calibration: a classifier's calibration maps (see
+            :func:`~modelyard.monitoring.estimate.fit_calibration`).
     """
     prediction_kind: FeatureKind = "numeric" if task == "regression" else "categorical"
     return ReferenceProfile(
@@ -272,5 +283,7 @@ def build_profile(
         features=profile_features(train, kinds),
         prediction=profile_column(predictions, prediction_kind),
         classes=classes,
+        positive=positive,
         metrics=dict(metrics or {}),
+        calibration=calibration,
     )

@@ -16,9 +16,13 @@ from pydantic import BaseModel, ConfigDict
 __all__ = [
     "ColumnDrift",
     "ColumnQuality",
+    "Estimate",
+    "EstimatedPerformance",
+    "Histogram",
     "MonitorReport",
     "MultivariateDrift",
     "Performance",
+    "Skew",
     "TestResult",
     "VersionReport",
     "WindowReport",
@@ -48,6 +52,16 @@ class TestResult(_Frozen):
     drift: bool
 
 
+class Histogram(_Frozen):
+    """A column's shares over the reference bins (numeric) or categories, beside the
+    reference's: what the report's charts draw. Categories past the most frequent few
+    are summed into ``other``; values never seen in training fall in ``unseen``."""
+
+    labels: list[str]
+    reference: list[float]
+    current: list[float]
+
+
 class ColumnDrift(_Frozen):
     """Drift of one input column (or of the predictions) against the reference."""
 
@@ -57,6 +71,15 @@ class ColumnDrift(_Frozen):
     tests: list[TestResult]
     drift: bool
     skipped: str | None = None
+    histogram: Histogram | None = None
+
+    @property
+    def strength(self) -> float:
+        """The largest effect size relative to its threshold (1: at the threshold)."""
+        return max(
+            (t.effect_size / t.threshold if t.threshold > 0 else 0.0 for t in self.tests),
+            default=0.0,
+        )
 
 
 class MultivariateDrift(_Frozen):
@@ -94,6 +117,52 @@ class Performance(_Frozen):
     reference_metrics: dict[str, float | None]
 
 
+class Estimate(_Frozen):
+    """An estimated metric: its expected value and the interval (2.5% to 97.5%) where
+    the realised metric should fall; None where the metric is undefined."""
+
+    value: float | None
+    low: float | None
+    high: float | None
+
+
+class EstimatedPerformance(_Frozen):
+    """Performance estimated from the logged class probabilities before labels arrive
+    (CBPE; see :mod:`~modelyard.monitoring.estimate`).
+
+    ``metrics`` holds the estimate on the window's rows. Where labels arrived,
+    ``on_labelled`` is the estimate on the labelled rows alone and ``realised_within``
+    says whether each realised metric fell inside its interval.
+    """
+
+    method: Literal["cbpe"] = "cbpe"
+    rows: int
+    calibrated: bool
+    metrics: dict[str, Estimate]
+    realised_within: dict[str, bool] = {}
+    on_labelled: EstimatedPerformance | None = None
+
+
+class Skew(_Frozen):
+    """Live-vs-training skew: logged inputs replayed through the reference pipeline and
+    compared with the outputs logged by the runtime that served them.
+
+    ``skew`` is true when any row differs beyond the tolerance recorded with the
+    version's ONNX parity (or the parity check's defaults): serving no longer computes
+    what training computed. Rows whose logged text was cut short cannot be replayed
+    and are counted in ``skipped``.
+    """
+
+    rows: int
+    mismatched: int
+    skipped: int = 0
+    max_abs: float
+    labels_equal: bool | None = None
+    tolerance: dict[str, float]
+    examples: list[dict[str, str | float | None]] = []
+    skew: bool
+
+
 class WindowReport(_Frozen):
     """Everything found in one window of logged rows."""
 
@@ -106,6 +175,8 @@ class WindowReport(_Frozen):
     multivariate: MultivariateDrift | None = None
     quality: list[ColumnQuality] = []
     performance: Performance | None = None
+    estimated: EstimatedPerformance | None = None
+    skew: Skew | None = None
 
     @property
     def feature_drift(self) -> bool:
@@ -121,6 +192,11 @@ class WindowReport(_Frozen):
     def multivariate_drift(self) -> bool:
         """Whether the inputs drifted jointly."""
         return self.multivariate is not None and self.multivariate.drift
+
+    @property
+    def skewed(self) -> bool:
+        """Whether the served outputs differ from the reference pipeline's."""
+        return self.skew is not None and self.skew.skew
 
     @property
     def quality_problems(self) -> bool:

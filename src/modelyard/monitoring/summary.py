@@ -38,9 +38,13 @@ from modelyard.monitoring.profile import (
 from modelyard.monitoring.results import (
     ColumnDrift,
     ColumnQuality,
+    EstimatedPerformance,
+    Histogram,
     Performance,
     WindowReport,
 )
+from modelyard.monitoring.skew import Replay, skew_check
+from modelyard.predlog.tables import PROBA_PREFIX
 
 __all__ = ["PREDICTION", "WindowSummary", "assess", "kinds_of"]
 
@@ -49,6 +53,7 @@ logger = logging.getLogger(__name__)
 #: The name the predictions go by among a summary's columns.
 PREDICTION = "prediction"
 _EXAMPLES = 5  # unseen categories named per column
+_CATEGORIES = 12  # categories a histogram shows by name; the rest are "other"
 
 
 def kinds_of(profile: ReferenceProfile) -> dict[str, FeatureKind]:
@@ -154,6 +159,7 @@ class WindowSummary:
         features: pd.DataFrame,
         predictions: pd.Series | None = None,
         *,
+        proba: pd.DataFrame | None = None,
         labelled: pd.DataFrame | None = None,
         received_at: pd.Series | None = None,
     ) -> None:
@@ -163,6 +169,8 @@ class WindowSummary:
             features: the rows' inputs, one column per profiled feature (absent columns
                 count as missing).
             predictions: the rows' predictions.
+            proba: a classifier's logged probabilities, columns ``proba.<class>``
+                (kept in the sample for the estimate before labels and the skew check).
             labelled: the rows whose label arrived: columns ``label``, ``label_float``,
                 ``prediction`` and, for classifiers, the class probabilities.
             received_at: when the rows were received (for the window's first and last).
@@ -187,6 +195,9 @@ class WindowSummary:
         if predictions is not None:
             self._prediction.add(predictions)
             frame[PREDICTION] = predictions.to_numpy()
+        if proba is not None:
+            for name in proba.columns:
+                frame[name] = proba[name].to_numpy()
         self._keep_sample(frame)
         if labelled is not None and len(labelled):
             self._labelled.append(labelled)
@@ -223,24 +234,31 @@ def assess(
     summary: WindowSummary,
     *,
     reference_sample: pd.DataFrame | None = None,
+    replay: Replay | None = None,
     seed: int = 0,
 ) -> WindowReport:
-    """Drift, data quality and performance of a summarised window.
+    """Drift, data quality, skew and performance (realised and estimated) of a window.
 
     A window with fewer than ``config.min_rows`` rows is reported as too small: its
-    quality and performance are shown, its drift is not tested.
+    quality, skew and performance are shown, its drift is not tested.
 
     Args:
         summary: the window.
         reference_sample: reference rows (the profiled features) for the multivariate
             check; without them it is skipped.
-        seed: seeds the domain classifier.
+        replay: the version's reference pipeline for the skew check; without it the
+            check is skipped.
+        seed: seeds the domain classifier and the estimate's draws.
     """
     profile, config = summary.profile, summary.config
     # Bonferroni across the columns: a missing-rate problem must not be chance.
     level = config.alpha / max(len(profile.features), 1)
     quality = [_quality(name, summary.column(name), config, level) for name in profile.features]
-    performance = _performance(summary)
+    labelled = summary.labelled()
+    performance = _performance(summary, labelled)
+    skew = None
+    if replay is not None and config.skew_rows and len(summary.sample):
+        skew = skew_check(replay, summary.subsample(config.skew_rows), profile.classes)
     too_small = summary.rows < config.min_rows
     base = WindowReport(
         start=summary.start or summary.first_at,
@@ -249,6 +267,8 @@ def assess(
         too_small=too_small,
         quality=quality,
         performance=performance,
+        estimated=_estimate(summary, labelled, performance, seed),
+        skew=skew,
     )
     if too_small:
         return base
@@ -295,7 +315,42 @@ def _drift(name: str, summary: WindowSummary, sample: pd.DataFrame) -> ColumnDri
             sample=values[~np.isnan(values)],
             config=config,
         )
-    return ColumnDrift(column=name, kind=column.kind, rows=column.rows, tests=tests, drift=False)
+    return ColumnDrift(
+        column=name,
+        kind=column.kind,
+        rows=column.rows,
+        tests=tests,
+        drift=False,
+        histogram=_histogram(column),
+    )
+
+
+def _histogram(column: _Column) -> Histogram:
+    """The column's shares beside the reference's, for the report's charts."""
+    profile = column.profile
+    if isinstance(profile, NumericProfile):
+        edges = [f"{e:.4g}" for e in profile.bin_edges]
+        labels = [f"≤ {edges[0]}"] if edges else ["all"]
+        labels += [f"{low}–{high}" for low, high in zip(edges, edges[1:], strict=False)]
+        labels += [f"> {edges[-1]}"] if edges else []
+        reference = [*profile.bin_counts, profile.missing]
+        current = [*column.bins.tolist(), column.unparsed]
+        labels.append("missing")
+    else:
+        ranked = sorted(profile.counts, key=lambda k: -profile.counts[k])
+        shown, rest = ranked[:_CATEGORIES], ranked[_CATEGORIES:]
+        counts = dict(zip(profile.counts, column.bins.tolist(), strict=True))
+        labels = [*shown, "other", "unseen", "missing"]
+        reference = [profile.counts[k] for k in shown]
+        reference += [sum(profile.counts[k] for k in rest), 0, profile.missing]
+        current = [counts[k] for k in shown]
+        current += [sum(counts[k] for k in rest), column.unseen, column.missing]
+    return Histogram(labels=labels, reference=_shares(reference), current=_shares(current))
+
+
+def _shares(counts: list[int]) -> list[float]:
+    total = sum(counts)
+    return [count / total if total else 0.0 for count in counts]
 
 
 def _skipped(name: str, column: _Column, why: str) -> ColumnDrift:
@@ -346,10 +401,9 @@ def _more_than_chance(count: int, rows: int, rate: float, level: float) -> bool:
     return bool(binomtest(count, rows, rate, alternative="greater").pvalue < level)
 
 
-def _performance(summary: WindowSummary) -> Performance | None:
+def _performance(summary: WindowSummary, labelled: pd.DataFrame) -> Performance | None:
     from modelyard.monitoring.performance import window_metrics
 
-    labelled = summary.labelled()
     if labelled.empty:
         return None
     profile = summary.profile
@@ -357,4 +411,48 @@ def _performance(summary: WindowSummary) -> Performance | None:
         labelled_rows=len(labelled),
         metrics=window_metrics(profile, labelled),
         reference_metrics=dict(profile.metrics),
+    )
+
+
+def _estimate(
+    summary: WindowSummary, labelled: pd.DataFrame, performance: Performance | None, seed: int
+) -> EstimatedPerformance | None:
+    """A classifier's performance estimated from its logged probabilities (CBPE), and
+    where labels arrived, the estimate on those rows beside the realised metrics."""
+    from modelyard.monitoring.estimate import estimate_metrics, positive_index, probabilities
+
+    profile, sample = summary.profile, summary.sample
+    classes = profile.classes
+    if profile.task == "regression" or not classes or PREDICTION not in sample.columns:
+        return None
+    proba = probabilities(sample, classes, PROBA_PREFIX)
+    if proba is None:
+        return None
+    metrics = list(profile.metrics)
+    at = positive_index(classes, profile.positive)
+    calibration = profile.calibration
+    estimated = estimate_metrics(
+        metrics,
+        proba=proba,
+        predicted=sample[PREDICTION].astype(str).tolist(),
+        classes=classes,
+        positive_at=at,
+        calibration=calibration,
+        seed=seed,
+    )
+    labelled_proba = None if performance is None else probabilities(labelled, classes, PROBA_PREFIX)
+    if performance is None or labelled_proba is None:
+        return estimated
+    on_labelled = estimate_metrics(
+        metrics,
+        proba=labelled_proba,
+        predicted=labelled["prediction"].astype(str).tolist(),
+        classes=classes,
+        positive_at=at,
+        calibration=calibration,
+        seed=seed,
+        realised=performance.metrics,
+    )
+    return estimated.model_copy(
+        update={"on_labelled": on_labelled, "realised_within": on_labelled.realised_within}
     )
