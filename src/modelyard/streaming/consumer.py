@@ -17,6 +17,10 @@ The loop, one batch at a time:
 4. only then read again. A slow runtime or out stream slows the reads: the consumer
    holds one batch at a time, so its memory stays bounded.
 
+A version trained with windowed aggregates (``features.windows``) gets their columns
+computed from the stream, in the order the messages are read
+(:mod:`~modelyard.streaming.features`).
+
 A model event on the control stream (or the registry poll, every ``poll_seconds``)
 makes the manager load, verify and warm the new version in the background; it takes
 over at the next batch, so each output names the one version that predicted it. A
@@ -47,6 +51,7 @@ from modelyard.errors import ModelyardError
 from modelyard.serving.config import ServeConfig, served_ref
 from modelyard.serving.manager import LoadedModel, ModelManager
 from modelyard.settings import Settings
+from modelyard.streaming.features import StreamWindows
 from modelyard.streaming.messages import (
     BadMessage,
     InMessage,
@@ -99,6 +104,10 @@ class StreamConfig(BaseModel):
         claim_idle_ms: a message another member left unacknowledged this long is
             taken over (that member is taken to be dead).
         claim_every_seconds: how often to look for such messages.
+        max_deliveries: a message delivered more often than this without being
+            acknowledged (its consumers died on it, or its batch kept failing) is a
+            poison message: it goes to the dead-letter stream (``delivery_limit``)
+            instead of being predicted again.
         out_maxlen: the out and dead-letter streams are trimmed to about this many entries.
         events_stream: the control stream of model events.
         poll_seconds: how often the registry is asked which version the alias names
@@ -124,6 +133,7 @@ class StreamConfig(BaseModel):
     max_wait_ms: int = Field(default=100, ge=1, le=60_000)
     claim_idle_ms: int = Field(default=30_000, ge=10)
     claim_every_seconds: float = Field(default=5.0, gt=0)
+    max_deliveries: int = Field(default=5, ge=1, le=1000)
     out_maxlen: int = Field(default=1_000_000, ge=1)
     events_stream: str = "modelyard.models"
     poll_seconds: float = Field(default=5.0, ge=0)
@@ -149,6 +159,7 @@ class StreamConfig(BaseModel):
             consumer=self.consumer,
             out_maxlen=self.out_maxlen,
             events_stream=self.events_stream,
+            claim_idle_ms=self.claim_idle_ms,
         )
 
     def serve_config(self) -> ServeConfig:
@@ -221,6 +232,7 @@ class StreamConsumer:
         self.engine = PredictionEngine(on_out_of_range=self.metrics.count_out_of_range)
         self.transport = transport or open_transport(config.broker, config.streams())
         self.stats = StreamStats()
+        self.windows = StreamWindows()
         self._stop = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ready = asyncio.Event()
@@ -327,28 +339,58 @@ class StreamConsumer:
                 if not messages:
                     messages = await self.transport.read(config.max_batch_rows, config.max_wait_ms)
                 if messages:
-                    await self.handle_batch(messages)
+                    await self._handle(messages)
                 failures = 0
             except Exception as exc:  # the broker unreachable, say: keep trying
                 # A batch that was not acknowledged stays pending on the broker; rewind
                 # delivers it again (Redis: this consumer's pending entries; Kafka: from
                 # the committed offsets), so nothing is skipped.
                 failures += 1
-                pause = min(5.0, 0.1 * 2**failures)
-                logger.error(
-                    "%s: reading, predicting or writing failed (%s: %s); retrying in %.1f s",
-                    self.ref,
-                    type(exc).__name__,
-                    exc,
-                    pause,
-                    exc_info=failures == 1,
-                )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), pause)
+                await self._back_off("reading or predicting", exc, failures)
                 try:
                     await self.transport.rewind()
                 except Exception as again:  # still unreachable: the next round retries
                     logger.debug("rewinding failed: %s", again)
+
+    async def _back_off(self, what: str, exc: Exception, failures: int) -> None:
+        """Log a failure, then wait (longer after each of ``failures``) or until stopped."""
+        pause = min(5.0, 0.1 * 2**failures)
+        logger.error(
+            "%s: %s failed (%s: %s); retrying in %.1f s",
+            self.ref,
+            what,
+            type(exc).__name__,
+            exc,
+            pause,
+            exc_info=failures == 1,
+        )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), pause)
+
+    async def _write(self, commits: list[Commit]) -> int:
+        """Write and acknowledge ``commits``, retrying the same ones while the broker
+        refuses (the out stream unwritable, the broker away): the messages are not
+        delivered again meanwhile, so an outage does not count against their delivery
+        limit. Stopping gives up; the messages stay unacknowledged on the broker."""
+        failures = 0
+        while True:
+            try:
+                return await self.transport.commit(commits)
+            except Exception as exc:
+                if self._stop.is_set():
+                    raise
+                failures += 1
+                await self._back_off("writing a batch", exc, failures)
+
+    async def _handle(self, messages: list[InMessage]) -> None:
+        """Handle a batch; the messages delivered before go one at a time, first: if one
+        of them is a poison message that stops its consumer, the others are
+        acknowledged and not counted against the delivery limit again."""
+        again = [message for message in messages if message.redelivered]
+        for message in again:
+            await self.handle_batch([message])
+        if len(again) < len(messages):
+            await self.handle_batch([message for message in messages if not message.redelivered])
 
     async def handle_batch(self, messages: list[InMessage]) -> int:
         """Predict ``messages`` on the version served now, write their outputs and dead
@@ -362,7 +404,7 @@ class StreamConsumer:
             commits = await self._predict(loaded, messages)
         finally:
             loaded.release()
-        written = await self.transport.commit(commits)
+        written = await self._write(commits)
         self._count(loaded, messages, commits, written, time.perf_counter() - started)
         return written
 
@@ -370,9 +412,17 @@ class StreamConsumer:
         consumer = self.config.consumer
         commits: list[Commit | None] = [None] * len(messages)
         requests: list[tuple[int, InMessage, Request]] = []
+        limit = self.config.max_deliveries
+        windows = self.windows.state(loaded.version.spec)
         for index, message in enumerate(messages):
+            if message.deliveries > limit:
+                commits[index] = self._dead(message, _poison(message, limit), loaded)
+                continue
             try:
-                requests.append((index, message, parse_message(message.body)))
+                request = parse_message(message.body)
+                if windows is not None:  # in stream order: each row sees those before
+                    request = self.windows.enrich(request, windows)
+                requests.append((index, message, request))
             except BadMessage as error:
                 commits[index] = self._dead(message, error, loaded)
         received_at = datetime.now(UTC)
@@ -506,6 +556,26 @@ class StreamConsumer:
             if lag.lag is not None:
                 self.metrics.lag.labels(*labels).set(lag.lag)
             self.metrics.pending.labels(*labels).set(lag.pending)
+
+
+def _poison(message: InMessage, limit: int) -> BadMessage:
+    """The reason a message past the delivery limit is set aside."""
+    message_id: str | None
+    try:
+        message_id = parse_message(message.body).id
+    except BadMessage as error:
+        message_id = error.id
+    return BadMessage(
+        f"the message was delivered {message.deliveries} times without being acknowledged "
+        f"(limit {limit}): predicting it stopped its consumer or failed its batch each "
+        "time, so it is set aside here instead of blocking the stream; look at the "
+        "consumers' logs for the failure, then push it again (raise the limit with "
+        "--max-deliveries)",
+        status=500,
+        kind="delivery_limit",
+        loc=["message"],
+        id=message_id,
+    )
 
 
 def _open_prediction_log(settings: Settings) -> Any:
