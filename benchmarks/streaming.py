@@ -74,7 +74,7 @@ def consumer_command(name: str, home: Path, url: str) -> list[str]:
     ]  # fmt: skip
 
 
-def start(name: str, home: Path, url: str, log: Path) -> Server:
+def launch(name: str, home: Path, url: str, log: Path) -> Server:
     """The consumer ``name``, running (its own process group, RSS sampled)."""
     return Server(
         consumer_command(name, home, url), env={**os.environ, **THREAD_ENV}, cwd=ROOT, log=log
@@ -129,7 +129,7 @@ def saturation(
     client.flushdb()
     for start in range(0, rows, 10_000):
         enqueue(client, records, start, min(10_000, rows - start))
-    server = start(name, home, url, work / f"{name}-saturation.log")
+    server = launch(name, home, url, work / f"{name}-saturation.log")
     try:
         wait_outputs(client, server, rows, timeout=max(600.0, rows / 20))
     finally:
@@ -150,7 +150,7 @@ def steady(
     work: Path,
 ) -> dict[str, Any]:
     client.flushdb()
-    server = start(name, home, url, work / f"{name}-steady.log")
+    server = launch(name, home, url, work / f"{name}-steady.log")
     try:
         enqueue(client, records, 10**9, 1)  # warm-up: the consumer is up and has predicted
         wait_outputs(client, server, 1, timeout=300)
@@ -232,6 +232,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--consumers", default=",".join(CONSUMERS))
     parser.add_argument(
+        "--home", type=Path, help="reuse a home where house-prices:1 is promoted and exported"
+    )
+    parser.add_argument(
         "--memory-rows", action="store_true", help="also a modelyard run on 3x the rows"
     )
     return parser.parse_args(argv)
@@ -243,11 +246,12 @@ def main(argv: list[str] | None = None) -> int:
     if binary is None:
         sys.exit("redis-server is not installed: apt-get install -y redis-server")
     work = Path(tempfile.mkdtemp(prefix="modelyard-bench-stream-"))
-    home = work / "home"
+    home = args.home or work / "home"
     env = {**os.environ, "MODELYARD_HOME": str(home)}
     os.environ["MODELYARD_HOME"] = str(home)
-    print(f"== registry in {home}: quickstart, promote, export", flush=True)
-    print(make_registry(home, env), flush=True)
+    if args.home is None:
+        print(f"== registry in {home}: quickstart, promote, export", flush=True)
+        print(make_registry(home, env), flush=True)
     _, records = make_bodies(work)
     port = free_port()
     url = f"redis://127.0.0.1:{port}/0"
@@ -285,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = summarize(runs)
     RESULTS.mkdir(exist_ok=True)
     result = {
-        "args": vars(args),
+        "args": {key: str(value) for key, value in vars(args).items()},
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "load_average_at_end": os.getloadavg(),
         "runs": runs,
