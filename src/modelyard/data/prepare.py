@@ -7,7 +7,9 @@ that need the whole spec, not only its ``data`` section:
   ``features.drop`` lists them they are kept as JSON text (so the snapshot stores them)
   and left out of the model; otherwise they are refused, with their names;
 - rows with a missing target are dropped when ``data.drop_missing_target`` is set (the
-  count goes to the lineage), and refused otherwise with their file line numbers.
+  count goes to the lineage), and refused otherwise with their file line numbers;
+- the windowed aggregates of ``features.windows`` are added as columns, point in time
+  (:mod:`~modelyard.data.windows`).
 
 Training and reproduction both call it, so a snapshot and a re-read of the source go
 through the same steps.
@@ -100,6 +102,11 @@ def read_project_rows(spec: ProjectSpec, base_dir: Path) -> PreparedRows:
             if frame.empty:
                 raise DataError(f"{where}: every row has a missing target {spec.target!r}")
     _check_positive_class(spec, frame, where)
+    if spec.features.windows and spec.data.timestamp_column is not None:
+        from modelyard.data.windows import window_columns
+
+        windows = window_columns(frame, spec.features.windows, spec.data.timestamp_column)
+        frame = pd.concat([frame, windows], axis=1)
     record = {"dropped_missing_target": dropped, "nested_columns_as_text": nested}
     return PreparedRows(frame=frame, record=record)
 

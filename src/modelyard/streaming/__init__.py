@@ -45,7 +45,7 @@ __all__ = [
 __getattr__, __dir__ = lazy_exports(
     __name__,
     {
-        "StreamConfig": "modelyard.streaming.consumer",
+        "StreamConfig": "modelyard.streaming.config",
         "StreamConsumer": "modelyard.streaming.consumer",
         "StreamStats": "modelyard.streaming.consumer",
         "run_stream": "modelyard.streaming.consumer",

@@ -15,7 +15,10 @@ def stream(
         str, typer.Argument(help="NAME (= NAME@production), NAME:VERSION or NAME@ALIAS.")
     ],
     broker: Annotated[
-        str, typer.Option(help="redis://HOST:PORT/DB or kafka://HOST:PORT[,HOST:PORT].")
+        str,
+        typer.Option(
+            help="redis://HOST:PORT/DB, kafka://HOST:PORT[,HOST:PORT] or nats://HOST:PORT."
+        ),
     ],
     in_stream: Annotated[str, typer.Option("--in", help="The stream of requests.")],
     out_stream: Annotated[str, typer.Option("--out", help="The stream of predictions.")],
@@ -37,6 +40,10 @@ def stream(
     claim_idle_ms: Annotated[
         int | None,
         typer.Option(help="Take over messages a member left unacknowledged this long; 30000."),
+    ] = None,
+    max_deliveries: Annotated[
+        int | None,
+        typer.Option(help="Dead-letter a message delivered this often, never acked; 5."),
     ] = None,
     out_maxlen: Annotated[
         int | None, typer.Option(help="Trim the out and dead streams to about this; 1000000.")
@@ -93,6 +100,7 @@ def stream(
         max_batch_rows=max_batch_rows,
         max_wait_ms=max_wait_ms,
         claim_idle_ms=claim_idle_ms,
+        max_deliveries=max_deliveries,
         out_maxlen=out_maxlen,
         events_stream=events_stream,
         poll_seconds=poll_seconds,

@@ -17,6 +17,10 @@ The loop, one batch at a time:
 4. only then read again. A slow runtime or out stream slows the reads: the consumer
    holds one batch at a time, so its memory stays bounded.
 
+A version trained with windowed aggregates (``features.windows``) gets their columns
+computed from the stream, in the order the messages are read
+(:mod:`~modelyard.streaming.features`).
+
 A model event on the control stream (or the registry poll, every ``poll_seconds``)
 makes the manager load, verify and warm the new version in the background; it takes
 over at the next batch, so each output names the one version that predicted it. A
@@ -31,22 +35,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
-import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+import orjson
 
 from modelyard.contract import RequestValidationError
 from modelyard.engine import PredictionEngine
 from modelyard.errors import ModelyardError
-from modelyard.serving.config import ServeConfig, served_ref
+from modelyard.serving.config import served_ref
 from modelyard.serving.manager import LoadedModel, ModelManager
 from modelyard.settings import Settings
+from modelyard.streaming.config import StreamConfig
+from modelyard.streaming.features import StreamWindows
 from modelyard.streaming.messages import (
     BadMessage,
     InMessage,
@@ -58,10 +62,8 @@ from modelyard.streaming.messages import (
 from modelyard.streaming.metrics import StreamMetrics
 from modelyard.streaming.transport import (
     Commit,
-    Streams,
     Transport,
     open_transport,
-    transport_class,
 )
 
 if TYPE_CHECKING:
@@ -73,116 +75,6 @@ logger = logging.getLogger(__name__)
 
 _OFFLOAD_BYTES = 256 * 1024  # larger messages are decoded on a worker thread
 _REPORT_SECONDS = 2.0  # lag and rows per second are refreshed this often
-
-
-def default_consumer_name() -> str:
-    """``HOST-PID``: unique among running members (a restarted process gets a new name,
-    and takes over its predecessor's pending messages after ``claim_idle_ms``)."""
-    return f"{socket.gethostname()}-{os.getpid()}"
-
-
-class StreamConfig(BaseModel):
-    """What a stream consumer predicts with, where it reads and writes, and how.
-
-    Attributes:
-        model: ``NAME`` (= ``NAME@production``), ``NAME:VERSION``, ``NAME@ALIAS`` or
-            ``NAME:latest``; aliases and ``latest`` are followed.
-        broker: the broker URL, e.g. ``redis://127.0.0.1:6379/0``.
-        in_stream: the stream of requests.
-        out_stream: the stream predictions are written to.
-        dead_stream: where messages that cannot be predicted go (``<in_stream>.dead``).
-        group: the consumer group; members of one group share the in stream's messages.
-        consumer: this member's name in the group (default ``HOST-PID``). Restarting
-            with the same name re-reads the messages it had not acknowledged at once.
-        max_batch_rows: messages read per batch, and rows per model call.
-        max_wait_ms: how long a read waits for messages when there are none.
-        claim_idle_ms: a message another member left unacknowledged this long is
-            taken over (that member is taken to be dead).
-        claim_every_seconds: how often to look for such messages.
-        out_maxlen: the out and dead-letter streams are trimmed to about this many entries.
-        events_stream: the control stream of model events.
-        poll_seconds: how often the registry is asked which version the alias names
-            (0: only on events).
-        runtime: ``auto`` (ONNX when its export holds parity), ``onnx`` or ``sklearn``.
-        prediction_log: log every predicted row (endpoint ``stream``).
-        metrics_port: serve Prometheus metrics on ``127.0.0.1:PORT/metrics``.
-        max_rows_per_message: larger messages are dead letters (``too_many_rows``).
-        model_threads: native threads per model call (see ``ServeConfig``).
-        settings: where the registry lives.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    model: str
-    broker: str
-    in_stream: str = Field(min_length=1)
-    out_stream: str = Field(min_length=1)
-    dead_stream: str | None = None
-    group: str = Field(default="modelyard", min_length=1)
-    consumer: str = Field(default_factory=default_consumer_name, min_length=1)
-    max_batch_rows: int = Field(default=256, ge=1, le=100_000)
-    max_wait_ms: int = Field(default=100, ge=1, le=60_000)
-    claim_idle_ms: int = Field(default=30_000, ge=10)
-    claim_every_seconds: float = Field(default=5.0, gt=0)
-    out_maxlen: int = Field(default=1_000_000, ge=1)
-    events_stream: str = "modelyard.models"
-    poll_seconds: float = Field(default=5.0, ge=0)
-    runtime: Literal["auto", "onnx", "sklearn"] = "auto"
-    prediction_log: bool = True
-    metrics_port: int | None = Field(default=None, ge=1, le=65535)
-    max_rows_per_message: int = Field(default=10_000, ge=1)
-    model_threads: int = Field(default=1, ge=0, le=256)
-    settings: Settings = Field(default_factory=Settings)
-
-    @property
-    def dead_letters(self) -> str:
-        """The dead-letter stream."""
-        return self.dead_stream or f"{self.in_stream}.dead"
-
-    def streams(self) -> Streams:
-        """Where the consumer reads and writes."""
-        return Streams(
-            in_stream=self.in_stream,
-            out_stream=self.out_stream,
-            dead_stream=self.dead_letters,
-            group=self.group,
-            consumer=self.consumer,
-            out_maxlen=self.out_maxlen,
-            events_stream=self.events_stream,
-        )
-
-    def serve_config(self) -> ServeConfig:
-        """The model manager's config: what the server would use for this model."""
-        return ServeConfig(
-            models=[self.model],
-            settings=self.settings,
-            runtime=self.runtime,
-            max_batch_rows=self.max_batch_rows,
-            max_batch_wait_ms=2.0,
-            max_rows_per_request=self.max_rows_per_message,
-            poll_seconds=self.poll_seconds,
-            prediction_log=self.prediction_log,
-            model_threads=self.model_threads,
-        )
-
-    @classmethod
-    def build(cls, **values: Any) -> StreamConfig:
-        """A config from keyword values, with one readable error for bad values.
-
-        Raises:
-            ModelyardError: a value is out of range or of the wrong type.
-        """
-        given = {key: value for key, value in values.items() if value is not None}
-        try:
-            config = cls(**given)
-            served_ref(config.model)
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or 'stream'}: {e['msg']}" for e in exc.errors()
-            )
-            raise ModelyardError(f"cannot stream: {problems}") from None
-        transport_class(config.broker)  # an unknown scheme or a missing client fails now
-        return config
 
 
 @dataclass
@@ -221,6 +113,7 @@ class StreamConsumer:
         self.engine = PredictionEngine(on_out_of_range=self.metrics.count_out_of_range)
         self.transport = transport or open_transport(config.broker, config.streams())
         self.stats = StreamStats()
+        self.windows = StreamWindows()
         self._stop = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ready = asyncio.Event()
@@ -327,28 +220,61 @@ class StreamConsumer:
                 if not messages:
                     messages = await self.transport.read(config.max_batch_rows, config.max_wait_ms)
                 if messages:
-                    await self.handle_batch(messages)
+                    await self._handle(messages)
                 failures = 0
             except Exception as exc:  # the broker unreachable, say: keep trying
                 # A batch that was not acknowledged stays pending on the broker; rewind
                 # delivers it again (Redis: this consumer's pending entries; Kafka: from
                 # the committed offsets), so nothing is skipped.
                 failures += 1
-                pause = min(5.0, 0.1 * 2**failures)
-                logger.error(
-                    "%s: reading, predicting or writing failed (%s: %s); retrying in %.1f s",
-                    self.ref,
-                    type(exc).__name__,
-                    exc,
-                    pause,
-                    exc_info=failures == 1,
-                )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), pause)
+                await self._back_off("reading or predicting", exc, failures)
                 try:
                     await self.transport.rewind()
                 except Exception as again:  # still unreachable: the next round retries
                     logger.debug("rewinding failed: %s", again)
+
+    async def _back_off(self, what: str, exc: Exception, failures: int) -> None:
+        """Log a failure, then wait (longer after each of ``failures``) or until stopped."""
+        pause = min(5.0, 0.1 * 2**failures)
+        logger.error(
+            "%s: %s failed (%s: %s); retrying in %.1f s",
+            self.ref,
+            what,
+            type(exc).__name__,
+            exc,
+            pause,
+            exc_info=failures == 1,
+        )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), pause)
+
+    async def _write(self, commits: list[Commit]) -> int:
+        """Write and acknowledge ``commits``, retrying the same ones while the broker
+        refuses (the out stream unwritable, the broker away): the messages are not
+        delivered again meanwhile, so an outage does not count against their delivery
+        limit. Stopping gives up; the messages stay unacknowledged on the broker. A retry
+        marks its outputs ``redelivered``: part of the failed write may have landed (on
+        Kafka, where the broker cannot drop the copy)."""
+        failures = 0
+        while True:
+            try:
+                return await self.transport.commit(commits)
+            except Exception as exc:
+                if self._stop.is_set():
+                    raise
+                failures += 1
+                await self._back_off("writing a batch", exc, failures)
+                commits = [_as_redelivered(commit) for commit in commits]
+
+    async def _handle(self, messages: list[InMessage]) -> None:
+        """Handle a batch; the messages delivered before go one at a time, first: if one
+        of them is a poison message that stops its consumer, the others are
+        acknowledged and not counted against the delivery limit again."""
+        again = [message for message in messages if message.redelivered]
+        for message in again:
+            await self.handle_batch([message])
+        if len(again) < len(messages):
+            await self.handle_batch([message for message in messages if not message.redelivered])
 
     async def handle_batch(self, messages: list[InMessage]) -> int:
         """Predict ``messages`` on the version served now, write their outputs and dead
@@ -362,7 +288,7 @@ class StreamConsumer:
             commits = await self._predict(loaded, messages)
         finally:
             loaded.release()
-        written = await self.transport.commit(commits)
+        written = await self._write(commits)
         self._count(loaded, messages, commits, written, time.perf_counter() - started)
         return written
 
@@ -370,9 +296,17 @@ class StreamConsumer:
         consumer = self.config.consumer
         commits: list[Commit | None] = [None] * len(messages)
         requests: list[tuple[int, InMessage, Request]] = []
+        limit = self.config.max_deliveries
+        windows = self.windows.state(loaded.version.spec)
         for index, message in enumerate(messages):
+            if message.deliveries > limit:
+                commits[index] = self._dead(message, _poison(message, limit), loaded)
+                continue
             try:
-                requests.append((index, message, parse_message(message.body)))
+                request = parse_message(message.body)
+                if windows is not None:  # in stream order: each row sees those before
+                    request = self.windows.enrich(request, windows)
+                requests.append((index, message, request))
             except BadMessage as error:
                 commits[index] = self._dead(message, error, loaded)
         received_at = datetime.now(UTC)
@@ -506,6 +440,36 @@ class StreamConsumer:
             if lag.lag is not None:
                 self.metrics.lag.labels(*labels).set(lag.lag)
             self.metrics.pending.labels(*labels).set(lag.pending)
+
+
+def _as_redelivered(commit: Commit) -> Commit:
+    """``commit`` with its document marked ``"redelivered": true``."""
+    try:
+        content = orjson.loads(commit.document)
+    except orjson.JSONDecodeError:  # an ASCII-escaped document orjson refuses: as it is
+        return commit
+    content["redelivered"] = True
+    return replace(commit, document=orjson.dumps(content))
+
+
+def _poison(message: InMessage, limit: int) -> BadMessage:
+    """The reason a message past the delivery limit is set aside."""
+    message_id: str | None
+    try:
+        message_id = parse_message(message.body).id
+    except BadMessage as error:
+        message_id = error.id
+    return BadMessage(
+        f"the message was delivered {message.deliveries} times without being acknowledged "
+        f"(limit {limit}): predicting it stopped its consumer or failed its batch each "
+        "time, so it is set aside here instead of blocking the stream; look at the "
+        "consumers' logs for the failure, then push it again (raise the limit with "
+        "--max-deliveries)",
+        status=500,
+        kind="delivery_limit",
+        loc=["message"],
+        id=message_id,
+    )
 
 
 def _open_prediction_log(settings: Settings) -> Any:

@@ -34,6 +34,7 @@ _PUBLISHERS = {
     "rediss": "modelyard.streaming.redis",
     "unix": "modelyard.streaming.redis",
     "kafka": "modelyard.streaming.kafka",
+    "nats": "modelyard.streaming.nats",
 }
 
 

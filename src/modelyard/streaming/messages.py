@@ -57,14 +57,17 @@ class InMessage:
     """One entry read from the in stream.
 
     ``entry`` is the broker's position of it (a Redis entry id, a Kafka
-    ``partition:offset``); ``enqueued_ms`` the broker's timestamp of it (Unix ms), when
-    known; ``redelivered`` whether the broker delivered it before.
+    ``partition:offset``, a JetStream sequence); ``enqueued_ms`` the broker's timestamp
+    of it (Unix ms), when known; ``redelivered`` whether the broker delivered it before;
+    ``deliveries`` how many times it has been delivered, this time included (Redis and
+    JetStream count them; on Kafka, modelyard does).
     """
 
     entry: str
     body: bytes | None
     enqueued_ms: int | None = None
     redelivered: bool = False
+    deliveries: int = 1
 
 
 @dataclass(frozen=True)
@@ -229,6 +232,7 @@ def dead_letter(
         "error": {"status": error.status, "message": error.message, "detail": error.detail},
         "message": body.decode("utf-8", errors="replace"),
         "redelivered": message.redelivered,
+        "deliveries": message.deliveries,
         "consumer": consumer,
     }
     return _dumps(content)

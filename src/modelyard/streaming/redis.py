@@ -5,6 +5,8 @@
   the JSON message.
 - A consumer first re-reads its own pending entries (id ``0``): those it read before a
   crash or restart and never acknowledged.
+- Redelivered entries carry the group's delivery count (``XPENDING``), which the
+  consumer's delivery limit reads.
 - ``XAUTOCLAIM`` takes over the entries another member left pending for longer than
   the claim time (it died); entries trimmed from the stream meanwhile are acknowledged.
 - Outputs and dead letters are written and their inputs acknowledged by one Lua script
@@ -21,6 +23,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -124,12 +127,27 @@ class RedisTransport:
         for _stream, entries in reply or []:
             for entry_id, fields in entries:
                 messages.append(self._message(entry_id, fields, redelivered))
-        return messages
+        return await self._counted(messages) if redelivered else messages
+
+    async def _counted(self, messages: list[InMessage]) -> list[InMessage]:
+        """``messages`` (redelivered to this consumer) with the group's delivery counts."""
+        if not messages:
+            return messages
+        pending = await self._client.xpending_range(
+            self.streams.in_stream,
+            self.streams.group,
+            min=messages[0].entry,
+            max=messages[-1].entry,
+            count=len(messages),
+            consumername=self.streams.consumer,
+        )
+        counts = {_text(p["message_id"]): int(p["times_delivered"]) for p in pending}
+        return [replace(message, deliveries=counts.get(message.entry, 2)) for message in messages]
 
     def _message(self, entry_id: Any, fields: Any, redelivered: bool) -> InMessage:
         entry = _text(entry_id)
         body = fields.get(_FIELD) if fields else None
-        return InMessage(entry, body, _entry_ms(entry), redelivered)
+        return InMessage(entry, body, _entry_ms(entry), redelivered, 2 if redelivered else 1)
 
     async def claim_stale(self, min_idle_ms: int, count: int) -> list[InMessage]:
         reply = await self._client.xautoclaim(
@@ -145,7 +163,9 @@ class RedisTransport:
         self._claim_cursor = _text(cursor)
         if deleted:  # trimmed from the stream before anyone predicted them: nothing to do
             await self._client.xack(self.streams.in_stream, self.streams.group, *deleted)
-        return [self._message(entry_id, fields, True) for entry_id, fields in entries if fields]
+        return await self._counted(
+            [self._message(entry_id, fields, True) for entry_id, fields in entries if fields]
+        )
 
     async def commit(self, commits: Sequence[Commit]) -> int:
         if not commits:

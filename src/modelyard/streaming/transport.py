@@ -5,14 +5,17 @@ outputs and dead letters, acknowledges what it read, takes over the unacknowledg
 messages of a dead group member, and publishes and follows the control stream of model
 events. :class:`~modelyard.streaming.redis.RedisTransport` (``redis://``,
 ``rediss://``, ``unix://``) is the default, :class:`~modelyard.streaming.kafka.KafkaTransport`
-(``kafka://``) the other; a transport is picked by the broker URL's scheme and its client
+(``kafka://``) and :class:`~modelyard.streaming.nats.NatsTransport` (``nats://``, JetStream)
+the others; a transport is picked by the broker URL's scheme and its client
 library imported on first use.
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -26,6 +29,7 @@ __all__ = [
     "Transport",
     "open_transport",
     "parse_events",
+    "run_in_own_loop",
     "transport_class",
 ]
 
@@ -35,6 +39,7 @@ TRANSPORTS = {
     "rediss": "modelyard.streaming.redis:RedisTransport",
     "unix": "modelyard.streaming.redis:RedisTransport",
     "kafka": "modelyard.streaming.kafka:KafkaTransport",
+    "nats": "modelyard.streaming.nats:NatsTransport",
 }
 
 
@@ -51,6 +56,8 @@ class Streams:
         out_maxlen: the out and dead-letter streams are trimmed to about this many
             entries (Redis; on Kafka, that is the topics' retention's business).
         events_stream: the control stream of model events.
+        claim_idle_ms: a message left unacknowledged this long is taken to be a dead
+            member's and delivered again (Redis: claimed; NATS: JetStream's ack wait).
     """
 
     in_stream: str
@@ -60,6 +67,7 @@ class Streams:
     consumer: str
     out_maxlen: int
     events_stream: str
+    claim_idle_ms: int = 30_000
 
 
 @dataclass(frozen=True)
@@ -164,3 +172,26 @@ def transport_class(broker: str) -> Any:
 def open_transport(broker: str, streams: Streams) -> Transport:
     """A transport for ``broker`` (not connected yet: call ``await transport.open()``)."""
     return transport_class(broker)(broker, streams)  # type: ignore[no-any-return]
+
+
+def run_in_own_loop(coroutine: Callable[[], Awaitable[None]], *, timeout: float) -> None:
+    """Run ``coroutine()`` to completion on an event loop of its own, in a thread of its
+    own, and re-raise what it raised: the asyncio-only clients (aiokafka, nats-py) need a
+    loop, and the caller (promote, rollback) may already be inside a running one, a
+    notebook say."""
+    failure: list[BaseException] = []
+
+    async def bounded() -> None:
+        await asyncio.wait_for(coroutine(), timeout=timeout)
+
+    def run() -> None:
+        try:
+            asyncio.run(bounded())
+        except BaseException as exc:  # handed to the caller
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, name="modelyard-publish-event")
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
