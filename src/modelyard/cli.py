@@ -27,6 +27,7 @@ from modelyard.batch.cli import worker as batch_worker
 from modelyard.errors import ModelyardError
 from modelyard.monitoring import cli as monitoring_cli
 from modelyard.streaming.cli import register as register_stream
+from modelyard.workflows.cli import register as register_compress
 
 if TYPE_CHECKING:
     from modelyard.registry.registry import ModelVersion
@@ -616,6 +617,7 @@ def serve(
 
 
 register_stream(app)  # `modelyard stream`: modelyard.streaming.cli
+register_compress(app)  # `modelyard compress`, `distill`: modelyard.workflows.cli
 
 
 # -- rendering ------------------------------------------------------------------------
