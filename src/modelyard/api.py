@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from modelyard._progress import Progress
 from modelyard.errors import DataError, SpecError
@@ -37,12 +37,15 @@ if TYPE_CHECKING:
         ModelVersion,
         Registry,
     )
+    from modelyard.workflows.compress import CompressionReport, DistillResult
     from modelyard.workflows.edge import EdgeExport
     from modelyard.workflows.reproduce import ReproduceReport
     from modelyard.workflows.train import TrainResult
 
 __all__ = [
+    "compress",
     "diff",
+    "distill",
     "evaluate",
     "export_edge",
     "export_onnx",
@@ -425,6 +428,54 @@ def export_edge(
             verify=verify,
             allow_parity_failure=allow_parity_failure,
             force=force,
+            actor=actor or default_actor(),
+        )
+
+
+def compress(
+    ref: str,
+    *,
+    max_metric_loss: float = 0.01,
+    register: bool = True,
+    settings: Settings | None = None,
+    actor: str | None = None,
+) -> CompressionReport:
+    """Prune and quantize a version within ``max_metric_loss`` of its primary metric
+    (0.01: 1%), measure each (size, latency, metric, parity), register the smallest as
+    a new version and store the table with ``ref``. See :mod:`modelyard.workflows.compress`.
+    """
+    from modelyard.workflows.compress import compress_version
+
+    with open_registry(settings) as registry:
+        return compress_version(
+            registry,
+            ref,
+            max_metric_loss=max_metric_loss,
+            register=register,
+            actor=actor or default_actor(),
+        )
+
+
+def distill(
+    ref: str,
+    *,
+    student: str,
+    params: dict[str, Any] | None = None,
+    generated: int | None = None,
+    settings: Settings | None = None,
+    actor: str | None = None,
+) -> DistillResult:
+    """Train ``student`` (an estimator's import path) on the predictions of ``ref`` and
+    register it with ``ref`` as its teacher. See :mod:`modelyard.workflows.compress`."""
+    from modelyard.workflows.compress import distill_version
+
+    with open_registry(settings) as registry:
+        return distill_version(
+            registry,
+            ref,
+            student=student,
+            params=params,
+            generated=generated,
             actor=actor or default_actor(),
         )
 

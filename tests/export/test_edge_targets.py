@@ -141,7 +141,18 @@ def test_web_export_without_a_browser_records_what_it_did_not_check(
     assert (folder / "index.html").is_file() and (folder / "ort-wasm-simd-threaded.wasm").is_file()
     import onnx
 
-    assert onnx.load(str(folder / "model.onnx")).ir_version <= 13
+    graph = onnx.load(str(folder / "model.onnx"))
+    assert graph.ir_version <= 13
+    # One [N, k] input per dtype, every column once, in the contract's order per dtype.
+    document = json.loads((folder / "contract.json").read_text())
+    groups = document["model"]["groups"]
+    assert [item.name for item in graph.graph.input] == [group["name"] for group in groups]
+    columns = [column for group in groups for column in group["columns"]]
+    assert sorted(columns) == sorted(item["column"] for item in document["model"]["inputs"])
+    # contract.js is its parts joined, one scope exporting the contract.
+    script = (folder / "contract.js").read_text()
+    assert script.startswith("/*") and script.rstrip().endswith("})();")
+    assert script.count("window.modelyardContract = {") == 1
     with pytest.raises(ModelyardError, match="no Chromium"):
         api.export_edge("houses:1", target="web", output=folder, verify=True, settings=own_yard)
     (tmp_path / "taken").mkdir()

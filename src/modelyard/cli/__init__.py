@@ -38,6 +38,7 @@ from modelyard.cli.serve import serve as serve_command
 from modelyard.errors import ModelyardError
 from modelyard.monitoring import cli as monitoring_cli
 from modelyard.streaming.cli import register as register_stream
+from modelyard.workflows.cli import register as register_compress
 
 if TYPE_CHECKING:
     from modelyard.settings import Settings
@@ -466,6 +467,7 @@ def export(
 
 app.command()(serve_command)
 register_stream(app)  # `modelyard stream`: modelyard.streaming.cli
+register_compress(app)  # `modelyard compress`, `distill`: modelyard.workflows.cli
 
 
 # -- entry point ----------------------------------------------------------------------

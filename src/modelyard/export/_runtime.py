@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from modelyard.registry.records import ModelVersion
     from modelyard.registry.registry import Registry
 
-__all__ = ["OnnxRuntime", "build_feeds"]
+__all__ = ["OnnxRuntime", "build_feeds", "grouped_graph"]
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +92,22 @@ def _grouped_model(model: bytes, groups: list[_Group]) -> bytes:
     io_map = [(item.onnx_name, item.onnx_name) for group in groups for item in group.items]
     merged = compose.merge_models(front, exported, io_map=io_map)
     return bytes(merged.SerializeToString())
+
+
+def grouped_graph(model: bytes, inputs: list[OnnxInput]) -> tuple[bytes, list[dict[str, Any]]]:
+    """The graph behind one ``[N, k]`` input per dtype (see :func:`_grouped_model`), and
+    its inputs as JSON: for each, its ``name``, ``dtype`` and ``columns`` in order.
+
+    The web export ships this graph: in ONNX Runtime Web each input tensor crosses into
+    WebAssembly on its own, and the 77 one-column inputs of the Ames graph made one-row
+    predictions several times slower than its two grouped inputs (benchmarks/README.md).
+    """
+    groups = _groups(inputs)
+    described = [
+        {"name": group.name, "dtype": group.dtype, "columns": [i.column for i in group.items]}
+        for group in groups
+    ]
+    return _grouped_model(model, groups), described
 
 
 class OnnxRuntime:

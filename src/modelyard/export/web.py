@@ -42,16 +42,21 @@ from modelyard.export._edge_graph import EDGE_MISSING_CATEGORY
 from modelyard.export._records import OnnxInput
 
 __all__ = [
+    "CONTRACT_PARTS",
     "PAGE_FILES",
     "RUNTIME_FILES",
     "build_web_folder",
+    "contract_script",
     "json_records",
     "runtime_folder",
     "web_document",
 ]
 
 #: The page's own files, from ``modelyard/export/web_assets``.
-PAGE_FILES = ("index.html", "page.js", "page.css", "contract.js", "modelyard.js")
+PAGE_FILES = ("index.html", "page.js", "page.css", "modelyard.js")
+#: The parts of ``contract.js``, in ``web_assets/contract``, joined in this order: they
+#: share one function scope (begin opens it, end exports ``window.modelyardContract``).
+CONTRACT_PARTS = ("begin.js", "python.js", "rules.js", "csv.js", "end.js")
 #: ONNX Runtime Web's files the page loads (single-threaded WebAssembly CPU backend).
 RUNTIME_FILES = ("ort.wasm.min.js", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
 _LICENSE = "ONNXRUNTIME-LICENSE.txt"
@@ -116,6 +121,12 @@ def web_document(
     }
 
 
+def contract_script() -> str:
+    """``contract.js``: its parts joined (one file for pages to load, one request)."""
+    parts = _assets() / "contract"
+    return "\n".join((parts / name).read_text(encoding="utf-8") for name in CONTRACT_PARTS)
+
+
 def build_web_folder(folder: Path, model: bytes, document: dict[str, Any]) -> dict[str, str]:
     """Write the web export into ``folder`` (created); returns each file's sha256.
 
@@ -127,6 +138,7 @@ def build_web_folder(folder: Path, model: bytes, document: dict[str, Any]) -> di
     assets = _assets()
     for name in PAGE_FILES:
         shutil.copyfile(assets / name, folder / name)
+    (folder / "contract.js").write_text(contract_script(), encoding="utf-8")
     for name in RUNTIME_FILES:
         shutil.copyfile(runtime / name, folder / name)
     shutil.copyfile(assets / _LICENSE, folder / _LICENSE)

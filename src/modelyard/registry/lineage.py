@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 __all__ = [
     "LINEAGE_SCHEMA_VERSION",
     "DataLineage",
+    "DerivedLineage",
     "FeatureLineage",
     "Lineage",
     "ModelLineage",
@@ -126,6 +127,22 @@ class ChecksLineage(_Part):
     warnings: list[str] = Field(default_factory=list)
 
 
+class DerivedLineage(_Part):
+    """A version made from another one (its parent: the teacher of a distilled model, the
+    ensemble a pruned one was cut from) instead of trained from its spec alone.
+
+    ``retrainable``: whether training the recorded spec rebuilds it exactly (pruning to
+    the first k iterations does; reweighted trees and distilled students do not, so
+    ``reproduce`` checks the parent instead).
+    """
+
+    method: str
+    parent: str
+    parent_fingerprint: str | None = None
+    retrainable: bool = False
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
 class Lineage(_Part):
     """What a version was built from (see the module docstring for versions).
 
@@ -154,6 +171,7 @@ class Lineage(_Part):
     training: TrainingLineage | None = None
     preparation: PreparationLineage | None = None
     checks: ChecksLineage | None = None
+    derived: DerivedLineage | None = None
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 

@@ -206,10 +206,13 @@ def _web(
 ) -> tuple[dict[str, str], bytes]:
     """Write the web folder; the artifact is its manifest (files, runtime, contract)."""
     from modelyard.export._edge_graph import edge_model
+    from modelyard.export._runtime import grouped_graph
     from modelyard.export.web import build_web_folder, runtime_version
 
+    graph, groups = grouped_graph(edge_model(model), inputs)
     document = _document(version, inputs, extra)
-    files = build_web_folder(folder, edge_model(model), document)
+    document["model"]["groups"] = groups
+    files = build_web_folder(folder, graph, document)
     manifest = {"files": files, "onnxruntime_web": runtime_version(), **document}
     return files, json.dumps(manifest, indent=1, sort_keys=True).encode()
 

@@ -82,6 +82,15 @@ def reproduce_version(
     progress.start(4)
     lineage = version.lineage_record
     report = ReproduceReport(ref=version.ref)
+    if lineage.derived is not None and not lineage.derived.retrainable:
+        # Reweighted trees and distilled students are made from their parent, not
+        # trained from a spec: their evidence is the parent's reproduction.
+        report.differences.append(
+            f"{version.ref} was made by {lineage.derived.method} from "
+            f"{lineage.derived.parent}, not trained from its spec; reproduce "
+            f"{lineage.derived.parent} instead"
+        )
+        return report
     project_dir = project or Path(lineage.project_dir or ".")
     spec = _current_spec(version, project_dir, report)
 

@@ -58,7 +58,15 @@ from modelyard.workflows.evaluate import Reference, evaluate_rows, lineage_summa
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
 
-__all__ = ["Build", "TrainResult", "build", "train"]
+__all__ = [
+    "Build",
+    "TrainResult",
+    "build",
+    "evaluation_table",
+    "export_onnx_artifact",
+    "register_model",
+    "train",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -221,7 +229,9 @@ def train(
             )
     with progress.step("exporting to ONNX and checking parity"):
         if onnx:
-            onnx_artifact, onnx_summary = _export_onnx(spec, result)
+            onnx_artifact, onnx_summary = export_onnx_artifact(
+                spec, result.pipeline, result.eval_frame
+            )
         else:
             onnx_artifact, onnx_summary = None, {"exported": False, "skipped": True}
     with progress.step("registering the version"):
@@ -242,32 +252,22 @@ def train(
             }
         )
         report = report.model_copy(update={"lineage": lineage_summary(lineage)})
-        model_bytes, trusted = dump_pipeline(result.pipeline)
-        artifacts = {
-            "model": ArtifactInput(
-                data=model_bytes, media_type="application/x-skops", extra={"trusted": trusted}
-            ),
-            "snapshot": ArtifactInput(
-                data=frame_to_parquet(frame),
-                media_type="application/vnd.apache.parquet",
-                extra={"content_digest": digest, "rows": len(frame)},
-            ),
-            "evaluation": ArtifactInput(
-                data=_evaluation_table(spec, result),
-                media_type="application/vnd.apache.parquet",
-                extra={"rows": len(result.eval_rows)},
-            ),
-        }
-        if onnx_artifact is not None:
-            artifacts["onnx"] = onnx_artifact
-        version = registry.register_version(
-            spec.name,
-            artifacts=artifacts,
-            spec=spec_to_dict(spec),
+        snapshot = ArtifactInput(
+            data=frame_to_parquet(frame),
+            media_type="application/vnd.apache.parquet",
+            extra={"content_digest": digest, "rows": len(frame)},
+        )
+        version = register_model(
+            registry,
+            spec,
+            pipeline=result.pipeline,
+            snapshot=snapshot,
+            frame=frame,
+            eval_rows=result.eval_rows,
+            predictions=result.predictions,
+            onnx=onnx_artifact,
             lineage=lineage,
-            metrics=_finite(report.metrics),
-            report=_finite(report.model_dump(mode="json")),
-            gates_passed=report.passed,
+            report=report,
             actor=actor,
             description=spec.description,
         )
@@ -275,7 +275,54 @@ def train(
     return TrainResult(version=version, report=report)
 
 
-def _export_onnx(spec: ProjectSpec, result: Build) -> tuple[ArtifactInput | None, dict[str, Any]]:
+def register_model(
+    registry: Registry,
+    spec: ProjectSpec,
+    *,
+    pipeline: Pipeline,
+    snapshot: ArtifactInput,
+    frame: pd.DataFrame,
+    eval_rows: np.ndarray,
+    predictions: Predictions,
+    onnx: ArtifactInput | None,
+    lineage: Lineage,
+    report: EvaluationReport,
+    actor: str,
+    description: str,
+) -> ModelVersion:
+    """Register a fitted ``pipeline`` as the next version of ``spec.name``: the pipeline,
+    its data ``snapshot`` (``frame``), its evaluation table, its ONNX export if any, its
+    lineage and report."""
+    model_bytes, trusted = dump_pipeline(pipeline)
+    artifacts = {
+        "model": ArtifactInput(
+            data=model_bytes, media_type="application/x-skops", extra={"trusted": trusted}
+        ),
+        "snapshot": snapshot,
+        "evaluation": ArtifactInput(
+            data=evaluation_table(spec, frame, eval_rows, predictions),
+            media_type="application/vnd.apache.parquet",
+            extra={"rows": len(eval_rows)},
+        ),
+    }
+    if onnx is not None:
+        artifacts["onnx"] = onnx
+    return registry.register_version(
+        spec.name,
+        artifacts=artifacts,
+        spec=spec_to_dict(spec),
+        lineage=lineage,
+        metrics=_finite(report.metrics),
+        report=_finite(report.model_dump(mode="json")),
+        gates_passed=report.passed,
+        actor=actor,
+        description=description,
+    )
+
+
+def export_onnx_artifact(
+    spec: ProjectSpec, pipeline: Pipeline, rows: pd.DataFrame
+) -> tuple[ArtifactInput | None, dict[str, Any]]:
     """Convert the fitted pipeline to ONNX and check parity on the evaluation rows.
 
     Never fails the training: without the ``onnx`` extra, or for a pipeline the converters
@@ -289,7 +336,7 @@ def _export_onnx(spec: ProjectSpec, result: Build) -> tuple[ArtifactInput | None
     except ImportError as exc:
         return None, {"exported": False, "error": f"the onnx extra is not installed ({exc})"}
     try:
-        exported = export_pipeline(result.pipeline, result.eval_frame, task=spec.task)
+        exported = export_pipeline(pipeline, rows, task=spec.task)
     except (MissingExtraError, ModelyardError) as exc:
         logger.info("no ONNX export for %s: %s", spec.name, exc)
         return None, {"exported": False, "error": str(exc)}
@@ -346,16 +393,19 @@ def _lineage(
     )
 
 
-def _evaluation_table(spec: ProjectSpec, result: Build) -> bytes:
-    """Evaluation rows (positions in the snapshot), their ids, target and predictions."""
-    table = pd.DataFrame({"row": result.eval_rows.astype("int64")})
-    for column in _present(spec.data.id_columns, result.frame):
-        table[column] = result.frame[column].iloc[result.eval_rows].to_numpy()
-    table["target"] = result.frame[spec.target].iloc[result.eval_rows].to_numpy()
-    table["prediction"] = result.predictions.values
-    if result.predictions.proba is not None and result.predictions.classes is not None:
-        for index, label in enumerate(result.predictions.classes):
-            table[f"proba_{label}"] = result.predictions.proba[:, index]
+def evaluation_table(
+    spec: ProjectSpec, frame: pd.DataFrame, eval_rows: np.ndarray, predictions: Predictions
+) -> bytes:
+    """The ``evaluation`` artifact: evaluation rows (positions in the snapshot ``frame``),
+    their ids, target and ``predictions``, as Parquet."""
+    table = pd.DataFrame({"row": eval_rows.astype("int64")})
+    for column in _present(spec.data.id_columns, frame):
+        table[column] = frame[column].iloc[eval_rows].to_numpy()
+    table["target"] = frame[spec.target].iloc[eval_rows].to_numpy()
+    table["prediction"] = predictions.values
+    if predictions.proba is not None and predictions.classes is not None:
+        for index, label in enumerate(predictions.classes):
+            table[f"proba_{label}"] = predictions.proba[:, index]
     buffer = io.BytesIO()
     table.to_parquet(buffer, index=False)
     return buffer.getvalue()

@@ -1,0 +1,8 @@
+  window.modelyardContract = {
+    ContractError,
+    prepare,
+    decodeRecords,
+    decodeCsv,
+    decodeTable,
+  };
+})();

@@ -1,0 +1,250 @@
+"""Compression: pruning (first k, reweighted best k), quantization, distillation, and the
+registered versions they make (``modelyard compress``, ``modelyard distill``)."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from modelyard import api
+from modelyard.cli import run
+from modelyard.export.compress import (
+    best_k_path,
+    ensemble_size,
+    first_k,
+    graph_size,
+    quantize_graph,
+    reweighted,
+    unquantizable,
+)
+from modelyard.export.onnx import ExportError, convert_pipeline
+from modelyard.models.fit import predict
+from modelyard.registry.readers import load_version_pipeline
+from modelyard.settings import Settings
+from modelyard.workflows.compress import nearby_rows
+from modelyard.workflows.reproduce import reproduce_version
+from modelyard.workflows.train import Build
+
+FitFn = Callable[..., Build]
+
+
+@pytest.fixture(scope="module")
+def sales(small_ames: pd.DataFrame) -> pd.DataFrame:
+    """The small Ames rows without ``Pool.QC`` (almost always missing)."""
+    return small_ames.drop(columns=["Pool.QC"])
+
+
+@pytest.mark.parametrize(
+    ("model", "key"),
+    [
+        ("sklearn.ensemble.HistGradientBoostingRegressor", "max_iter"),
+        ("sklearn.ensemble.GradientBoostingRegressor", "n_estimators"),
+        ("sklearn.ensemble.RandomForestRegressor", "n_estimators"),
+    ],
+)
+def test_first_k_is_the_model_trained_with_k(
+    fit: FitFn, sales: pd.DataFrame, model: str, key: str
+) -> None:
+    large = fit(sales, model=model, params={key: 24})
+    small = fit(sales, model=model, params={key: 9})
+    pruned = first_k(large.pipeline, 9)
+    rows = large.eval_frame
+    assert ensemble_size(pruned) == 9 and ensemble_size(large.pipeline) == 24
+    np.testing.assert_array_equal(
+        predict(pruned, rows).values, predict(small.pipeline, rows).values
+    )
+    # The original is left whole.
+    np.testing.assert_array_equal(predict(large.pipeline, rows).values, large.predictions.values)
+
+
+def test_first_k_refuses_what_it_cannot_prune(fit: FitFn, sales: pd.DataFrame) -> None:
+    linear = fit(sales, model="sklearn.linear_model.Ridge")
+    assert ensemble_size(linear.pipeline) is None
+    with pytest.raises(ExportError, match="modelyard distill"):
+        first_k(linear.pipeline, 3)
+    boosted = fit(sales, params={"max_iter": 10})
+    with pytest.raises(ExportError, match="choose k from 1 to 10"):
+        first_k(boosted.pipeline, 11)
+
+
+def test_best_k_reweights_a_sparse_subset(fit: FitFn, sales: pd.DataFrame) -> None:
+    built = fit(sales, params={"max_iter": 40, "learning_rate": 0.05})
+    rows = built.eval_frame
+    same = reweighted(built.pipeline, np.ones(40))
+    np.testing.assert_allclose(predict(same, rows).values, built.predictions.values, rtol=1e-12)
+    train = built.frame.iloc[built.train_rows]
+    path = best_k_path(built.pipeline, train, train["price"].to_numpy())
+    counts = [int(np.count_nonzero(weights)) for weights in path]
+    assert counts == sorted(counts) and counts[0] < 40 and counts[-1] > counts[0]
+    assert all((weights >= 0).all() for weights in path)
+    sparse = reweighted(built.pipeline, path[0])
+    assert ensemble_size(sparse) == counts[0]
+    # The reweighted ensemble is what the weights say: baseline + sum of weighted trees.
+    outputs = np.diff(
+        np.vstack(
+            [
+                np.full(len(rows), built.pipeline[-1]._baseline_prediction.ravel()[0]),
+                *built.pipeline[-1].staged_predict(built.pipeline[:-1].transform(rows)),
+            ]
+        ),
+        axis=0,
+    ).T
+    expected = built.pipeline[-1]._baseline_prediction.ravel()[0] + outputs @ path[0]
+    np.testing.assert_allclose(predict(sparse, rows).values, expected, rtol=1e-9)
+    classifier = fit(
+        sales,
+        task="binary",
+        target="expensive",
+        model=("sklearn.ensemble.HistGradientBoostingClassifier"),
+    )
+    with pytest.raises(ExportError, match="first k trees instead"):
+        best_k_path(classifier.pipeline, train, train["price"].to_numpy())
+
+
+def test_quantization_applies_to_float_matrix_products_only(
+    fit: FitFn, sales: pd.DataFrame
+) -> None:
+    trees = fit(sales, params={"max_iter": 5})
+    graph, _, _ = convert_pipeline(trees.pipeline, task="regression")
+    assert "no MatMul or Gemm" in (unquantizable(graph) or "")
+    with pytest.raises(ExportError, match="not applicable"):
+        quantize_graph(graph)
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPRegressor
+
+    numbers = sales[["area", "Lot.Area", "Year.Built", "Overall.Qual"]].to_numpy(np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        network = fit(
+            sales,
+            model="sklearn.neural_network.MLPRegressor",
+            params={"hidden_layer_sizes": [64, 64], "max_iter": 20},
+        )
+        single = MLPRegressor(hidden_layer_sizes=(256, 256), max_iter=5, random_state=0)
+        single.fit(numbers / numbers.std(0), sales["price"] / 1e5)
+    graph, _, _ = convert_pipeline(network.pipeline, task="regression")
+    assert "float64" in (unquantizable(graph) or "")
+    # A float32 graph (skl2onnx's default for a bare estimator) is quantized.
+    from skl2onnx import to_onnx
+
+    floats = to_onnx(single, numbers[:1].astype(np.float32)).SerializeToString()
+    assert unquantizable(floats) is None
+    quantized = quantize_graph(floats)
+    import onnx
+
+    kinds = {node.op_type for node in onnx.load_model_from_string(quantized).graph.node}
+    assert {"DynamicQuantizeLinear", "MatMulInteger"} & kinds
+    assert graph_size(quantized).raw < graph_size(floats).raw / 2
+
+
+def test_nearby_rows_keep_each_column_s_own_values() -> None:
+    rows = pd.DataFrame({"size": [1.0, 2.0, 3.0, 4.0], "town": ["a", "b", "c", None]})
+    made = nearby_rows(rows, 50, seed=1)
+    assert len(made) == 50 and list(made.columns) == ["size", "town"]
+    assert set(made["size"]) <= set(rows["size"])
+    assert set(made["town"].dropna()) <= {"a", "b", "c"}
+    pd.testing.assert_frame_equal(made, nearby_rows(rows, 50, seed=1))
+    assert nearby_rows(rows, 0, seed=1).empty
+
+
+def test_compress_registers_the_smallest_model_within_the_loss(own_yard: Settings) -> None:
+    report = api.compress("houses:1", max_metric_loss=0.02, settings=own_yard)
+    methods = {row.method: row for row in report.rows}
+    assert set(methods) == {"reference", "first-k", "best-k", "quantize-int8"}
+    assert methods["quantize-int8"].note.startswith("not applicable")
+    reference = methods["reference"]
+    assert reference.size_gzip and reference.latency_ms and reference.metric
+    fitting = [r for r in report.rows if r.method in ("first-k", "best-k") and r.within]
+    assert fitting and all(r.loss is not None and r.loss <= 0.02 for r in fitting)
+    smallest = min(fitting, key=lambda r: r.size_gzip or 0)
+    assert report.registered == "houses:2"
+    with api.open_registry(own_yard) as registry:
+        version = registry.get_version("houses:2")
+        derived = version.lineage_record.derived
+        assert derived is not None and derived.parent == "houses:1"
+        assert derived.method == smallest.method
+        assert derived.details["size_gzip"] == smallest.size_gzip
+        assert version.artifacts["onnx"].extra["parity"]["ok"] is True
+        stored = json.loads(registry.read_artifact(registry.get_version("houses:1"), "compression"))
+        assert stored["registered"] == "houses:2"
+        assert [row["method"] for row in stored["rows"]] == [row.method for row in report.rows]
+        pipeline = load_version_pipeline(registry, version)
+        assert ensemble_size(pipeline) == smallest.trees
+        # The registered metric is the one the table reports.
+        assert version.metrics["rmse"] == pytest.approx(smallest.metric)
+        if derived.method == "first-k":
+            assert derived.retrainable and version.spec["model"]["params"]["max_iter"] == (
+                smallest.trees
+            )
+
+
+def test_distill_registers_a_student_naming_its_teacher(own_yard: Settings) -> None:
+    result = api.distill(
+        "houses:1",
+        student="sklearn.tree.DecisionTreeRegressor",
+        params={"max_depth": 6},
+        settings=own_yard,
+    )
+    assert result.version.ref == "houses:2"
+    assert set(result.fidelity) == {"rmse", "mae", "r2"} and result.fidelity["r2"] > 0.5
+    assert result.generated_rows > 0
+    assert result.row.size_gzip is not None and result.reference.size_gzip is not None
+    with api.open_registry(own_yard) as registry:
+        version = registry.get_version("houses:2")
+        derived = version.lineage_record.derived
+        assert derived is not None
+        assert (derived.method, derived.parent, derived.retrainable) == (
+            "distill",
+            "houses:1",
+            False,
+        )
+        assert derived.details["student"] == "sklearn.tree.DecisionTreeRegressor"
+        assert version.spec["model"]["estimator"] == "sklearn.tree.DecisionTreeRegressor"
+        assert load_version_pipeline(registry, version)[-1].get_depth() <= 6
+        report = reproduce_version(registry, version)
+    assert not report.matches and "reproduce houses:1 instead" in report.differences[0]
+
+
+def test_distill_a_classifier_reports_agreement(own_yard: Settings) -> None:
+    result = api.distill(
+        "churn:1",
+        student="sklearn.tree.DecisionTreeClassifier",
+        params={"max_depth": 4},
+        generated=200,
+        settings=own_yard,
+    )
+    assert set(result.fidelity) == {"agreement"} and 0.5 <= result.fidelity["agreement"] <= 1
+    assert result.generated_rows == 200 and result.version.ref == "churn:2"
+
+
+def test_compress_and_distill_commands(
+    own_yard: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = ["--home", str(own_yard.home)]
+    code = run(
+        [*home, "compress", "houses:1", "--max-metric-loss", "2%", "--no-register", "--json"]
+    )
+    record = json.loads(capsys.readouterr().out)
+    assert code == 0 and record["max_loss"] == 0.02 and record["registered"] is None
+    assert record["rows"][0]["method"] == "reference"
+    code = run(
+        [
+            *home,
+            "distill",
+            "houses:1",
+            "--student",
+            "sklearn.linear_model.Ridge",
+            "--param",
+            "alpha=2.5",
+        ]
+    )
+    printed = capsys.readouterr().out
+    assert code == 0 and "houses:2" in printed and "fidelity to the teacher" in printed
+    assert api.show("houses:2", settings=own_yard).spec["model"]["params"] == {"alpha": 2.5}
+    code = run([*home, "compress", "houses:1", "--max-metric-loss", "lots"])
+    assert code == 2 and "write 1% or 0.01" in capsys.readouterr().err
