@@ -199,6 +199,8 @@ def test_actions_need_the_admin_key(settings: Settings, tmp_path: Path) -> None:
                 "/jobs", files={"file": ("in.txt", b"x", "text/plain")}, data={"model": "houses"}
             )
             assert text.status_code == 422 and "choose a .csv or .parquet file" in text.text
+            no_model = client.post("/jobs", files=files)
+            assert no_model.status_code == 422 and "fill in or correct: model" in no_model.text
             unknown = client.post("/jobs", files=files, data={"model": "nope"})
             assert unknown.status_code == 404 and "nope" in unknown.text
             assert not list((settings.home / "batch" / "uploads").glob("*"))  # none kept

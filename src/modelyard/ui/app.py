@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, FastAPI, Form, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -169,6 +170,14 @@ def _add_error_pages(app: FastAPI, pages: Pages) -> None:
         )
         return pages.render(
             request, "error.html.j2", status_code=exc.http_status, message=str(exc), sign_in=sign_in
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_form(request: Request, exc: RequestValidationError) -> Response:
+        fields = sorted({str(error["loc"][-1]) for error in exc.errors() if error.get("loc")})
+        message = f"fill in or correct: {', '.join(fields)}" if fields else "a field is wrong"
+        return pages.render(
+            request, "error.html.j2", status_code=422, message=message, sign_in=None
         )
 
     @app.exception_handler(StarletteHTTPException)

@@ -21,9 +21,10 @@ def ui_command(
 ) -> None:
     """Serve the web app: models and versions, batch uploads, jobs and their results.
 
-    Uploading and cancelling need the admin key MODELYARD_UI_KEY (8+ characters), entered
-    once on the sign-in page; without it the app is read-only. Jobs are run by
-    `modelyard worker`, started apart.
+    Uploading and cancelling need the admin key MODELYARD_UI_KEY (8+ characters),
+    entered once on the sign-in page; without it the app is read-only.
+
+    Jobs are run by `modelyard worker`, started apart.
 
     Example: MODELYARD_UI_KEY=... modelyard ui --port 8080
     """
