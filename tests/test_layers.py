@@ -27,8 +27,9 @@ peers) or above::
     11    streaming                                stream consumers (they run a
                                                    serving ModelManager)
     12    api                                      the public verbs
-    13    cli                                      the command line
-    14    modelyard (the package), __main__        re-exports of api; ``python -m``
+    13    ui                                       the web app (``modelyard ui``)
+    14    cli                                      the command line
+    15    modelyard (the package), __main__        re-exports of api; ``python -m``
 
 A new top-level module or package fails :func:`test_every_unit_has_a_layer` until it
 is given a row here (and in the README's layer diagram).
@@ -58,6 +59,7 @@ LAYERS: list[set[str]] = [
     {"serving", "workflows", "monitoring", "batch"},
     {"streaming"},
     {"api"},
+    {"ui"},
     {"cli"},
     {"modelyard", "__main__"},
 ]

@@ -79,6 +79,11 @@ def test_help_loads_neither_pandas_nor_sklearn() -> None:
     assert "pandas" not in loaded and "sklearn" not in loaded
 
 
+def test_ui_and_the_command_line_load_no_web_server_until_asked() -> None:
+    loaded = _modules_after("import modelyard.ui, modelyard.cli")
+    assert "fastapi" not in loaded and "uvicorn" not in loaded
+
+
 def _all_modules() -> list[str]:
     names = ["modelyard"]
     for info in pkgutil.walk_packages(modelyard.__path__, "modelyard."):

@@ -18,8 +18,10 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -249,3 +251,28 @@ def drain(settings: Settings, batch: BatchSettings) -> int:
         queue.huey.execute(task)
         ran += 1
     return ran
+
+
+@dataclass
+class Mailbox:
+    port: int
+    messages: list[Any] = field(default_factory=list)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        self.messages.append(
+            (envelope.rcpt_tos, message_from_bytes(envelope.content, policy=policy.default))
+        )
+        return "250 OK"
+
+
+@pytest.fixture
+def mailbox() -> Iterator[Mailbox]:
+    from aiosmtpd.controller import Controller
+
+    box = Mailbox(port=free_port())
+    controller = Controller(box, hostname="127.0.0.1", port=box.port)
+    controller.start()
+    try:
+        yield box
+    finally:
+        controller.stop()

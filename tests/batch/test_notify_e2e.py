@@ -7,7 +7,6 @@ import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from email import message_from_bytes, policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -18,36 +17,11 @@ from modelyard.batch import BatchSettings, JobStore, cancel, status, submit, ver
 from modelyard.batch.notify import SIGNATURE_HEADER
 from modelyard.settings import Settings
 
-from .conftest import BatchYard, drain, free_port, house_rows
+from .conftest import BatchYard, Mailbox, drain, free_port, house_rows
 
 pytestmark = pytest.mark.e2e
 
 SECRET = "s3cret-for-tests"
-
-
-@dataclass
-class Mailbox:
-    port: int
-    messages: list[Any] = field(default_factory=list)
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
-        self.messages.append(
-            (envelope.rcpt_tos, message_from_bytes(envelope.content, policy=policy.default))
-        )
-        return "250 OK"
-
-
-@pytest.fixture
-def mailbox() -> Iterator[Mailbox]:
-    from aiosmtpd.controller import Controller
-
-    box = Mailbox(port=free_port())
-    controller = Controller(box, hostname="127.0.0.1", port=box.port)
-    controller.start()
-    try:
-        yield box
-    finally:
-        controller.stop()
 
 
 @dataclass
@@ -121,7 +95,7 @@ def test_a_done_job_sends_an_email_and_a_signed_webhook(
     assert email["Subject"] == f"modelyard batch job {job.id} done"
     text = email.get_content()
     assert "Rows scored: 80; rows rejected: 0." in text
-    assert f"http://127.0.0.1:8000/batch/jobs/{job.id}/results" in text
+    assert f"http://127.0.0.1:8000/jobs/{job.id}" in text
 
     ((headers, body),) = receiver.calls
     assert verify_signature(body, headers[SIGNATURE_HEADER], SECRET)

@@ -211,6 +211,14 @@ def worker(
     worker_type: Annotated[
         str, typer.Option(help="thread or process: how the jobs run side by side.")
     ] = "thread",
+    backend: Annotated[
+        str | None,
+        typer.Option(help="local (score here) or dask (on a Dask cluster); default: setting."),
+    ] = None,
+    address: Annotated[
+        str | None,
+        typer.Option(help="The Dask scheduler, tcp://HOST:8786; none: a cluster on 127.0.0.1."),
+    ] = None,
 ) -> None:
     """Run batch jobs from the queue until stopped.
 
@@ -222,6 +230,10 @@ def worker(
     set (then workers on several machines share the jobs). A job whose worker died is
     taken over once its lease (MODELYARD_BATCH_LEASE_SECONDS) expires.
 
+    With --backend dask the chunks of each job are scored on a Dask cluster (--address,
+    or a local one bound to 127.0.0.1); its workers need the same home folder (shared)
+    and registry database.
+
     Example: MODELYARD_QUEUE_URL=redis://127.0.0.1:6379/0 modelyard worker --concurrency 2
     """
     import logging
@@ -230,15 +242,20 @@ def worker(
     from modelyard.batch.queue import run_worker
     from modelyard.errors import ModelyardError
 
+    if backend not in (None, "local", "dask"):
+        raise ModelyardError(f"--backend {backend!r}: use local or dask")
     if worker_type not in ("thread", "process"):
         raise ModelyardError(f"--worker-type {worker_type!r}: use thread or process")
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     settings = _settings(ctx)
-    batch = BatchSettings()
+    given: dict[str, Any] = {"batch_backend": backend, "batch_dask_address": address}
+    batch = BatchSettings(**{key: value for key, value in given.items() if value is not None})
     queue = batch.queue_url or str(settings.home.expanduser().absolute() / "queue.db")
-    err.print(f"batch worker: {concurrency} {worker_type}(s) on {queue}")
+    where = batch.batch_dask_address or "a local cluster" if batch.batch_backend == "dask" else ""
+    scoring = f", scoring on Dask ({where})" if where else ""
+    err.print(f"batch worker: {concurrency} {worker_type}(s) on {queue}{scoring}")
     run_worker(settings, batch, concurrency=concurrency, worker_type=worker_type)
 
 

@@ -12,6 +12,10 @@ variable                           meaning
 ``MODELYARD_BATCH_LEASE_SECONDS``  a job whose worker has not renewed its lease for this long is
                                    taken over by another worker (60)
 ``MODELYARD_BATCH_RUNTIME``        ``auto`` (as online serving), ``onnx`` or ``sklearn``
+``MODELYARD_BATCH_BACKEND``         ``local`` (score in the worker) or ``dask`` (on a Dask cluster)
+``MODELYARD_BATCH_DASK_ADDRESS``    the Dask scheduler, e.g. ``tcp://10.0.0.5:8786``; unset: a
+                                   local cluster on 127.0.0.1
+``MODELYARD_BATCH_DASK_WORKERS``    processes of that local cluster (2)
 ``MODELYARD_SMTP_HOST`` / ``_PORT``  the mail server (port 25 default)
 ``MODELYARD_SMTP_TLS``             ``none``, ``starttls`` or ``ssl`` (default ``none``)
 ``MODELYARD_SMTP_USER`` / ``_PASSWORD``  login, when the server asks for one
@@ -47,6 +51,9 @@ class BatchSettings(BaseSettings):
     batch_chunk_rows: int = Field(default=10_000, ge=1, le=1_000_000)
     batch_lease_seconds: float = Field(default=60.0, gt=0)
     batch_runtime: Literal["auto", "onnx", "sklearn"] = "auto"
+    batch_backend: Literal["local", "dask"] = "local"
+    batch_dask_address: str | None = None
+    batch_dask_workers: int = Field(default=2, ge=1, le=256)
     smtp_host: str | None = None
     smtp_port: int = Field(default=25, ge=1, le=65535)
     smtp_tls: Literal["none", "starttls", "ssl"] = "none"

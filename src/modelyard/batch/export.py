@@ -9,7 +9,7 @@ import pyarrow as pa
 
 from modelyard.batch.jobs import Job, JobStore
 
-__all__ = ["write_results"]
+__all__ = ["page_table", "write_results"]
 
 
 def write_results(store: JobStore, job: Job, target: Path) -> int:
@@ -45,6 +45,12 @@ def write_results(store: JobStore, job: Job, target: Path) -> int:
             writer.close()
         partial.unlink(missing_ok=True)
     return written
+
+
+def page_table(page: list[Any], id_columns: list[str]) -> pa.Table:
+    """One page of result rows with the columns of the results file (``row``, the id
+    columns, then ``prediction``, or ``label`` and ``proba.<class>``)."""
+    return _table(page, id_columns, None)
 
 
 def _writer(path: Path, schema: pa.Schema) -> Any:

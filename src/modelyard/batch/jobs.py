@@ -32,7 +32,7 @@ from modelyard.errors import JobNotFoundError, ModelyardError
 from modelyard.registry import db
 from modelyard.settings import Settings
 
-__all__ = ["ChunkCommit", "Delivery", "Job", "JobStore", "TERMINAL"]
+__all__ = ["ChunkCommit", "Delivery", "Distribution", "Job", "JobStore", "TERMINAL"]
 
 #: States a job never leaves.
 TERMINAL = frozenset({"done", "failed", "cancelled"})
@@ -103,6 +103,16 @@ class ChunkCommit:
     progress: float
     rows_per_second: float | None
     eta_seconds: float | None
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """A job's predictions counted: per bin between ``edges`` (regressors) or per
+    predicted label (classifiers)."""
+
+    edges: list[float]
+    labels: list[str]
+    counts: list[int]
 
 
 @dataclass(frozen=True)
@@ -222,21 +232,70 @@ class JobStore:
             self.engine, lambda conn: [dict(row._mapping) for row in conn.execute(query)]
         )
 
+    def result_page(self, job_id: str, *, after: int = -1, limit: int = 50) -> list[Any]:
+        """Up to ``limit`` result rows of a job whose input row number is past ``after``,
+        in input order (keyset pagination: as quick on the last page as on the first)."""
+        query = (
+            sa.select(_results)
+            .where(_results.c.job_id == job_id, _results.c.row_number > after)
+            .order_by(_results.c.row_number)
+            .limit(limit)
+        )
+        return db.run_read(self.engine, partial(_all_rows, query=query))
+
     def result_pages(self, job_id: str, *, page_rows: int = 10_000) -> Iterator[list[Any]]:
-        """The job's result rows in input order, a page at a time (keyset pagination)."""
+        """The job's result rows in input order, a page at a time."""
         after = -1
-        while True:
-            query = (
-                sa.select(_results)
-                .where(_results.c.job_id == job_id, _results.c.row_number > after)
-                .order_by(_results.c.row_number)
-                .limit(page_rows)
-            )
-            page: list[Any] = db.run_read(self.engine, partial(_all_rows, query=query))
-            if not page:
-                return
+        while page := self.result_page(job_id, after=after, limit=page_rows):
             yield page
             after = page[-1].row_number
+
+    def prediction_counts(self, job_id: str, *, bins: int = 20) -> Distribution:
+        """How a job's predictions spread, counted by the database (no rows are read):
+        ``bins`` equal-width bins of the regressor's predictions, or the rows per
+        predicted label (the 20 most frequent)."""
+        where = _results.c.job_id == job_id
+        prediction, label = _results.c.prediction, _results.c.label
+
+        def work(conn: Connection) -> Distribution:
+            low, high, numeric = conn.execute(
+                sa.select(
+                    sa.func.min(prediction), sa.func.max(prediction), sa.func.count(prediction)
+                ).where(where)
+            ).one()
+            if numeric:
+                step = (high - low) / bins if high > low else 1.0
+                edges = [low + step * i for i in range(bins + 1)]
+                # One CASE sum per bin: portable, unlike FLOOR or CAST rounding rules.
+                sums = [
+                    sa.func.sum(
+                        sa.case(
+                            (
+                                sa.and_(
+                                    prediction >= edges[i],
+                                    prediction <= edges[i + 1]
+                                    if i == bins - 1
+                                    else prediction < edges[i + 1],
+                                ),
+                                1,
+                            ),
+                            else_=0,
+                        )
+                    )
+                    for i in range(bins)
+                ]
+                counts = conn.execute(sa.select(*sums).where(where)).one()
+                return Distribution(edges=edges, labels=[], counts=[int(c or 0) for c in counts])
+            rows = conn.execute(
+                sa.select(label, sa.func.count())
+                .where(where, label.is_not(None))
+                .group_by(label)
+                .order_by(sa.func.count().desc(), label)
+                .limit(20)
+            ).all()
+            return Distribution(edges=[], labels=[r[0] for r in rows], counts=[r[1] for r in rows])
+
+        return db.run_read(self.engine, work)
 
     # -- cancelling --------------------------------------------------------------------
 

@@ -70,8 +70,8 @@ def _summary(job: Job) -> dict[str, Any]:
 
 def _results_hint(batch: BatchSettings, job: Job) -> str:
     command = f"modelyard batch results {job.id} --out predictions.csv"
-    if batch.public_url:
-        return f"{batch.public_url.rstrip('/')}/batch/jobs/{job.id}/results  (or: {command})"
+    if batch.public_url:  # the job's page in `modelyard ui`, with its downloads
+        return f"{batch.public_url.rstrip('/')}/jobs/{job.id}  (or: {command})"
     return command
 
 

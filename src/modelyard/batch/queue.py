@@ -19,13 +19,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelyard._optional import require
 from modelyard.batch.config import BatchSettings
 from modelyard.batch.jobs import Delivery, JobStore
 from modelyard.errors import ModelyardError
 from modelyard.settings import Settings
+
+if TYPE_CHECKING:
+    from modelyard.batch.backends import Backend
 
 __all__ = ["DELIVERY_TASK", "JOB_TASK", "BatchQueue", "run_worker"]
 
@@ -46,9 +49,12 @@ class BatchQueue:
         ModelyardError: ``MODELYARD_QUEUE_URL`` is not a ``redis://`` URL.
     """
 
-    def __init__(self, settings: Settings, batch: BatchSettings) -> None:
+    def __init__(
+        self, settings: Settings, batch: BatchSettings, backend: Backend | None = None
+    ) -> None:
         self.settings = settings
         self.batch = batch
+        self.backend = backend
         self.huey = _make_huey(settings, batch)
         self._job_task = self.huey.task(name=JOB_TASK)(self._run_job)
         self._delivery_task = self.huey.task(
@@ -105,7 +111,13 @@ class BatchQueue:
     def _run_job(self, job_id: str) -> None:
         from modelyard.batch.worker import run_job
 
-        run_job(self.settings, self.batch, job_id, on_deliveries=self.enqueue_deliveries)
+        run_job(
+            self.settings,
+            self.batch,
+            job_id,
+            on_deliveries=self.enqueue_deliveries,
+            backend=self.backend,
+        )
 
     def _deliver(self, delivery_id: int, task: Any = None) -> None:
         from modelyard.batch.notify import DeliveryFailed, send
@@ -152,9 +164,23 @@ def run_worker(
 ) -> None:
     """Run a worker until SIGINT (finish running tasks) or SIGTERM (stop now).
 
-    Must be called from the main thread (the consumer installs signal handlers).
+    Must be called from the main thread (the consumer installs signal handlers). With
+    ``MODELYARD_BATCH_BACKEND=dask`` the jobs' chunks are scored on a Dask cluster
+    (see :mod:`modelyard.batch.backends`), with thread workers only.
     """
-    queue = BatchQueue(settings, batch)
+    from modelyard.batch.backends import open_backend
+
+    if batch.batch_backend != "local" and worker_type != "thread":
+        raise ModelyardError(
+            f"--backend {batch.batch_backend} runs with thread workers; drop "
+            "--worker-type process (the cluster's workers are the processes)"
+        )
+    with open_backend(batch) as backend:
+        _consume(BatchQueue(settings, batch, backend), concurrency, worker_type)
+
+
+def _consume(queue: BatchQueue, concurrency: int, worker_type: str) -> None:
+    settings, batch = queue.settings, queue.batch
     stop = threading.Event()
 
     def reap() -> None:

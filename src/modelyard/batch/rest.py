@@ -29,7 +29,7 @@ import hmac
 import os
 import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -44,7 +44,13 @@ from modelyard.batch.jobs import JobStore
 from modelyard.errors import ModelyardError
 from modelyard.settings import Settings
 
-__all__ = ["JobRequest", "create_batch_app", "create_batch_router"]
+__all__ = [
+    "JobRequest",
+    "create_batch_app",
+    "create_batch_router",
+    "results_response",
+    "store_upload",
+]
 
 T = TypeVar("T")
 
@@ -121,18 +127,7 @@ def create_batch_router(
         from starlette.concurrency import run_in_threadpool
 
         check_key(x_api_key)
-        folder = settings.home.expanduser().absolute() / "batch" / "uploads"
-        folder.mkdir(parents=True, exist_ok=True)
-        target = folder / f"{uuid.uuid4().hex}{_UPLOAD_SUFFIX[format]}"
-        size = 0
-        with open(target, "wb") as sink:
-            async for piece in request.stream():
-                size += len(piece)
-                if size > _MAX_UPLOAD_BYTES:
-                    sink.close()
-                    target.unlink(missing_ok=True)
-                    raise HTTPException(413, detail="the upload is larger than 2 GiB")
-                await run_in_threadpool(sink.write, piece)
+        target = await store_upload(settings, request.stream(), format)
         job = await run_in_threadpool(
             _answer,
             lambda: api.submit(
@@ -191,20 +186,7 @@ def create_batch_router(
     ) -> FileResponse:
         """The job's predictions as a CSV or Parquet file, in input order."""
         check_key(x_api_key)
-        folder = Path(tempfile.mkdtemp(prefix="modelyard-results-"))
-        target = folder / f"{job_id}{_UPLOAD_SUFFIX[format]}"
-        try:
-            _answer(lambda: api.results(job_id, target, settings=settings))
-        except BaseException:
-            _remove(folder)
-            raise
-        media = "text/csv" if format == "csv" else "application/vnd.apache.parquet"
-        return FileResponse(
-            target,
-            media_type=media,
-            filename=target.name,
-            background=BackgroundTask(_remove, folder),
-        )
+        return results_response(job_id, format, settings)
 
     @router.post("/jobs/{job_id}/cancel")
     def cancel_job(job_id: str, x_api_key: str | None = key_header) -> dict[str, Any]:
@@ -213,6 +195,57 @@ def create_batch_router(
         return _answer(lambda: api.cancel(job_id, settings=settings, batch=batch)).to_dict()
 
     return router
+
+
+async def store_upload(
+    settings: Settings,
+    pieces: AsyncIterator[bytes],
+    format: Literal["csv", "parquet"],  # noqa: A002
+) -> Path:
+    """Stream an uploaded file to ``<home>/batch/uploads/`` (where the workers read it).
+
+    Raises:
+        HTTPException: 413 past 2 GiB (the partial file is removed).
+    """
+    from starlette.concurrency import run_in_threadpool
+
+    folder = settings.home.expanduser().absolute() / "batch" / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{uuid.uuid4().hex}{_UPLOAD_SUFFIX[format]}"
+    size = 0
+    with open(target, "wb") as sink:
+        async for piece in pieces:
+            size += len(piece)
+            if size > _MAX_UPLOAD_BYTES:
+                sink.close()
+                target.unlink(missing_ok=True)
+                raise HTTPException(413, detail="the upload is larger than 2 GiB")
+            await run_in_threadpool(sink.write, piece)
+    return target
+
+
+def results_response(
+    job_id: str,
+    format: Literal["csv", "parquet"],  # noqa: A002
+    settings: Settings,
+) -> FileResponse:
+    """A job's predictions as a file download, written to a temporary folder that is
+    removed once sent.
+
+    Raises:
+        HTTPException: the job does not exist (404) or has not ended (409).
+    """
+    folder = Path(tempfile.mkdtemp(prefix="modelyard-results-"))
+    target = folder / f"{job_id}{_UPLOAD_SUFFIX[format]}"
+    try:
+        _answer(lambda: api.results(job_id, target, settings=settings))
+    except BaseException:
+        _remove(folder)
+        raise
+    media = "text/csv" if format == "csv" else "application/vnd.apache.parquet"
+    return FileResponse(
+        target, media_type=media, filename=target.name, background=BackgroundTask(_remove, folder)
+    )
 
 
 def _remove(folder: Path) -> None:

@@ -23,10 +23,12 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from modelyard.batch.backends import Backend, LocalBackend
 from modelyard.batch.config import BatchSettings
 from modelyard.batch.inputs import Chunk, open_input
 from modelyard.batch.jobs import ChunkCommit, Delivery, Job, JobStore
@@ -55,8 +57,12 @@ def run_job(
     job_id: str,
     *,
     on_deliveries: DeliveryHook | None = None,
+    backend: Backend | None = None,
 ) -> str | None:
     """Run job ``job_id`` to its end, if it can be claimed.
+
+    ``backend`` scores the chunks (default: on this thread; see
+    :mod:`modelyard.batch.backends`).
 
     Returns:
         The job's final status, or None when another worker holds it, it had already
@@ -71,7 +77,8 @@ def run_job(
         lease = _Lease(store, job_id, owner, batch.batch_lease_seconds)
         ended: tuple[Job, list[Delivery]] | None
         try:
-            status, reason = _Run(settings, batch, store, job, owner, lease).execute()
+            run = _Run(settings, batch, store, job, owner, lease, backend or LocalBackend())
+            status, reason = run.execute()
         except ModelyardError as exc:
             status, reason = "failed", str(exc)
         except Exception as exc:  # a fault of ours: record it, keep the worker alive
@@ -138,7 +145,9 @@ class _Run:
         job: Job,
         owner: str,
         lease: _Lease,
+        backend: Backend,
     ) -> None:
+        self.backend = backend
         self.settings = settings
         self.batch = batch
         self.store = store
@@ -176,17 +185,23 @@ class _Run:
     def _chunks(
         self, chunks: Iterator[Chunk], scorer: ChunkScorer, predlog: PredictionLog
     ) -> tuple[str, str]:
-        job = self.job
         started = time.monotonic()
+        scoring = self.backend.score(chunks, scorer, self.job, self.settings)
+        with closing(scoring):  # stops the chunks still being scored when the job stops
+            return self._commit(scoring, predlog, started)
+
+    def _commit(
+        self, scoring: Iterator[tuple[Chunk, ChunkScore]], predlog: PredictionLog, started: float
+    ) -> tuple[str, str]:
+        job = self.job
         start_progress = job.progress
         processed = 0
         seen = job.next_row
-        for chunk in chunks:
+        for chunk, scored in scoring:
             if self.lease.lost.is_set():
                 return "lost", ""
             if self.store.get(job.id).cancel_requested:
                 return "cancelled", "cancelled on request"
-            scored = scorer.score(chunk, request_id=job.id)
             processed += chunk.rows
             seen = chunk.first_row + chunk.rows
             elapsed = max(time.monotonic() - started, 1e-9)

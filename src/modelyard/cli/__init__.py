@@ -38,6 +38,7 @@ from modelyard.cli.serve import serve as serve_command
 from modelyard.errors import ModelyardError
 from modelyard.monitoring import cli as monitoring_cli
 from modelyard.streaming.cli import register as register_stream
+from modelyard.ui.cli import ui_command
 from modelyard.workflows.cli import register as register_compress
 
 if TYPE_CHECKING:
@@ -61,6 +62,7 @@ app.add_typer(monitoring_cli.labels_app, name="labels")
 app.command("monitor")(monitoring_cli.monitor_command)
 app.add_typer(batch_app, name="batch")
 app.command("worker")(batch_worker)
+app.command("ui")(ui_command)
 
 
 _STATE: dict[str, Any] = {"debug": False}
