@@ -24,8 +24,9 @@ peers) or above::
     10    serving, workflows,                      the REST server; train, evaluate,
           monitoring, batch                        reproduce; drift, quality, labels;
                                                    batch jobs
-    11    streaming                                stream consumers (they run a
-                                                   serving ModelManager)
+    11    streaming, continual                     stream consumers (they run a
+                                                   serving ModelManager); retraining
+                                                   (uses monitoring and workflows)
     12    api                                      the public verbs
     13    cli                                      the command line
     14    modelyard (the package), __main__        re-exports of api; ``python -m``
@@ -56,7 +57,7 @@ LAYERS: list[set[str]] = [
     {"predlog"},
     {"engine"},
     {"serving", "workflows", "monitoring", "batch"},
-    {"streaming"},
+    {"streaming", "continual"},
     {"api"},
     {"cli"},
     {"modelyard", "__main__"},
