@@ -510,6 +510,16 @@ class RetrainSpec(_Frozen):
             )
         return value
 
+    @field_validator("candidate_alias")
+    @classmethod
+    def _not_production(cls, value: str | None) -> str | None:
+        if value == "production":
+            raise ValueError(
+                "a retrain never moves production; name another alias (default 'candidate') "
+                "and promote the candidate once it has proved itself"
+            )
+        return value
+
     @field_validator("window")
     @classmethod
     def _window(cls, value: str) -> str:
