@@ -301,3 +301,15 @@ def test_json_outcome_is_one_line_per_check(sensor: tuple[Settings, ShiftingStre
     outcome = json.loads(done.stdout)
     assert outcome["status"] == "candidate" and outcome["trigger"] == "manual"
     assert outcome["ref"] == "sensor:2" and outcome["production"] == "sensor:1"
+
+
+def test_the_readme_retrain_section_is_a_valid_spec() -> None:
+    import re
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Continual learning", 1)[1]
+    block = re.search(r"```yaml\n(.*?)```", section, re.DOTALL)
+    assert block is not None
+    body = block.group(1).removeprefix("retrain:\n")
+    spec = parse_spec(_spec(body.replace("\n  ", "\n").strip()))
+    assert spec.retrain.triggers() == ["schedule", "drift", "performance", "labels"]
