@@ -160,6 +160,9 @@ def test_a_manual_retrain_records_its_rows_and_continues_from_production(
     pipeline = api.load_model(version.ref, settings=settings)
     assert pipeline.named_steps["model"].n_iter_ > 60
     assert version.report["diff"] is not None  # the differential test against production ran
+    rebuilt = api.reproduce(version.ref, settings=settings)
+    assert rebuilt.matches, rebuilt.differences
+    assert "continued from sensor:1 as it was (warm_start)" in rebuilt.notes
 
 
 def test_stateful_never_and_a_changed_feature_definition_train_from_scratch(
