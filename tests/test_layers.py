@@ -24,8 +24,9 @@ peers) or above::
     10    serving, workflows,                      the REST server; train, evaluate,
           monitoring, batch                        reproduce; drift, quality, labels;
                                                    batch jobs
-    11    streaming                                stream consumers (they run a
-                                                   serving ModelManager)
+    11    streaming, continual                     stream consumers (they run a
+                                                   serving ModelManager); retraining
+                                                   (uses monitoring and workflows)
     12    api                                      the public verbs
     13    ui                                       the web app (``modelyard ui``)
     14    cli                                      the command line
@@ -57,7 +58,7 @@ LAYERS: list[set[str]] = [
     {"predlog"},
     {"engine"},
     {"serving", "workflows", "monitoring", "batch"},
-    {"streaming"},
+    {"streaming", "continual"},
     {"api"},
     {"ui"},
     {"cli"},

@@ -35,6 +35,7 @@ from modelyard.cli.render import (
     version_dict,
 )
 from modelyard.cli.serve import serve as serve_command
+from modelyard.continual.cli import retrain_command
 from modelyard.errors import ModelyardError
 from modelyard.monitoring import cli as monitoring_cli
 from modelyard.streaming.cli import register as register_stream
@@ -63,6 +64,7 @@ app.command("monitor")(monitoring_cli.monitor_command)
 app.add_typer(batch_app, name="batch")
 app.command("worker")(batch_worker)
 app.command("ui")(ui_command)
+app.command("retrain")(retrain_command)
 
 
 _STATE: dict[str, Any] = {"debug": False}

@@ -36,6 +36,8 @@ __all__ = [
     "ModelLineage",
     "OnnxLineage",
     "PredictionsLineage",
+    "RetrainLineage",
+    "StatefulLineage",
     "TrainingLineage",
     "capture_environment",
     "capture_git",
@@ -143,6 +145,42 @@ class DerivedLineage(_Part):
     details: dict[str, Any] = Field(default_factory=dict)
 
 
+class StatefulLineage(_Part):
+    """Whether a retrained version continued from the production model, how, or why not.
+
+    ``method``: ``warm_start`` (scikit-learn estimators that take it), ``init_model``
+    (LightGBM), ``xgb_model`` (XGBoost) or ``none`` (trained from scratch);
+    ``reason`` says why, in words.
+    """
+
+    continued: bool = False
+    method: str = "none"
+    parent: str | None = None
+    reason: str = ""
+
+
+class RetrainLineage(_Part):
+    """Why and from what ``modelyard retrain`` built a version.
+
+    ``trigger`` is the trigger that started it (``manual``, ``schedule``, ``drift``,
+    ``performance`` or ``labels``); ``reasons`` every declared trigger that was due,
+    in words; ``production`` the version in production it was compared with;
+    ``source_rows`` and ``log_rows`` how many training rows came from the source (read
+    as of ``as_of``) and from the labelled prediction log (labels received up to
+    ``labels_through``).
+    """
+
+    trigger: str
+    reasons: list[str] = Field(default_factory=list)
+    at: str
+    production: str | None = None
+    as_of: str | None = None
+    source_rows: int = 0
+    log_rows: int = 0
+    labels_through: str | None = None
+    stateful: StatefulLineage = Field(default_factory=StatefulLineage)
+
+
 class Lineage(_Part):
     """What a version was built from (see the module docstring for versions).
 
@@ -172,6 +210,7 @@ class Lineage(_Part):
     preparation: PreparationLineage | None = None
     checks: ChecksLineage | None = None
     derived: DerivedLineage | None = None
+    retrain: RetrainLineage | None = None
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 

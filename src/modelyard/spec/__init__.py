@@ -37,6 +37,7 @@ from modelyard.spec.features import (
 from modelyard.spec.loading import LoadedSpec, load_spec, parse_spec, spec_digest, spec_to_dict
 from modelyard.spec.model import EstimatorSpec, ModelSpec, NamedEstimatorSpec, ThresholdRuleSpec
 from modelyard.spec.project import ProjectSpec
+from modelyard.spec.retrain import RetrainSpec, RetrainThreshold
 
 __all__ = [
     "BinTransform",
@@ -62,6 +63,8 @@ __all__ = [
     "ProjectSpec",
     "RatioTransform",
     "REGRESSION_METRICS",
+    "RetrainSpec",
+    "RetrainThreshold",
     "SourceSpec",
     "spec_digest",
     "SPEC_FILENAME",

@@ -17,6 +17,7 @@ from modelyard.spec.data import DataSpec, SplitSpec
 from modelyard.spec.evaluation import EvaluationSpec
 from modelyard.spec.features import FeaturesSpec
 from modelyard.spec.model import EstimatorSpec, ModelSpec, NamedEstimatorSpec
+from modelyard.spec.retrain import RetrainSpec
 
 __all__ = ["ProjectSpec"]
 
@@ -39,6 +40,7 @@ class ProjectSpec(_Frozen):
     features: FeaturesSpec = Field(default_factory=FeaturesSpec)
     model: ModelSpec
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
+    retrain: RetrainSpec = Field(default_factory=RetrainSpec)
 
     @field_validator("name")
     @classmethod
@@ -78,6 +80,10 @@ class ProjectSpec(_Frozen):
         ]
         named += [
             (f"evaluation.gates.{i}.metric", g.metric) for i, g in enumerate(self.evaluation.gates)
+        ]
+        named += [
+            (f"retrain.performance.{i}.metric", t.metric)
+            for i, t in enumerate(self.retrain.performance)
         ]
         for key, metric in named:
             if metric not in known:

@@ -12,7 +12,9 @@ and compares everything its lineage recorded:
 
 Any of these differing makes the result a mismatch. Changes that cannot change the
 model on their own (a new git commit with identical feature code, packages installed
-or removed since) are reported as notes.
+or removed since) are reported as notes. A version a stateful retrain continued from
+its parent (``lineage.retrain.stateful``) is rebuilt the same way, from the parent's
+stored pipeline.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -30,9 +32,13 @@ from modelyard.data.prepare import read_project_rows
 from modelyard.data.snapshot import frame_digest, frame_from_parquet
 from modelyard.errors import DataError, IntegrityError, SpecError
 from modelyard.registry.lineage import Lineage, capture_environment, capture_git
+from modelyard.registry.readers import load_version_pipeline
 from modelyard.registry.registry import ModelVersion, Registry
 from modelyard.spec import SPEC_FILENAME, ProjectSpec, load_spec, spec_to_dict
 from modelyard.workflows.train import build
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
 
 __all__ = ["ReproduceReport", "reproduce_version"]
 
@@ -107,13 +113,14 @@ def reproduce_version(
                 f"{version.ref}: the stored snapshot's content no longer has digest "
                 f"{recorded_digest}; the registry's artifacts were modified"
             )
-        _compare_source(spec, project_dir, recorded_digest, snapshot, report)
+        _compare_source(spec, lineage, project_dir, recorded_digest, snapshot, report)
 
     with progress.step("comparing code and environment"):
         _compare_code(lineage, project_dir, report)
         _compare_environment(lineage, report)
 
-    rebuilt = build(spec, project_dir, snapshot, progress=progress)
+    start_from = _parent_pipeline(registry, version, report)
+    rebuilt = build(spec, project_dir, snapshot, progress=progress, start_from=start_from)
     with progress.step("comparing predictions"):
         if rebuilt.feature_hash != lineage.features.definition_hash:
             report.differences.append(
@@ -126,6 +133,18 @@ def reproduce_version(
             registry, version, rebuilt.eval_rows, rebuilt.predictions.values, report
         )
     return report
+
+
+def _parent_pipeline(
+    registry: Registry, version: ModelVersion, report: ReproduceReport
+) -> Pipeline | None:
+    """The pipeline a stateful retrain continued from (its parent version's), if any."""
+    retrain = version.lineage_record.retrain
+    if retrain is None or not retrain.stateful.continued or retrain.stateful.parent is None:
+        return None
+    parent = registry.get_version(retrain.stateful.parent)
+    report.notes.append(f"continued from {parent.ref} as it was ({retrain.stateful.method})")
+    return load_version_pipeline(registry, parent)
 
 
 def _current_spec(version: ModelVersion, project_dir: Path, report: ReproduceReport) -> ProjectSpec:
@@ -146,16 +165,27 @@ def _current_spec(version: ModelVersion, project_dir: Path, report: ReproduceRep
 
 def _compare_source(
     spec: ProjectSpec,
+    lineage: Lineage,
     project_dir: Path,
     recorded_digest: str,
     snapshot: pd.DataFrame,
     report: ReproduceReport,
 ) -> None:
+    retrain = lineage.retrain
+    if retrain is not None and retrain.as_of is not None:  # read as the retrain read it
+        at = pd.Timestamp(retrain.as_of).to_pydatetime()
+        spec = spec.model_copy(update={"data": spec.data.model_copy(update={"as_of": at})})
     try:
         frame = read_project_rows(spec, project_dir).frame
     except DataError as exc:
         report.notes.append(f"data: the source cannot be read now ({exc}); used the snapshot")
         return
+    if retrain is not None and retrain.log_rows:
+        # The labelled prediction log's rows have no source to re-read: they come from
+        # the snapshot, after the source's rows, as the retrain put them.
+        logged = snapshot.iloc[retrain.source_rows :]
+        frame = pd.concat([frame, logged], ignore_index=True)
+        report.notes.append(f"data: {len(logged):,} rows of the prediction log from the snapshot")
     digest = frame_digest(frame)
     if digest != recorded_digest:
         report.differences.append(

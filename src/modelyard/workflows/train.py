@@ -24,7 +24,7 @@ import pandas as pd
 
 from modelyard._progress import NullProgress, Progress
 from modelyard.data.checks import refuse_unservable, training_findings
-from modelyard.data.prepare import read_project_rows
+from modelyard.data.prepare import PreparedRows, read_project_rows
 from modelyard.data.schema import DataSchema, infer_schema
 from modelyard.data.snapshot import frame_digest, frame_to_parquet
 from modelyard.data.sources import describe_source
@@ -35,6 +35,7 @@ from modelyard.features.build import FeaturePlan, feature_definition_hash, plan_
 from modelyard.models.artifacts import dump_pipeline
 from modelyard.models.estimators import estimator_structure
 from modelyard.models.fit import Predictions, build_pipeline, fit_pipeline, predict
+from modelyard.models.stateful import Continuation, continue_fit
 from modelyard.models.threshold import ThresholdChoice, apply_threshold
 from modelyard.registry.lineage import (
     ChecksLineage,
@@ -45,6 +46,8 @@ from modelyard.registry.lineage import (
     OnnxLineage,
     PredictionsLineage,
     PreparationLineage,
+    RetrainLineage,
+    StatefulLineage,
     TrainingLineage,
     capture_environment,
     capture_git,
@@ -88,6 +91,7 @@ class Build:
     fingerprint: str
     fit_seconds: float
     threshold: ThresholdChoice | None = None
+    continuation: Continuation | None = None
 
     @property
     def eval_frame(self) -> pd.DataFrame:
@@ -126,8 +130,15 @@ def build(
     frame: pd.DataFrame,
     *,
     progress: Progress | None = None,
+    start_from: Pipeline | None = None,
 ) -> Build:
-    """Split ``frame``, fit the spec's pipeline on the training rows, predict the rest."""
+    """Split ``frame``, fit the spec's pipeline on the training rows, predict the rest.
+
+    With ``start_from`` (a fitted pipeline of the same feature definition), the fit
+    continues from it where its estimator can (:func:`~modelyard.models.stateful.
+    continue_fit`); otherwise, and when it cannot, the pipeline is fitted from scratch.
+    ``Build.continuation`` says which happened.
+    """
     from modelyard.data.schema import check_target
 
     progress = progress or NullProgress()
@@ -147,10 +158,16 @@ def build(
     feature_hash = feature_definition_hash(spec, plan, project_dir=project_dir)
     pipeline = build_pipeline(spec, plan, project_dir=project_dir)
     train = frame.iloc[train_rows]
+    continuation = None
     with progress.step(f"fitting {spec.model.estimator.rsplit('.', 1)[-1]} on {len(train):,} rows"):
         started = time.perf_counter()
         with _project_on_path(project_dir):
-            fit_pipeline(pipeline, train, train[spec.target], spec=spec)
+            if start_from is not None:
+                continuation = continue_fit(start_from, train, train[spec.target], spec=spec)
+            if continuation is not None and continuation.pipeline is not None:
+                pipeline = continuation.pipeline
+            else:
+                fit_pipeline(pipeline, train, train[spec.target], spec=spec)
             # Chosen on validation rows carved from ``train``; never on ``eval_rows``.
             threshold = apply_threshold(pipeline, train, train[spec.target], spec=spec)
         fit_seconds = time.perf_counter() - started
@@ -170,6 +187,7 @@ def build(
         fingerprint=predictions_fingerprint(predictions.values, predictions.proba),
         fit_seconds=fit_seconds,
         threshold=threshold,
+        continuation=continuation,
     )
 
 
@@ -182,8 +200,15 @@ def train(
     spec_path: Path | None = None,
     progress: Progress | None = None,
     onnx: bool = True,
+    rows: PreparedRows | None = None,
+    start_from: Pipeline | None = None,
+    retrain: RetrainLineage | None = None,
 ) -> TrainResult:
     """Train, evaluate and register one version of ``spec.name``.
+
+    ``rows`` replaces reading the spec's source (retraining assembles its own rows);
+    ``start_from`` continues from a fitted pipeline (see :func:`build`); ``retrain``
+    is recorded in the lineage, with what ``start_from`` gave.
 
     With ``onnx`` (the default) the pipeline is also exported to ONNX and its parity
     recorded, so servers can use ONNX Runtime; ``modelyard export`` can do it later.
@@ -197,11 +222,11 @@ def train(
     started_at = datetime.now(UTC)
     clock = time.perf_counter()
     with progress.step(f"reading {spec.data.source.path or 'SQL source'}"):
-        prepared = read_project_rows(spec, project_dir)
+        prepared = rows if rows is not None else read_project_rows(spec, project_dir)
         frame = prepared.frame
     with progress.step(f"snapshotting {len(frame):,} rows"):
         digest = frame_digest(frame)
-    result = build(spec, project_dir, frame, progress=progress)
+    result = build(spec, project_dir, frame, progress=progress, start_from=start_from)
     with progress.step("evaluating against baseline and production"):
         reference = _production_reference(registry, spec.name)
         report = evaluate_rows(
@@ -250,6 +275,7 @@ def train(
                     total_seconds=round(time.perf_counter() - clock, 3),
                 ),
             }
+            | _retrain_part(retrain, result.continuation)
         )
         report = report.model_copy(update={"lineage": lineage_summary(lineage)})
         snapshot = ArtifactInput(
@@ -318,6 +344,24 @@ def register_model(
         actor=actor,
         description=description,
     )
+
+
+def _retrain_part(
+    retrain: RetrainLineage | None, continuation: Continuation | None
+) -> dict[str, RetrainLineage]:
+    """The lineage's ``retrain`` part (none for a plain training), with what the
+    continued fit did or why it trained from scratch."""
+    if retrain is None:
+        return {}
+    if continuation is None:
+        return {"retrain": retrain}
+    stateful = StatefulLineage(
+        continued=continuation.continued,
+        method=continuation.method,
+        parent=retrain.stateful.parent,
+        reason=continuation.reason,
+    )
+    return {"retrain": retrain.model_copy(update={"stateful": stateful})}
 
 
 def export_onnx_artifact(
