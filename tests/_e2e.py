@@ -26,7 +26,16 @@ from typing import Any
 import pytest
 
 #: Fixtures that start a server; a test using one is marked ``e2e`` at collection.
-SERVER_FIXTURES = frozenset({"postgres_url", "start_server", "module_server", "simulation"})
+SERVER_FIXTURES = frozenset(
+    {
+        "postgres_url",
+        "start_server",
+        "module_server",
+        "module_servers",
+        "keyed_module_server",
+        "simulation",
+    }
+)
 
 _HINT = (
     "mark it @pytest.mark.e2e (or use a fixture of tests/_e2e.py SERVER_FIXTURES): "

@@ -128,12 +128,27 @@ def churn_rows() -> list[dict[str, Any]]:
     return [dict(row) for row in CHURN_ROWS]
 
 
-#: The config of ``module_server`` (and of its keyed twin in test_app_schema.py).
+#: The config of ``module_server`` and ``keyed_module_server``.
 MODULE_SERVER = {"admin_key": ADMIN_KEY, "max_body_bytes": 64 * 1024, "max_rows_per_request": 50}
+#: The API key of ``keyed_module_server``.
+MODULE_API_KEY = "module-key-123"
 
 
 @pytest.fixture(scope="module")
-def module_server(yard: Yard) -> Iterator[LiveServer]:
-    """One server for a whole test module: houses and churn, open, admin key set."""
+def module_servers() -> Iterator[StartServer]:
+    """Start servers for a whole test module (as ``start_server``); all stop at its end."""
     with running_servers() as start:
-        yield start(yard.settings, **MODULE_SERVER)
+        yield start
+
+
+@pytest.fixture(scope="module")
+def module_server(module_servers: StartServer, yard: Yard) -> LiveServer:
+    """One server for a whole test module: houses and churn, open, admin key set."""
+    return module_servers(yard.settings, **MODULE_SERVER)
+
+
+@pytest.fixture(scope="module")
+def keyed_module_server(module_servers: StartServer, yard: Yard) -> LiveServer:
+    """``module_server`` with the API key :data:`MODULE_API_KEY`: every endpoint but the
+    health probes needs it."""
+    return module_servers(yard.settings, **MODULE_SERVER, api_keys=[MODULE_API_KEY])

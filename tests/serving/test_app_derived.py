@@ -8,7 +8,6 @@ contract now refuses the row on both, naming the row and the column.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -23,7 +22,7 @@ from modelyard.errors import DataValidationError
 from modelyard.settings import Settings
 
 if TYPE_CHECKING:
-    from conftest import LiveServer
+    from conftest import LiveServer, StartServer
 
 pytest.importorskip("onnxruntime")
 
@@ -53,12 +52,10 @@ def ratio_yard(tmp_path_factory: pytest.TempPathFactory) -> Yard:
 
 @pytest.fixture(scope="module", params=["sklearn", "onnx"])
 def ratio_server(
-    request: pytest.FixtureRequest, ratio_yard: Yard
-) -> Iterator[tuple[LiveServer, str]]:
-    from conftest import running_servers
-
-    with running_servers() as start:
-        yield start(ratio_yard.settings, models=["houses"], runtime=request.param), request.param
+    request: pytest.FixtureRequest, module_servers: StartServer, ratio_yard: Yard
+) -> tuple[LiveServer, str]:
+    live = module_servers(ratio_yard.settings, models=["houses"], runtime=request.param)
+    return live, request.param
 
 
 def _contract(yard: Yard) -> Any:

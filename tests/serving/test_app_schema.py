@@ -10,7 +10,6 @@ schemathesis' pytest plugin, whose node renaming does not work with pytest 9.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -26,7 +25,7 @@ from schemathesis.checks import (  # noqa: E402
 )
 
 if TYPE_CHECKING:
-    from conftest import LiveServer, Yard
+    from conftest import LiveServer
 
 CHECKS = [
     not_a_server_error,
@@ -36,16 +35,7 @@ CHECKS = [
 ]
 
 
-KEY = "schema-key-123"
-
-
-@pytest.fixture(scope="module")
-def keyed_server(yard: Yard) -> Iterator[LiveServer]:
-    """houses and churn with an API key set (everything but health probes keyed)."""
-    from conftest import MODULE_SERVER, running_servers
-
-    with running_servers() as start:
-        yield start(yard.settings, **MODULE_SERVER, api_keys=[KEY])
+KEY = "module-key-123"  # conftest.MODULE_API_KEY (conftest is not importable here)
 
 
 @pytest.mark.e2e
@@ -55,7 +45,7 @@ def test_every_operation_answers_as_documented(
     request: pytest.FixtureRequest, mode: str, keys: str
 ) -> None:
     server: LiveServer = request.getfixturevalue(
-        "module_server" if keys == "open" else "keyed_server"
+        "module_server" if keys == "open" else "keyed_module_server"
     )
     headers = {"X-API-Key": KEY} if keys == "keyed" else {}
     with server.client(headers=headers) as client:  # the key is taken: no run of 401s
