@@ -16,6 +16,7 @@ columns flagged. Imports neither modelyard nor its lock (this venv has pandas < 
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 import time
@@ -73,10 +74,8 @@ def main() -> None:
     tool, reference_path, current_path, columns_path = sys.argv[1:5]
     kinds = json.loads(Path(columns_path).read_text(encoding="utf-8"))
     warnings.simplefilter("ignore")  # the peers' own deprecation and chunking warnings
-    if tool == "evidently":  # imported before the clock starts, as modelyard's are
-        import evidently.presets  # noqa: F401
-    else:
-        import nannyml  # noqa: F401
+    # Imported before the clock starts, as modelyard's are.
+    importlib.import_module("evidently.presets" if tool == "evidently" else "nannyml")
     started = time.perf_counter()
     reference = pd.read_parquet(reference_path, columns=list(kinds))
     current = pd.read_parquet(current_path, columns=list(kinds))
