@@ -213,6 +213,7 @@ def distill_version(
     Raises:
         SpecError: ``student`` or ``params`` do not make an estimator.
     """
+    from modelyard.features.build import plan_features
     from modelyard.models.fit import build_pipeline, fit_pipeline, predict
     from modelyard.spec import ProjectSpec, spec_to_dict
 
@@ -224,8 +225,6 @@ def distill_version(
     count = GENERATED_PER_ROW * len(train) if generated is None else generated
     rows = _concat(train, nearby_rows(train, count, seed=spec.seed))
     taught = predict(parent.pipeline, rows).values
-    from modelyard.features.build import plan_features
-
     recorded = parent.version.lineage_record.project_dir
     project_dir = Path(recorded) if recorded and Path(recorded).is_dir() else None
     pipeline = build_pipeline(spec, plan_features(spec, parent.frame), project_dir=project_dir)
