@@ -36,6 +36,7 @@ from modelyard.serving.protocols import (
     require_object,
     set_labels,
 )
+from modelyard.serving.routing import ROUTE_KEY
 
 __all__ = ["openapi_schemas", "router"]
 
@@ -74,6 +75,15 @@ class PredictResponse(BaseModel):
         default=None, description="Classifiers only: one list per row, in `classes` order."
     )
     classes: list[Scalar] | None = Field(default=None, description="Classifiers only.")
+    arm: str | None = Field(
+        default=None,
+        description="With a routing policy: primary, canary, fallback or composite.",
+    )
+    fallback: str | None = Field(
+        default=None, description="Why the fallback answered (the primary failed or was late)."
+    )
+    weights: dict[str, float] | None = Field(default=None, description="Composite weights.")
+    parts: list[str] | None = Field(default=None, description="The composite's versions.")
 
 
 class ErrorItem(BaseModel):
@@ -171,9 +181,10 @@ class SwapInfo(BaseModel):
 
 
 class ReloadResponse(BaseModel):
-    """What changed."""
+    """What changed: served versions, and the names whose routing policy was reloaded."""
 
     changes: list[SwapInfo]
+    routing: list[str] = []
 
 
 def openapi_schemas() -> dict[str, Any]:
@@ -263,6 +274,9 @@ async def _predict(request: Request, name: str, version: int | None) -> Response
     if output.proba is not None:
         content["probabilities"] = jsonable_array(output.proba)
         content["classes"] = output.classes
+    route = request.scope.get(ROUTE_KEY)
+    if route is not None:  # several versions behind this name: which answered, and why
+        content.update(route)
     return json_response(content)
 
 
@@ -415,7 +429,18 @@ async def reload(request: Request) -> Response:
     state: ServingState = request.app.state.serving
     state.check_admin_key(request)
     changes = await state.manager.reload()
-    return json_response({"changes": [_swap(change) for change in changes]})
+    routed = await state.router.refresh() if state.router is not None else []
+    return json_response({"changes": [_swap(change) for change in changes], "routing": routed})
+
+
+@router.get("/v1/experiments", tags=["models"])
+async def experiments(request: Request) -> Response:
+    """Live routing on this server: each policy, its arms, their statistics, the
+    shadow's differential test on live traffic, and the canary's state."""
+    state: ServingState = request.app.state.serving
+    state.check_predict_key(request)
+    entries = state.router.describe() if state.router is not None else []
+    return json_response({"experiments": entries})
 
 
 @router.post(

@@ -1,0 +1,317 @@
+"""Several versions behind one name on a running server, by the registry's routing policy:
+shadow (off the response path, failing or stalled without effect), canary (sticky,
+rolled back automatically and audited), fallback (on a failed or stalled primary, said in
+the reply) and composite (the weighted combination, checked by hand).
+
+A policy changes without a restart: each test stores one in the registry and asks the
+server to reload (the poller does the same every ``poll_seconds``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pytest
+
+from _yard import HOUSE_ROWS, Yard
+from modelyard.models.runtime import SklearnRuntime
+from modelyard.predlog.reader import read_predictions
+from modelyard.registry import Registry
+from modelyard.registry.routing import clear_policy, get_policy, routing_events, set_policy
+from modelyard.settings import Settings
+from modelyard.types import Columns, RuntimeOutput
+
+if TYPE_CHECKING:
+    from conftest import LiveServer, StartServer
+    from modelyard.serving.manager import LoadedModel
+
+pytestmark = pytest.mark.e2e
+
+PREDICT = "/v1/models/houses/predict"
+
+
+class Crashes(SklearnRuntime):
+    """The real pipeline runtime, failing every call."""
+
+    def predict(self, columns: Columns, rows: int) -> RuntimeOutput:
+        raise RuntimeError("the candidate lost its session")
+
+
+class Stalls(SklearnRuntime):
+    """The real pipeline runtime, holding every call until the test opens the gate."""
+
+    gate = threading.Event()
+
+    def predict(self, columns: Columns, rows: int) -> RuntimeOutput:
+        assert self.gate.wait(60)
+        return super().predict(columns, rows)
+
+
+@pytest.fixture(scope="module")
+def two_houses(tmp_path_factory: pytest.TempPathFactory) -> Yard:
+    """``houses:1`` in production and ``houses:2`` (predicting differently) registered."""
+    yard = Yard(settings=Settings(home=tmp_path_factory.mktemp("routing") / "home"))
+    yard.train_houses(max_iter=60)
+    yard.train_houses(max_iter=15, promote=False)
+    return yard
+
+
+ADMIN_KEY = "routing-admin-key"
+
+
+@pytest.fixture(scope="module")
+def live(two_houses: Yard, start_module_server: StartServer) -> LiveServer:
+    return start_module_server(two_houses.settings, models=["houses"], admin_key=ADMIN_KEY)
+
+
+@pytest.fixture
+def registry(two_houses: Yard) -> Iterator[Registry]:
+    with Registry.open(two_houses.settings) as opened:
+        yield opened
+        clear_policy(opened, "houses", actor="test", reason="next test")
+
+
+def _apply(live: LiveServer, registry: Registry, policy: dict[str, Any], reason: str) -> None:
+    set_policy(registry, "houses", policy, actor="test", reason=reason)
+    with live.client() as client:
+        reloaded = client.post("/v1/admin/reload", headers={"X-API-Key": ADMIN_KEY})
+    assert reloaded.json()["routing"] == ["houses"], reloaded.text
+
+
+def _arm(live: LiveServer, role: str) -> LoadedModel:
+    router = live.app.state.serving.router
+    return router.routes["houses"].arms[role]  # type: ignore[no-any-return]
+
+
+def _primary(live: LiveServer) -> LoadedModel:
+    return live.app.state.serving.manager.get("houses").current  # type: ignore[no-any-return]
+
+
+class _Installed:
+    """Serve ``loaded``'s own pipeline through a broken runtime until the block ends."""
+
+    def __init__(self, loaded: LoadedModel, kind: type[SklearnRuntime]) -> None:
+        self.loaded, self.kind = loaded, kind
+
+    def __enter__(self) -> None:
+        current = self.loaded.runtime
+        assert isinstance(current, SklearnRuntime)
+        self.healthy = current
+        broken = self.kind(current.pipeline, current.feature_order)
+        self.loaded.runtime = self.loaded.batcher.runtime = broken  # type: ignore[attr-defined]
+
+    def __exit__(self, *exc: object) -> None:
+        self.loaded.runtime = self.loaded.batcher.runtime = self.healthy  # type: ignore[attr-defined]
+
+
+def _shadow_stats(live: LiveServer) -> dict[str, Any]:
+    """The shadow's statistics, once every copy offered has finished."""
+    deadline = time.monotonic() + 60
+    with live.client() as client:
+        while True:
+            [entry] = client.get("/v1/experiments").json()["experiments"]
+            shadow = entry["shadow"]
+            if shadow["in_flight"] == 0 or time.monotonic() > deadline:
+                return shadow  # type: ignore[no-any-return]
+            time.sleep(0.05)
+
+
+def test_shadow_scores_copies_off_the_response_path(
+    live: LiveServer, registry: Registry, two_houses: Yard
+) -> None:
+    _apply(live, registry, {"shadow": {"ref": "houses:2"}}, "shadow v2")
+    primary = two_houses.reference("houses:1", HOUSE_ROWS).values
+    candidate = two_houses.reference("houses:2", HOUSE_ROWS).values
+    with live.client() as client:
+        for _ in range(10):
+            reply = client.post(PREDICT, json={"rows": HOUSE_ROWS})
+            assert reply.status_code == 200 and reply.json()["version"] == 1
+            assert reply.headers["x-modelyard-arm"] == "primary"
+            np.testing.assert_allclose(reply.json()["predictions"], primary)
+    shadow = _shadow_stats(live)
+    assert shadow["copied"] == 10 and shadow["compared"] == 10 and shadow["failed"] == 0
+    differential = shadow["differential"]
+    assert differential["rows"] == 30
+    changed = int((~np.isclose(primary, candidate, rtol=0, atol=1e-6)).sum())
+    assert differential["changed"] == 10 * changed > 0
+    # the shadow's predictions are in the prediction log, paired by request id
+    live.app.state.serving.predlog.flush()
+    frame = read_predictions(two_houses.settings, "houses")
+    shadow_rows = frame[frame["endpoint"] == "shadow"]
+    assert len(shadow_rows) == 30 and set(shadow_rows["version"]) == {2}
+    assert set(shadow_rows["request_id"]) <= set(frame[frame["version"] == 1]["request_id"])
+    with live.client() as client:
+        metrics = client.get("/metrics").text
+    assert (
+        'modelyard_shadow_requests_total{model="houses",outcome="compared",version="2"} 10.0'
+        in metrics
+    )
+
+
+def test_a_failing_shadow_never_fails_a_response(
+    live: LiveServer, registry: Registry, two_houses: Yard
+) -> None:
+    _apply(live, registry, {"shadow": {"ref": "houses:2"}}, "shadow v2")
+    primary = two_houses.reference("houses:1", HOUSE_ROWS).values
+    with _Installed(_arm(live, "shadow"), Crashes), live.client() as client:
+        for _ in range(8):
+            reply = client.post(PREDICT, json={"rows": HOUSE_ROWS})
+            assert reply.status_code == 200
+            np.testing.assert_allclose(reply.json()["predictions"], primary)
+        shadow = _shadow_stats(live)
+    assert shadow["failed"] == 8 and shadow["compared"] == 0
+
+
+def test_a_stalled_shadow_never_delays_a_response(
+    live: LiveServer, registry: Registry, two_houses: Yard
+) -> None:
+    policy = {"shadow": {"ref": "houses:2", "max_in_flight": 2, "timeout_ms": 1}}
+    _apply(live, registry, policy, "shadow v2")
+    Stalls.gate.clear()
+    try:
+        with _Installed(_arm(live, "shadow"), Stalls), live.client() as client:
+            # Every answer arrives while the candidate is held: none waits for it.
+            for _ in range(12):
+                reply = client.post(PREDICT, json={"rows": HOUSE_ROWS})
+                assert reply.status_code == 200 and reply.json()["version"] == 1
+            [entry] = client.get("/v1/experiments").json()["experiments"]
+            assert entry["shadow"]["in_flight"] == 2 and entry["shadow"]["skipped"] == 10
+            Stalls.gate.set()
+            shadow = _shadow_stats(live)
+    finally:
+        Stalls.gate.set()
+    assert shadow["late"] == 2 and shadow["compared"] == 0
+
+
+def test_canary_is_sticky_per_key_and_shares_traffic(live: LiveServer, registry: Registry) -> None:
+    policy = {"canary": {"ref": "houses:2", "share": 0.5, "sticky": True}}
+    _apply(live, registry, policy, "canary at 50%")
+    arms: dict[str, set[str]] = {}
+    with live.client() as client:
+        for key in (f"customer-{i}" for i in range(40)):
+            for _ in range(3):
+                reply = client.post(
+                    PREDICT, json={"rows": HOUSE_ROWS}, headers={"X-Routing-Key": key}
+                )
+                assert reply.status_code == 200
+                body = reply.json()
+                assert body["arm"] == reply.headers["x-modelyard-arm"]
+                assert body["version"] == (2 if body["arm"] == "canary" else 1)
+                arms.setdefault(key, set()).add(body["arm"])
+    assert all(len(seen) == 1 for seen in arms.values())  # sticky
+    canary_keys = sum(seen == {"canary"} for seen in arms.values())
+    assert 8 <= canary_keys <= 32  # a fair coin over 40 keys: far outside only by a bug
+
+
+def test_a_failing_canary_is_rolled_back_automatically_and_audited(
+    live: LiveServer, registry: Registry, two_houses: Yard
+) -> None:
+    policy = {
+        "canary": {
+            "ref": "houses:2",
+            "share": 0.5,
+            "rollback": {"max_error_rate": 0.2, "min_requests": 5, "window": 50},
+        }
+    }
+    _apply(live, registry, policy, "canary at 50%")
+    primary = two_houses.reference("houses:1", HOUSE_ROWS).values
+    with _Installed(_arm(live, "canary"), Crashes), live.client() as client:
+        for _ in range(60):
+            reply = client.post(PREDICT, json={"rows": HOUSE_ROWS})
+            # a failed canary request is answered by the primary, and says so
+            assert reply.status_code == 200 and reply.json()["version"] == 1
+            np.testing.assert_allclose(reply.json()["predictions"], primary)
+            if reply.headers["x-modelyard-arm"] == "fallback":
+                assert "canary houses:2 failed" in reply.headers["x-modelyard-fallback"]
+    deadline = time.monotonic() + 30
+    while get_policy(registry, "houses").policy.canary is not None:  # type: ignore[union-attr]
+        assert time.monotonic() < deadline, "the rollback was not written"
+        time.sleep(0.05)
+    event = routing_events(registry, "houses")[0]
+    assert event.action == "rollback" and event.actor == "modelyard-serve"
+    assert "error rate" in event.reason
+    statistics = event.details["statistics"]["canary"]
+    assert statistics["window_requests"] == 5 and statistics["window_errors"] == 5
+    with live.client() as client:
+        [entry] = client.get("/v1/experiments").json()["experiments"]
+        assert "error rate" in entry["canary_stopped"]
+        # after the rollback every request stays on the primary
+        replies = [client.post(PREDICT, json={"rows": HOUSE_ROWS}) for _ in range(10)]
+    assert {r.headers["x-modelyard-arm"] for r in replies} == {"primary"}
+
+
+def test_fallback_answers_when_the_primary_fails(
+    live: LiveServer, registry: Registry, two_houses: Yard
+) -> None:
+    _apply(live, registry, {"fallback": {"ref": "houses:2"}}, "fallback v2")
+    fallback = two_houses.reference("houses:2", HOUSE_ROWS).values
+    with _Installed(_primary(live), Crashes), live.client() as client:
+        reply = client.post(PREDICT, json={"rows": HOUSE_ROWS})
+    assert reply.status_code == 200
+    body = reply.json()
+    assert body["version"] == 2 and body["arm"] == "fallback"
+    assert body["fallback"] == reply.headers["x-modelyard-fallback"]
+    assert "primary houses:1 failed (RuntimeError)" in body["fallback"]
+    np.testing.assert_allclose(body["predictions"], fallback)
+    with live.client() as client:  # a client's mistake is still its own 422, not a fallback
+        bad = client.post(PREDICT, json={"rows": [{"size": "big"}]})
+    assert bad.status_code == 422 and "x-modelyard-fallback" not in bad.headers
+
+
+def test_fallback_answers_when_the_primary_stalls(
+    live: LiveServer, registry: Registry, two_houses: Yard
+) -> None:
+    _apply(live, registry, {"fallback": {"ref": "houses:2", "budget_ms": 300}}, "budget")
+    fallback = two_houses.reference("houses:2", HOUSE_ROWS).values
+    Stalls.gate.clear()
+    try:
+        with _Installed(_primary(live), Stalls), live.client() as client:
+            reply = client.post(PREDICT, json={"rows": HOUSE_ROWS})
+            assert not Stalls.gate.is_set()  # answered while the primary was still held
+    finally:
+        Stalls.gate.set()
+    assert reply.status_code == 200 and reply.json()["version"] == 2
+    assert "missed its 300 ms budget" in reply.headers["x-modelyard-fallback"]
+    np.testing.assert_allclose(reply.json()["predictions"], fallback)
+
+
+def test_composite_weights_give_the_hand_computed_combination(
+    live: LiveServer, registry: Registry, two_houses: Yard
+) -> None:
+    policy = {
+        "composite": {
+            "parts": [
+                {"ref": "houses:1", "weight": "alpha", "default": 0.5},
+                {"ref": "houses:2", "weight": "beta", "default": 0.5, "max": 2.0},
+            ]
+        }
+    }
+    _apply(live, registry, policy, "blend")
+    one = two_houses.reference("houses:1", HOUSE_ROWS).values
+    two = two_houses.reference("houses:2", HOUSE_ROWS).values
+    with live.client() as client:
+        reply = client.post(PREDICT + "?alpha=0.3&beta=1.2", json={"rows": HOUSE_ROWS})
+        default = client.post(PREDICT, json={"rows": HOUSE_ROWS})
+        outside = client.post(PREDICT + "?alpha=1.5", json={"rows": HOUSE_ROWS})
+        unknown = client.post(PREDICT + "?gamma=1", json={"rows": HOUSE_ROWS})
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert body["arm"] == "composite" and body["weights"] == {"alpha": 0.3, "beta": 1.2}
+    assert body["parts"] == ["houses:1", "houses:2"]
+    np.testing.assert_allclose(body["predictions"], 0.3 * one + 1.2 * two, rtol=1e-12)
+    np.testing.assert_allclose(default.json()["predictions"], 0.5 * one + 0.5 * two, rtol=1e-12)
+    assert outside.status_code == 422 and "outside its declared bounds" in outside.text
+    # query parameters the composite does not declare are ignored, not refused
+    assert unknown.status_code == 200
+
+
+def test_a_policy_naming_a_missing_version_is_refused(registry: Registry, tmp_path: Path) -> None:
+    from modelyard.errors import ModelNotFoundError
+
+    with pytest.raises(ModelNotFoundError, match="shadow"):
+        set_policy(registry, "houses", {"shadow": {"ref": "houses:9"}}, actor="t", reason="x")
