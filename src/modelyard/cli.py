@@ -26,6 +26,7 @@ from modelyard.batch.cli import batch_app
 from modelyard.batch.cli import worker as batch_worker
 from modelyard.errors import ModelyardError
 from modelyard.monitoring import cli as monitoring_cli
+from modelyard.serving.experiments_cli import experiments_app
 from modelyard.streaming.cli import register as register_stream
 
 if TYPE_CHECKING:
@@ -52,6 +53,7 @@ app.add_typer(monitoring_cli.labels_app, name="labels")
 app.command("monitor")(monitoring_cli.monitor_command)
 app.add_typer(batch_app, name="batch")
 app.command("worker")(batch_worker)
+app.add_typer(experiments_app, name="experiments")
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)

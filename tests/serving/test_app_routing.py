@@ -9,6 +9,7 @@ server to reload (the poller does the same every ``poll_seconds``).
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pytest
 
+from _projects import run_cli
 from _yard import HOUSE_ROWS, Yard
 from modelyard.models.runtime import SklearnRuntime
 from modelyard.predlog.reader import read_predictions
@@ -315,3 +317,35 @@ def test_a_policy_naming_a_missing_version_is_refused(registry: Registry, tmp_pa
 
     with pytest.raises(ModelNotFoundError, match="shadow"):
         set_policy(registry, "houses", {"shadow": {"ref": "houses:9"}}, actor="t", reason="x")
+
+
+def test_experiments_cli_sets_lists_and_shows_the_live_experiment(
+    live: LiveServer, registry: Registry, two_houses: Yard
+) -> None:
+    home = two_houses.settings.home
+    stored = run_cli(
+        "experiments", "set", "houses", "--canary", "houses:2", "--share", "0.25",
+        "--sticky", "--shadow", "houses:2", "--reason", "canary v2", "--json", home=home,
+    )  # fmt: skip
+    record = json.loads(stored.stdout)
+    assert record["resolved"] == {"shadow": "houses:2", "canary": "houses:2"}
+    refused = run_cli("experiments", "set", "houses", "--canary", "houses:2", "--reason", "x",
+                      home=home, check=2)  # fmt: skip
+    assert "--share" in refused.stderr and "Traceback" not in refused.stderr
+    with live.client() as client:
+        client.post("/v1/admin/reload", headers={"X-API-Key": ADMIN_KEY})
+        for i in range(8):
+            client.post(PREDICT, json={"rows": HOUSE_ROWS}, headers={"X-Routing-Key": str(i)})
+    listed = json.loads(run_cli("experiments", "list", "--json", home=home).stdout)
+    assert listed[0]["model"] == "houses" and listed[0]["last_event"]["reason"] == "canary v2"
+    shown = run_cli("experiments", "list", "--url", live.url, home=home).stdout
+    assert "25.0% canary" in shown and "primary" in shown and "shadow houses:2" in shown
+    live_json = json.loads(
+        run_cli("experiments", "list", "--url", live.url, "--json", home=home).stdout
+    )
+    stats = live_json[0]["statistics"]
+    assert sum(arm["requests"] for arm in stats.values()) == 8
+    events = json.loads(run_cli("experiments", "events", "houses", "--json", home=home).stdout)
+    assert events[0]["action"] == "set" and events[0]["actor"]
+    run_cli("experiments", "clear", "houses", "--reason", "done", home=home)
+    assert get_policy(registry, "houses") is None
