@@ -349,3 +349,86 @@ def test_experiments_cli_sets_lists_and_shows_the_live_experiment(
     assert events[0]["action"] == "set" and events[0]["actor"]
     run_cli("experiments", "clear", "houses", "--reason", "done", home=home)
     assert get_policy(registry, "houses") is None
+
+
+def _experiment(live: LiveServer) -> dict[str, Any]:
+    with live.client() as client:
+        [entry] = client.get("/v1/experiments").json()["experiments"]
+    return entry  # type: ignore[no-any-return]
+
+
+def test_ab_test_on_the_canary_split_decides_sequentially_and_audits(
+    live: LiveServer, registry: Registry
+) -> None:
+    policy = {"canary": {"ref": "houses:2", "share": 0.5, "ab": {"mde": 0.2, "sigma": 0.5}}}
+    _apply(live, registry, policy, "A/B v2")
+    with live.client() as client:
+        answered = [client.post(PREDICT, json={"rows": HOUSE_ROWS}) for _ in range(120)]
+        assert _experiment(live)["ab_test"]["decision"] == "not yet"
+        # the candidate earns the reward, the primary does not: a planted effect
+        items = [
+            {"request_id": r.json()["request_id"], "reward": float(r.json()["arm"] == "canary")}
+            for r in answered
+        ] + [{"request_id": "never-issued", "reward": 1.0}]
+        stored = client.post("/v1/models/houses/reward", json={"items": items}).json()
+    assert stored == {"model": "houses", "stored": 120, "unmatched": 1}
+    ab = _experiment(live)["ab_test"]
+    assert ab["decision"] == "winner" and ab["p_value"] <= 0.05
+    assert ab["design"]["max_per_arm"] > 0 and ab["n_control"] + ab["n_candidate"] == 120
+    deadline = time.monotonic() + 30
+    while routing_events(registry, "houses")[0].action != "decision":
+        assert time.monotonic() < deadline, "the decision was not audited"
+        time.sleep(0.05)
+    event = routing_events(registry, "houses")[0]
+    assert event.actor == "modelyard-serve" and event.details["ab_test"]["decision"] == "winner"
+
+
+def test_bandit_moves_traffic_to_the_arm_that_earns_rewards(
+    live: LiveServer, registry: Registry
+) -> None:
+    _apply(live, registry, {"bandit": {"refs": ["houses:2"]}}, "bandit")
+    with live.client() as client:
+        for _ in range(150):
+            body = client.post(PREDICT, json={"rows": HOUSE_ROWS}).json()
+            assert body["version"] == (2 if body["arm"] == "bandit:1" else 1)
+            reward = 0.9 if body["arm"] == "bandit:1" else 0.1
+            item = {"request_id": body["request_id"], "reward": reward}
+            client.post("/v1/models/houses/reward", json={"items": [item]})
+        refused = client.post(
+            "/v1/models/houses/reward",
+            json={"items": [{"request_id": body["request_id"], "reward": 3}]},
+        )
+    assert refused.status_code == 422 and "[0, 1]" in refused.text
+    bandit = _experiment(live)["bandit"]
+    assert bandit["arms"] == ["primary", "bandit:1"] and sum(bandit["pulls"]) == 150
+    assert bandit["allocation"][1] > 0.6 and bandit["posterior_means"][1] > 0.7
+
+
+def test_rank_orders_rows_and_interleaving_credits_clicks(
+    live: LiveServer, registry: Registry, two_houses: Yard
+) -> None:
+    primary = two_houses.reference("houses:1", HOUSE_ROWS).values
+    with live.client() as client:
+        plain = client.post("/v1/models/houses/rank", json={"rows": HOUSE_ROWS}).json()
+    assert plain["ranking"] == [int(i) for i in np.argsort(-primary, kind="stable")]
+    assert "teams" not in plain
+    _apply(live, registry, {"interleave": {"ref": "houses:2"}}, "interleave v2")
+    with live.client() as client:
+        for _ in range(20):
+            ranked = client.post("/v1/models/houses/rank", json={"rows": HOUSE_ROWS}).json()
+            assert sorted(ranked["ranking"]) == [0, 1, 2] and len(ranked["teams"]) == 3
+            # users here prefer whatever the candidate placed
+            clicked = [p for p, team in enumerate(ranked["teams"]) if team == "candidate"]
+            answer = client.post(
+                "/v1/models/houses/rank/clicks",
+                json={"request_id": ranked["request_id"], "clicked": clicked},
+            ).json()
+            assert answer["preferred"] == "candidate"
+        again = client.post(
+            "/v1/models/houses/rank/clicks",
+            json={"request_id": ranked["request_id"], "clicked": [0]},
+        )
+    assert again.status_code == 422 and "waiting for clicks" in again.text
+    interleaving = _experiment(live)["interleaving"]
+    assert interleaving["impressions"] == 20 and interleaving["wins_b"] == 20
+    assert interleaving["p_value"] < 0.001

@@ -33,10 +33,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from modelyard.errors import DataValidationError, ModelyardError
 
 __all__ = [
+    "ABTest",
+    "BanditPolicy",
     "CanaryPolicy",
     "CompositePart",
     "CompositePolicy",
     "FallbackPolicy",
+    "InterleavePolicy",
     "RollbackRule",
     "RoutingPolicy",
     "ShadowPolicy",
@@ -80,11 +83,25 @@ class RollbackRule(_Frozen):
     window: int = Field(default=1000, ge=10, le=1_000_000)
 
 
+class ABTest(_Frozen):
+    """The pre-declared A/B test of a canary split: the metric is the reward clients
+    post for each answered request (``POST /v1/models/{name}/reward``); the sequential
+    test (:func:`~modelyard.experiments.stats.msprt`) compares its mean on the canary
+    with the primary's."""
+
+    mde: float = Field(gt=0, description="The minimum detectable difference of mean reward.")
+    sigma: float = Field(gt=0, description="The reward's standard deviation per request.")
+    alpha: float = Field(default=0.05, gt=0, lt=1)
+    power: float = Field(default=0.8, gt=0, lt=1)
+
+
 class CanaryPolicy(_Frozen):
-    """A candidate that answers a share of requests instead of the primary."""
+    """A candidate that answers a share of requests instead of the primary (with ``ab``,
+    the split of a sequential A/B test)."""
 
     ref: str
     share: Share
+    ab: ABTest | None = None
     sticky: bool = Field(
         default=False, description="Same routing key, same arm (hash of the key header)."
     )
@@ -97,6 +114,20 @@ class FallbackPolicy(_Frozen):
 
     ref: str
     budget_ms: float | None = Field(default=None, gt=0, description="The primary's budget.")
+
+
+class BanditPolicy(_Frozen):
+    """Thompson sampling between the primary and ``refs`` on rewards in [0, 1] that
+    clients post (``POST /v1/models/{name}/reward``)."""
+
+    refs: list[str] = Field(min_length=1, max_length=8)
+
+
+class InterleavePolicy(_Frozen):
+    """A candidate whose ranking is team-draft interleaved with the primary's on
+    ``POST /v1/models/{name}/rank``; clicks posted back credit one of them."""
+
+    ref: str
 
 
 class CompositePart(_Frozen):
@@ -167,23 +198,29 @@ class RoutingPolicy(_Frozen):
     canary: CanaryPolicy | None = None
     fallback: FallbackPolicy | None = None
     composite: CompositePolicy | None = None
+    bandit: BanditPolicy | None = None
+    interleave: InterleavePolicy | None = None
 
     @model_validator(mode="after")
     def _compatible(self) -> RoutingPolicy:
-        if self.composite is not None and self.canary is not None:
+        choosers = [k for k in ("canary", "composite", "bandit") if getattr(self, k) is not None]
+        if len(choosers) > 1:
             raise ValueError(
-                "a composite and a canary cannot share one name: the canary would replace "
-                "the whole combination; give the composite its own policy"
+                f"{' and '.join(choosers)} cannot share one name: each decides who answers "
+                "a request; keep one of them"
             )
         return self
 
     def refs(self) -> dict[str, str]:
         """Every version reference the policy names, by role (``shadow``, ``part:alpha``)."""
         found: dict[str, str] = {}
-        for role in ("shadow", "canary", "fallback"):
+        for role in ("shadow", "canary", "fallback", "interleave"):
             part = getattr(self, role)
             if part is not None:
                 found[role] = part.ref
+        if self.bandit is not None:
+            for number, ref in enumerate(self.bandit.refs, start=1):
+                found[f"bandit:{number}"] = ref
         if self.composite is not None:
             for item in self.composite.parts:
                 found[f"part:{item.weight}"] = item.ref

@@ -236,7 +236,9 @@ def _add_routes(app: FastAPI) -> None:
     # through include_router: FastAPI (0.137+) keeps included routers as lazy wrappers
     # and walks each of them, route by route, on every request. That cost 90 µs per
     # prediction here, a third of the app's own time for a one-row request.
-    for router in (mlflow.router, own.router, v2.router):
+    from modelyard.serving.protocols import experiments
+
+    for router in (mlflow.router, own.router, v2.router, experiments.router):
         app.router.routes.extend(router.routes)
     app.router.routes[:0] = _lean_routes()
 

@@ -29,12 +29,10 @@ Per request to a name with a route (:meth:`Router.predict`):
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -43,25 +41,28 @@ import numpy as np
 
 from modelyard.errors import DataValidationError, ModelyardError
 from modelyard.experiments.policy import bucket, combine, rollback_reason
+from modelyard.experiments.stats import team_draft
 from modelyard.serving.arms import ArmMetrics, ArmStats, ShadowStats
+from modelyard.serving.live import LiveExperiment, ranking_of
+from modelyard.serving.shadow import AFTER_RESPONSE_KEY, ShadowRunner, run_after_response
 from modelyard.types import RuntimeOutput
 
 if TYPE_CHECKING:
     from starlette.requests import Request
 
     from modelyard.engine import Decoder, PredictionEngine
+    from modelyard.experiments.policy import RoutingPolicy
     from modelyard.registry.routing import PolicyRecord
     from modelyard.serving.manager import LoadedModel, ModelManager
     from modelyard.serving.metrics import ServingMetrics
 
-__all__ = ["AFTER_RESPONSE_KEY", "ROUTE_KEY", "Route", "Router"]
+__all__ = ["AFTER_RESPONSE_KEY", "ROUTE_KEY", "Route", "Router", "run_after_response"]
 
 logger = logging.getLogger(__name__)
 
-#: Scope keys: what routing did for a request (``arm``, ``fallback``; shown in headers
-#: and /v1 bodies), and work to start once its response is sent (shadow copies).
+#: Scope key: what routing did for a request (``arm``, ``fallback``; shown in headers
+#: and /v1 bodies).
 ROUTE_KEY = "modelyard.route"
-AFTER_RESPONSE_KEY = "modelyard.after_response"
 
 _SERVER_ACTOR = "modelyard-serve"
 
@@ -75,6 +76,11 @@ class Route:
     stats: dict[str, ArmStats] = field(default_factory=dict)
     shadow_stats: ShadowStats = field(default_factory=ShadowStats)
     canary_stopped: str | None = None  # why, once the rollback rule fired here
+    live: LiveExperiment | None = None
+
+    def __post_init__(self) -> None:
+        if self.live is None:
+            self.live = LiveExperiment(self.record.policy)
 
     @property
     def name(self) -> str:
@@ -117,13 +123,12 @@ class Router:
         self.poll_seconds = poll_seconds
         self.routes: dict[str, Route] = {}
         self.errors: dict[str, str] = {}
-        self._shadow_executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=shadow_threads, thread_name_prefix="modelyard-shadow"
-        )
+        self.shadows = ShadowRunner(engine, self.metrics, self._background, threads=shadow_threads)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._poller: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._random = random.Random()
+        self._rng = np.random.default_rng()
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -146,7 +151,7 @@ class Router:
             for loaded in route.arms.values():
                 await loaded.retire()
         self.routes.clear()
-        self._shadow_executor.shutdown(wait=True, cancel_futures=True)
+        self.shadows.shutdown()
 
     async def _poll_forever(self) -> None:
         while True:
@@ -205,14 +210,15 @@ class Router:
                 version = await asyncio.to_thread(registry.get_version, parse_ref(ref))
                 if role == "shadow":
                     found = await self.manager.load_version(
-                        version, executor=self._shadow_executor, inline=False
+                        version, executor=self.shadows.executor, inline=False
                     )
                 else:
                     found = await self.manager.load_version(version, inline=role != "fallback")
             arms[role] = found
         route = Route(record=record, arms=arms)
-        if current is not None and current.record.policy.canary == record.policy.canary:
-            route.stats = current.stats  # the same canary keeps its history
+        if current is not None and _same_experiment(current.record.policy, record.policy):
+            # the same experiment keeps its history (a shadow or fallback changed)
+            route.stats, route.live = current.stats, current.live
         return route
 
     async def _swap(self, name: str, route: Route | None) -> None:
@@ -260,6 +266,9 @@ class Router:
             draw = bucket(key, route.name) if key is not None else self._random.random()
             if draw < policy.canary.share:
                 arm, answering = "canary", canary
+        elif policy.bandit is not None and route.live is not None:
+            arm = route.live.choose_bandit_arm()
+            answering = route.arms.get(arm, primary)
         kwargs: dict[str, Any] = {
             "request_id": request_id,
             "received_at": received_at,
@@ -279,8 +288,19 @@ class Router:
                 )
         finally:
             primary.release()
+        if route.live is not None and (policy.canary or policy.bandit):
+            route.live.assign(request_id, info["arm"])  # rewards are credited to it
         if policy.shadow is not None and "shadow" in route.arms:
-            self._offer_shadow(route, request, decode, loaded, output, kwargs)
+            self.shadows.offer(
+                route.name,
+                route.record.policy.shadow,
+                route.shadow_stats,
+                route.arms["shadow"],
+                request.scope,
+                decode,
+                output.values,
+                kwargs,
+            )
         return loaded, rows, output
 
     async def _answer(
@@ -296,7 +316,7 @@ class Router:
         policy = route.record.policy
         budget = policy.fallback.budget_ms if policy.fallback is not None else None
         rescue = route.arms.get("fallback")
-        if arm == "canary" and rescue is None:
+        if arm != "primary" and rescue is None:  # a candidate failed: the primary answers
             rescue = primary
         started = time.perf_counter()
         try:
@@ -423,74 +443,86 @@ class Router:
         info["parts"] = [loaded.version.ref for loaded in parts]
         return RuntimeOutput(values=values, proba=proba, classes=classes), answers[0].rows
 
-    # -- shadow ---------------------------------------------------------------------
+    # -- feedback on experiments ------------------------------------------------------
 
-    def _offer_shadow(
-        self,
-        route: Route,
-        request: Request,
-        decode: Decoder,
-        answered: LoadedModel,
-        output: RuntimeOutput,
-        kwargs: dict[str, Any],
-    ) -> None:
-        policy = route.record.policy.shadow
-        assert policy is not None
-        if policy.sample < 1.0 and self._random.random() >= policy.sample:
-            return
-        stats = route.shadow_stats
-        shadow = route.arms["shadow"]
-        if stats.in_flight >= policy.max_in_flight:
-            stats.skipped += 1
-            self.metrics.shadow.labels(route.name, str(shadow.number), "skipped").inc()
-            return
-        stats.in_flight += 1  # taken now, so a burst cannot start more than allowed
-        stats.copied += 1
-        primary_values = output.values
+    def reward(self, name: str, items: list[tuple[str, float]]) -> dict[str, int]:
+        """Credit rewards (request id, value) to the arms that answered; an A/B test
+        whose decision changes is audited.
 
-        def start() -> None:
-            self._background(
-                self._shadow(
-                    route, shadow, decode, primary_values, {**kwargs, "endpoint": "shadow"}
-                )
+        Raises:
+            DataValidationError: ``name`` has no canary or bandit here, or a bad reward.
+        """
+        route = self.routes.get(name)
+        policy = route.record.policy if route is not None else None
+        if route is None or route.live is None or not (policy and (policy.canary or policy.bandit)):
+            raise DataValidationError(
+                f"model {name!r} runs no canary, A/B test or bandit on this server, so "
+                "rewards have no arm to go to; `modelyard experiments list` shows policies"
             )
+        live = route.live
+        matched = sum(live.reward(request_id, value) is not None for request_id, value in items)
+        result = live.ab_result()
+        if result is not None and result.decision != live.decision:
+            live.decision = result.decision
+            self.metrics.decisions.labels(name, f"ab_{result.decision}").inc()
+            self._background(self._audit_decision(route, result.as_dict()))
+        return {"stored": matched, "unmatched": len(items) - matched}
 
-        request.scope.setdefault(AFTER_RESPONSE_KEY, []).append(start)
+    async def _audit_decision(self, route: Route, statistics: dict[str, Any]) -> None:
+        from modelyard.registry.routing import record_event
 
-    async def _shadow(
-        self,
-        route: Route,
-        shadow: LoadedModel,
-        decode: Decoder,
-        primary_values: np.ndarray,
-        kwargs: dict[str, Any],
-    ) -> None:
-        policy = route.record.policy.shadow
-        assert policy is not None
-        stats = route.shadow_stats
-        started = time.perf_counter()
-        outcome = "compared"
-        shadow.acquire()
         try:
-            # Decoding runs on a thread too: the shadow takes nothing from the event loop
-            # but scheduling.
-            answer = await self.engine.predict(shadow, decode, **{**kwargs, "offload": True})
-        except Exception as exc:  # a failing shadow only counts
-            outcome = "failed"
-            stats.failed += 1
-            logger.debug(
-                "shadow %s failed on %s: %s", shadow.version.ref, kwargs["request_id"], exc
+            await asyncio.to_thread(
+                record_event,
+                self.manager.registry,
+                route.name,
+                "decision",
+                actor=_SERVER_ACTOR,
+                reason=f"A/B test (sequential, mSPRT): {statistics['decision']}",
+                details={"ab_test": statistics, "canary": route.record.resolved.get("canary")},
+                revision=route.record.revision,
             )
-        else:
-            if (time.perf_counter() - started) * 1000 > policy.timeout_ms:
-                outcome = "late"
-                stats.late += 1
-            else:
-                stats.pair(np.asarray(primary_values), np.asarray(answer.output.values))
+        except Exception:  # the decision stays visible on /v1/experiments; the log says why
+            logger.exception("%s: could not record the A/B decision", route.name)
+
+    async def rank(
+        self, route: Route | None, primary: LoadedModel, decode: Decoder, **call: Any
+    ) -> tuple[list[int], list[str] | None]:
+        """Rank the request's rows by the primary's scores, best first; with an
+        ``interleave`` policy, team-draft interleave the candidate's ranking into it.
+
+        ``primary`` is acquired by the caller and released here. Returns the row
+        positions in order, and (interleaving) which arm placed each.
+        """
+        candidate = route.arms.get("interleave") if route is not None else None
+        try:
+            if candidate is None:
+                answer = await self.engine.predict(primary, decode, **call)
+                return ranking_of(answer.output), None
+            candidate.acquire()
+            try:
+                mine, theirs = await asyncio.gather(
+                    self.engine.predict(primary, decode, **call),
+                    self.engine.predict(candidate, decode, **{**call, "endpoint": "interleave"}),
+                )
+            finally:
+                candidate.release()
         finally:
-            shadow.release()
-            stats.in_flight -= 1
-        self.metrics.shadow.labels(route.name, str(shadow.number), outcome).inc()
+            primary.release()
+        assert route is not None and route.live is not None
+        shown, teams = team_draft(ranking_of(mine.output), ranking_of(theirs.output), rng=self._rng)
+        route.live.remember_teams(call["request_id"], teams)
+        return shown, [("primary", "candidate")[team] for team in teams]
+
+    def clicks(self, name: str, request_id: str, clicked: list[int]) -> str:
+        """Credit the clicks on an interleaved ranking; returns who won it."""
+        route = self.routes.get(name)
+        if route is None or route.live is None or route.record.policy.interleave is None:
+            raise DataValidationError(
+                f"model {name!r} runs no interleaving experiment on this server"
+            )
+        outcome = route.live.clicks(request_id, clicked)
+        return {1: "primary", -1: "candidate", 0: "tie"}[outcome]
 
     # -- reporting ------------------------------------------------------------------
 
@@ -508,6 +540,8 @@ class Router:
                 "statistics": {arm: s.summary() for arm, s in route.stats.items()},
                 "canary_stopped": route.canary_stopped,
             }
+            if route.live is not None:
+                entry.update(route.live.describe())
             if route.record.policy.shadow is not None:
                 entry["shadow"] = route.shadow_stats.summary(task, atol)
             entries.append(entry)
@@ -521,21 +555,18 @@ class Router:
         task.add_done_callback(self._tasks.discard)
 
 
-def run_after_response(scope: MutableMapping[str, Any]) -> None:
-    """Start the work a request left for after its response (the app's middleware
-    calls this once the response is sent)."""
-    jobs: list[Callable[[], None]] | None = scope.get(AFTER_RESPONSE_KEY)
-    if jobs:
-        for job in jobs:
-            try:
-                job()
-            except Exception:  # after the response: never the client's problem
-                logger.exception("after-response work failed")
-
-
 def _current(router: Router, route: Route) -> LoadedModel | None:
     slot = router.manager.get(route.name)
     return slot.current if slot is not None else None
+
+
+def _same_experiment(old: RoutingPolicy, new: RoutingPolicy) -> bool:
+    return (old.canary, old.bandit, old.interleave, old.composite) == (
+        new.canary,
+        new.bandit,
+        new.interleave,
+        new.composite,
+    )
 
 
 def _diff_tolerance(loaded: LoadedModel | None) -> float:

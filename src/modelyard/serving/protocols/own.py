@@ -258,7 +258,7 @@ async def _predict(request: Request, name: str, version: int | None) -> Response
         request,
         slot,
         version,
-        lambda spec: _decode(payload, spec),
+        lambda spec: decode_payload(payload, spec),
         endpoint="v1_predict",
         received_at=received_at,
         started=started,
@@ -280,7 +280,8 @@ async def _predict(request: Request, name: str, version: int | None) -> Response
     return json_response(content)
 
 
-def _decode(payload: dict[str, Any], spec: Any) -> Any:
+def decode_payload(payload: dict[str, Any], spec: Any) -> Any:
+    """Decode a /v1 body (``rows``, or ``columns`` and ``data``) with ``spec``."""
     from modelyard.contract import RequestValidationError, decode_records, decode_split
 
     has_rows, has_split = "rows" in payload, "columns" in payload or "data" in payload
@@ -357,7 +358,7 @@ async def feedback(request: Request) -> Response:
     try:
         body = FeedbackRequest.model_validate(payload)
     except ValidationError as exc:
-        raise _invalid(exc) from None
+        raise invalid_body(exc) from None
     if state.manager.get(body.model) is None:
         raise ServingError(
             404,
@@ -401,7 +402,8 @@ async def feedback(request: Request) -> Response:
     return json_response({"model": body.model, "stored": stored})
 
 
-def _invalid(exc: ValidationError) -> ServingError:
+def invalid_body(exc: ValidationError) -> ServingError:
+    """A 422 naming every place where a body breaks its documented shape."""
     items = [
         {"loc": ["body", *item["loc"]], "msg": item["msg"], "type": item["type"]}
         for item in exc.errors(include_url=False)
@@ -433,16 +435,6 @@ async def reload(request: Request) -> Response:
     return json_response({"changes": [_swap(change) for change in changes], "routing": routed})
 
 
-@router.get("/v1/experiments", tags=["models"])
-async def experiments(request: Request) -> Response:
-    """Live routing on this server: each policy, its arms, their statistics, the
-    shadow's differential test on live traffic, and the canary's state."""
-    state: ServingState = request.app.state.serving
-    state.check_predict_key(request)
-    entries = state.router.describe() if state.router is not None else []
-    return json_response({"experiments": entries})
-
-
 @router.post(
     "/v1/admin/models/{name}/load",
     response_model=ReloadResponse,
@@ -461,7 +453,7 @@ async def load(request: Request, name: str) -> Response:
     try:
         body = LoadRequest.model_validate(payload)
     except ValidationError as exc:
-        raise _invalid(exc) from None
+        raise invalid_body(exc) from None
     try:
         change = await state.manager.load(name, body.ref)
     except ModelyardError as exc:
