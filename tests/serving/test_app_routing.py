@@ -432,3 +432,25 @@ def test_rank_orders_rows_and_interleaving_credits_clicks(
     interleaving = _experiment(live)["interleaving"]
     assert interleaving["impressions"] == 20 and interleaving["wins_b"] == 20
     assert interleaving["p_value"] < 0.001
+
+
+def test_a_canary_whose_labelled_metric_falls_is_rolled_back(
+    live: LiveServer, registry: Registry
+) -> None:
+    rule = {"max_error_rate": None, "min_metric": 0.5, "min_requests": 5}
+    policy = {"canary": {"ref": "houses:2", "share": 0.5, "rollback": rule}}
+    _apply(live, registry, policy, "canary judged by its reward")
+    with live.client() as client:
+        answered = [client.post(PREDICT, json={"rows": HOUSE_ROWS}).json() for _ in range(40)]
+        items = [
+            {"request_id": body["request_id"], "reward": float(body["arm"] != "canary")}
+            for body in answered
+        ]
+        client.post("/v1/models/houses/reward", json={"items": items})
+    deadline = time.monotonic() + 30
+    while get_policy(registry, "houses").policy.canary is not None:  # type: ignore[union-attr]
+        assert time.monotonic() < deadline, "the rollback was not written"
+        time.sleep(0.05)
+    event = routing_events(registry, "houses")[0]
+    assert event.action == "rollback" and "labelled metric 0.0000" in event.reason
+    assert event.details["statistics"]["canary"]["mean_reward"] == 0.0

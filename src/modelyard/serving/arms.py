@@ -36,6 +36,12 @@ class ArmStats:
         while len(self.recent) > self.window:
             self.recent.popleft()
 
+    def add_reward(self, value: float) -> None:
+        """Count one reward (the labelled metric), over the same window."""
+        self.rewards.append(value)
+        while len(self.rewards) > self.window:
+            self.rewards.popleft()
+
     def summary(self) -> dict[str, Any]:
         """Totals, and the window's request count, errors and p50/p95 latency (ms)."""
         latencies = np.array([ms for _, ms in self.recent]) if self.recent else None

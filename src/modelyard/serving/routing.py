@@ -359,9 +359,14 @@ class Router:
             route.name, arm, str(loaded.number), "ok" if ok else "error"
         ).inc()
         self.metrics.latency.labels(route.name, arm).observe(seconds)
+        if arm == "canary":
+            self._check_canary(route)
+
+    def _check_canary(self, route: Route) -> None:
+        """Stop the canary here, and roll it back in the registry, if its rule fired."""
         canary = route.record.policy.canary
-        if arm == "canary" and canary is not None and route.canary_stopped is None:
-            summary = stats.summary()
+        if canary is not None and route.canary_stopped is None:
+            summary = route.arm_stats("canary").summary()
             reason = rollback_reason(
                 canary.rollback,
                 requests=summary["window_requests"],
@@ -460,7 +465,14 @@ class Router:
                 "rewards have no arm to go to; `modelyard experiments list` shows policies"
             )
         live = route.live
-        matched = sum(live.reward(request_id, value) is not None for request_id, value in items)
+        matched = 0
+        for request_id, value in items:
+            arm = live.reward(request_id, value)
+            if arm is not None:
+                matched += 1
+                route.arm_stats(arm).add_reward(value)
+        if policy is not None and policy.canary is not None:
+            self._check_canary(route)  # the labelled metric may have crossed its limit
         result = live.ab_result()
         if result is not None and result.decision != live.decision:
             live.decision = result.decision
