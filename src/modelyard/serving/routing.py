@@ -65,6 +65,7 @@ logger = logging.getLogger(__name__)
 ROUTE_KEY = "modelyard.route"
 
 _SERVER_ACTOR = "modelyard-serve"
+_CLOSE_SECONDS = 30.0  # how long shutdown waits for shadow copies and arms' requests
 
 
 @dataclass(eq=False)
@@ -146,10 +147,16 @@ class Router:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
         if self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+            # A stalled shadow must not hold the shutdown: wait a while, then give up on it.
+            _, late = await asyncio.wait(list(self._tasks), timeout=_CLOSE_SECONDS)
+            for task in late:
+                task.cancel()
+            if late:
+                logger.warning("%d shadow or audit tasks still running at shutdown", len(late))
+                await asyncio.gather(*late, return_exceptions=True)
         for route in self.routes.values():
             for loaded in route.arms.values():
-                await loaded.retire()
+                await loaded.retire(timeout=_CLOSE_SECONDS)
         self.routes.clear()
         self.shadows.shutdown()
 

@@ -65,8 +65,9 @@ class ShadowRunner:
         self._random = np.random.default_rng()
 
     def shutdown(self) -> None:
-        """Stop the shadow threads (after the router awaited its tasks)."""
-        self.executor.shutdown(wait=True, cancel_futures=True)
+        """Stop the shadow threads (after the router awaited its tasks); a call still
+        running in a stalled candidate is not waited for here."""
+        self.executor.shutdown(wait=False, cancel_futures=True)
 
     def offer(
         self,
