@@ -52,10 +52,13 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 
 
-def set_policy(env: dict[str, str], *, enabled: bool, in_flight: int, sample: float) -> None:
+def set_policy(
+    env: dict[str, str], *, enabled: bool, in_flight: int, sample: float, idle: bool
+) -> None:
     modelyard = str(BIN / "modelyard")
     if enabled:
-        policy = {"shadow": {"ref": REF, "max_in_flight": in_flight, "sample": sample}}
+        shadow = {"ref": REF, "max_in_flight": in_flight, "sample": sample, "idle": idle}
+        policy = {"shadow": shadow}
         cmd = [modelyard, "experiments", "set", MODEL, "--policy", json.dumps(policy)]
         cmd += ["--reason", "shadow benchmark"]
     else:
@@ -167,6 +170,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="1 run of 2-second phases")
     parser.add_argument("--in-flight", type=int, default=4, help="the shadow's max_in_flight")
     parser.add_argument("--sample", type=float, default=1.0, help="share of requests copied")
+    parser.add_argument("--idle", action="store_true", help="shadow threads under SCHED_IDLE")
     parser.add_argument("--output", type=Path, default=RESULTS / "shadow.json")
     args = parser.parse_args(argv)
     if args.quick:
@@ -202,7 +206,13 @@ def main(argv: list[str] | None = None) -> int:
             measured: dict[str, dict[str, Any]] = {}
             for mode in order:
                 print(f"run {run + 1} of {args.runs}: shadow {mode} ...", flush=True)
-                set_policy(env, enabled=mode == "on", in_flight=args.in_flight, sample=args.sample)
+                set_policy(
+                    env,
+                    enabled=mode == "on",
+                    in_flight=args.in_flight,
+                    sample=args.sample,
+                    idle=args.idle,
+                )
                 measured[mode] = bench(
                     mode,
                     env=env,
@@ -221,7 +231,12 @@ def main(argv: list[str] | None = None) -> int:
             "settings": {
                 "runs": args.runs,
                 "seconds": args.seconds,
-                "shadow": {"ref": REF, "max_in_flight": args.in_flight, "sample": args.sample},
+                "shadow": {
+                    "ref": REF,
+                    "max_in_flight": args.in_flight,
+                    "sample": args.sample,
+                    "idle": args.idle,
+                },
             },
             "runs": runs,
             "summary": summary,

@@ -53,6 +53,7 @@ def test_set_policy_resolves_refs_bumps_revision_and_audits(registry: Registry, 
             "sample": 1.0,
             "timeout_ms": 2000.0,
             "max_in_flight": 4,
+            "idle": False,
         }
     }
 

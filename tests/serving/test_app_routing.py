@@ -10,6 +10,7 @@ server to reload (the poller does the same every ``poll_seconds``).
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -126,7 +127,8 @@ def _shadow_stats(live: LiveServer) -> dict[str, Any]:
 def test_shadow_scores_copies_off_the_response_path(
     live: LiveServer, registry: Registry, two_houses: Yard
 ) -> None:
-    _apply(live, registry, {"shadow": {"ref": "houses:2"}}, "shadow v2")
+    # room for every copy, however slowly a busy machine runs them
+    _apply(live, registry, {"shadow": {"ref": "houses:2", "max_in_flight": 64}}, "shadow v2")
     primary = two_houses.reference("houses:1", HOUSE_ROWS).values
     candidate = two_houses.reference("houses:2", HOUSE_ROWS).values
     with live.client() as client:
@@ -136,7 +138,7 @@ def test_shadow_scores_copies_off_the_response_path(
             assert reply.headers["x-modelyard-arm"] == "primary"
             np.testing.assert_allclose(reply.json()["predictions"], primary)
     shadow = _shadow_stats(live)
-    assert shadow["copied"] == 10 and shadow["compared"] == 10 and shadow["failed"] == 0
+    assert (shadow["copied"], shadow["compared"], shadow["failed"]) == (10, 10, 0), shadow
     differential = shadow["differential"]
     assert differential["rows"] == 30
     changed = int((~np.isclose(primary, candidate, rtol=0, atol=1e-6)).sum())
@@ -158,7 +160,8 @@ def test_shadow_scores_copies_off_the_response_path(
 def test_a_failing_shadow_never_fails_a_response(
     live: LiveServer, registry: Registry, two_houses: Yard
 ) -> None:
-    _apply(live, registry, {"shadow": {"ref": "houses:2"}}, "shadow v2")
+    # room for every copy, however slowly a busy machine runs them
+    _apply(live, registry, {"shadow": {"ref": "houses:2", "max_in_flight": 64}}, "shadow v2")
     primary = two_houses.reference("houses:1", HOUSE_ROWS).values
     with _Installed(_arm(live, "shadow"), Crashes), live.client() as client:
         for _ in range(8):
@@ -454,3 +457,21 @@ def test_a_canary_whose_labelled_metric_falls_is_rolled_back(
     event = routing_events(registry, "houses")[0]
     assert event.action == "rollback" and "labelled metric 0.0000" in event.reason
     assert event.details["statistics"]["canary"]["mean_reward"] == 0.0
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
+def test_an_idle_shadow_runs_on_threads_under_sched_idle(
+    live: LiveServer, registry: Registry, two_houses: Yard
+) -> None:
+    _apply(live, registry, {"shadow": {"ref": "houses:2", "idle": True}}, "idle shadow")
+    primary = two_houses.reference("houses:1", HOUSE_ROWS).values
+    with live.client() as client:
+        for _ in range(3):
+            reply = client.post(PREDICT, json={"rows": HOUSE_ROWS})
+            np.testing.assert_allclose(reply.json()["predictions"], primary)
+    _shadow_stats(live)
+    idle = [t for t in threading.enumerate() if t.name.startswith("modelyard-shadow-idle")]
+    assert idle and all(
+        os.sched_getscheduler(t.native_id) == os.SCHED_IDLE  # type: ignore[arg-type]
+        for t in idle
+    )

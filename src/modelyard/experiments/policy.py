@@ -66,6 +66,11 @@ class ShadowPolicy(_Frozen):
     max_in_flight: int = Field(
         default=4, ge=1, le=256, description="Shadow calls at once; more are skipped."
     )
+    idle: bool = Field(
+        default=False,
+        description="Run copies only on CPU time nothing else wants (Linux SCHED_IDLE): "
+        "they never take CPU from answers, but on a busy machine most are skipped.",
+    )
 
 
 class RollbackRule(_Frozen):

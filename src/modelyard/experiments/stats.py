@@ -25,6 +25,7 @@ team-draft interleaving) would add a heavy dependency for a few dozen lines.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
@@ -153,17 +154,7 @@ class ABResult:
 
     def as_dict(self) -> dict[str, object]:
         """Plain JSON data."""
-        return {
-            "decision": self.decision,
-            "n_control": self.n_control,
-            "n_candidate": self.n_candidate,
-            "difference": self.difference,
-            "p_value": self.p_value,
-            "ratio": self.ratio,
-            "threshold": self.threshold,
-            "max_per_arm": self.max_per_arm,
-            "remaining_per_arm": self.remaining_per_arm,
-        }
+        return dataclasses.asdict(self)
 
 
 def msprt(
@@ -380,13 +371,7 @@ class PreferenceResult:
 
     def as_dict(self) -> dict[str, object]:
         """Plain JSON data."""
-        return {
-            "wins_a": self.wins_a,
-            "wins_b": self.wins_b,
-            "ties": self.ties,
-            "delta": self.delta,
-            "p_value": self.p_value,
-        }
+        return dataclasses.asdict(self)
 
 
 def preference_test(outcomes: Sequence[int] | np.ndarray) -> PreferenceResult:

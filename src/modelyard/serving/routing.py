@@ -50,7 +50,7 @@ from modelyard.types import RuntimeOutput
 if TYPE_CHECKING:
     from starlette.requests import Request
 
-    from modelyard.engine import Decoder, PredictionEngine
+    from modelyard.engine import Decoder, Prediction, PredictionEngine
     from modelyard.experiments.policy import RoutingPolicy
     from modelyard.registry.routing import PolicyRecord
     from modelyard.serving.manager import LoadedModel, ModelManager
@@ -206,18 +206,22 @@ class Router:
         from modelyard.registry.refs import parse_ref
 
         registry = self.manager.registry
+        shadow = record.policy.shadow
+        executor = self.shadows.executor_for(idle=shadow is not None and shadow.idle)
         reuse = {
-            (role, loaded.version.ref): loaded
+            (role, loaded.version.ref, loaded.batcher.executor): loaded
             for role, loaded in (current.arms.items() if current else ())
         }
         arms: dict[str, LoadedModel] = {}
         for role, ref in record.resolved.items():
-            found = reuse.get((role, ref))
+            found = reuse.get((role, ref, executor if role == "shadow" else None))
+            if found is None and role != "shadow":
+                found = next((v for k, v in reuse.items() if k[:2] == (role, ref)), None)
             if found is None:
                 version = await asyncio.to_thread(registry.get_version, parse_ref(ref))
                 if role == "shadow":
                     found = await self.manager.load_version(
-                        version, executor=self.shadows.executor, inline=False
+                        version, executor=executor, inline=False
                     )
                 else:
                     found = await self.manager.load_version(version, inline=role != "fallback")
@@ -283,6 +287,7 @@ class Router:
             "endpoint": endpoint,
             "offload": offload,
         }
+        decoded = None
         try:
             if policy.composite is not None:
                 info["arm"] = "composite"
@@ -290,9 +295,11 @@ class Router:
                 loaded = primary
             else:
                 info["arm"] = arm
-                loaded, rows, output = await self._answer(
+                loaded, answer = await self._answer(
                     route, (arm, answering), primary, decode, kwargs, info
                 )
+                rows, output = answer.rows, answer.output
+                decoded = (loaded.input_spec, answer.columns, rows)
         finally:
             primary.release()
         if route.live is not None and (policy.canary or policy.bandit):
@@ -305,6 +312,7 @@ class Router:
                 route.arms["shadow"],
                 request.scope,
                 decode,
+                decoded,
                 output.values,
                 kwargs,
             )
@@ -318,7 +326,7 @@ class Router:
         decode: Decoder,
         kwargs: dict[str, Any],
         info: dict[str, Any],
-    ) -> tuple[LoadedModel, int, RuntimeOutput]:
+    ) -> tuple[LoadedModel, Prediction]:
         arm, loaded = chosen
         policy = route.record.policy
         budget = policy.fallback.budget_ms if policy.fallback is not None else None
@@ -352,9 +360,9 @@ class Router:
             finally:
                 rescue.release()
             self._observe(route, "fallback", rescue, ok=True, started=rescue_started)
-            return rescue, answer.rows, answer.output
+            return rescue, answer
         self._observe(route, arm, loaded, ok=True, started=started)
-        return loaded, answer.rows, answer.output
+        return loaded, answer
 
     def _observe(
         self, route: Route, arm: str, loaded: LoadedModel, *, ok: bool, started: float

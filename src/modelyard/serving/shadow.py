@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
+import os
 import time
 from collections.abc import Callable, Coroutine, MutableMapping
 from typing import TYPE_CHECKING, Any
@@ -24,10 +25,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
+    from modelyard.contract import InputContract
     from modelyard.engine import Decoder, PredictionEngine
     from modelyard.experiments.policy import ShadowPolicy
     from modelyard.serving.arms import ArmMetrics, ShadowStats
     from modelyard.serving.manager import LoadedModel
+    from modelyard.types import Columns
 
 __all__ = ["AFTER_RESPONSE_KEY", "ShadowRunner", "run_after_response"]
 
@@ -62,12 +65,39 @@ class ShadowRunner:
         self.executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=threads, thread_name_prefix="modelyard-shadow"
         )
+        self._threads = threads
+        self._idle_executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._random = np.random.default_rng()
+        self._contracts: dict[tuple[int, int], bool] = {}
+
+    def _same_contract(self, answered: InputContract, shadow: InputContract) -> bool:
+        """Whether both versions decode requests alike (remembered per pair)."""
+        key = (id(answered), id(shadow))
+        same = self._contracts.get(key)
+        if same is None:
+            if len(self._contracts) > 64:  # versions come and go: forget old pairs
+                self._contracts.clear()
+            same = self._contracts[key] = answered is shadow or answered == shadow
+        return same
+
+    def executor_for(self, *, idle: bool) -> concurrent.futures.ThreadPoolExecutor:
+        """The shadow threads: normal ones, or (``idle``) ones under SCHED_IDLE."""
+        if not idle:
+            return self.executor
+        if self._idle_executor is None:
+            self._idle_executor = concurrent.futures.ThreadPoolExecutor(
+                max_workers=self._threads,
+                thread_name_prefix="modelyard-shadow-idle",
+                initializer=_idle_priority,
+            )
+        return self._idle_executor
 
     def shutdown(self) -> None:
         """Stop the shadow threads (after the router awaited its tasks); a call still
         running in a stalled candidate is not waited for here."""
-        self.executor.shutdown(wait=False, cancel_futures=True)
+        for executor in (self.executor, self._idle_executor):
+            if executor is not None:
+                executor.shutdown(wait=False, cancel_futures=True)
 
     def offer(
         self,
@@ -77,10 +107,15 @@ class ShadowRunner:
         shadow: LoadedModel,
         scope: MutableMapping[str, Any],
         decode: Decoder,
+        decoded: tuple[InputContract, Columns, int] | None,
         answered: np.ndarray,
         call: dict[str, Any],
     ) -> None:
-        """Queue a copy of one answered request (``answered``: its predictions)."""
+        """Queue a copy of one answered request (``answered``: its predictions).
+
+        ``decoded``: the contract the answer was decoded with, the columns and rows; when
+        the shadow's contract is the same, the copy reuses them instead of decoding again.
+        """
         if policy is None or (policy.sample < 1.0 and self._random.random() >= policy.sample):
             return
         if stats.in_flight >= policy.max_in_flight:
@@ -89,13 +124,18 @@ class ShadowRunner:
             return
         stats.in_flight += 1  # taken now, so a burst cannot start more than allowed
         stats.copied += 1
+        offload = True  # decoding on a thread: the copy takes nothing from the event loop
+        if decoded is not None and self._same_contract(decoded[0], shadow.input_spec):
+            _, columns, rows = decoded
+
+            def reuse(spec: InputContract) -> tuple[Columns, int]:
+                return columns, rows
+
+            decode, offload = reuse, False
+        call = {**call, "endpoint": "shadow", "offload": offload}
 
         def start() -> None:
-            self.background(
-                self._run(
-                    name, policy, stats, shadow, decode, answered, {**call, "endpoint": "shadow"}
-                )
-            )
+            self.background(self._run(name, policy, stats, shadow, decode, answered, call))
 
         scope.setdefault(AFTER_RESPONSE_KEY, []).append(start)
 
@@ -113,9 +153,7 @@ class ShadowRunner:
         outcome = "compared"
         shadow.acquire()
         try:
-            # Decoding runs on a thread too: the shadow takes nothing from the event loop
-            # but scheduling.
-            answer = await self.engine.predict(shadow, decode, **{**call, "offload": True})
+            answer = await self.engine.predict(shadow, decode, **call)
         except Exception as exc:  # a failing shadow only counts
             outcome = "failed"
             stats.failed += 1
@@ -142,3 +180,17 @@ def run_after_response(scope: MutableMapping[str, Any]) -> None:
                 job()
             except Exception:  # after the response: never the client's problem
                 logger.exception("after-response work failed")
+
+
+def _idle_priority() -> None:
+    """Run the calling shadow thread under Linux's SCHED_IDLE policy: it gets a core only
+    when nothing else wants it, so a shadow's runtime calls never take CPU time from the
+    primary's. Elsewhere (or when refused), the thread keeps the normal policy."""
+    set_scheduler = getattr(os, "sched_setscheduler", None)
+    idle = getattr(os, "SCHED_IDLE", None)
+    if set_scheduler is None or idle is None:
+        return
+    try:
+        set_scheduler(0, idle, os.sched_param(0))  # 0: this thread (a task on Linux)
+    except OSError:
+        logger.debug("SCHED_IDLE refused for the shadow threads; normal priority")
