@@ -13,7 +13,8 @@ peers) or above::
     2     contract                                 the input contract: one validator,
                                                    one category-text rule (training and
                                                    every prediction path use it)
-    3     data, features, evaluation               the pure layers (only ground below)
+    3     data, features, evaluation,              the pure layers (only ground below)
+          experiments
     4     models                                   estimators, the fitted pipeline,
                                                    SklearnRuntime
     5     registry                                 versions, artifacts, their readers
@@ -50,7 +51,7 @@ LAYERS: list[set[str]] = [
     {"errors", "_lazy"},
     {"types", "spec", "settings", "_optional", "_progress"},
     {"contract"},
-    {"data", "features", "evaluation"},
+    {"data", "features", "evaluation", "experiments"},
     {"models"},
     {"registry"},
     {"export"},

@@ -37,7 +37,7 @@ def test_fresh_database_is_upgraded_to_head_on_open(registry_url: str, tmp_path:
     try:
         assert set(sa.inspect(engine).get_table_names()) >= _TABLES
         with engine.connect() as conn:
-            assert db.current_revision(conn) == db.head_revision() == "0004"
+            assert db.current_revision(conn) == db.head_revision() == "0005_routing"
             context = MigrationContext.configure(
                 conn, opts={"version_table": db.VERSION_TABLE, "compare_type": True}
             )

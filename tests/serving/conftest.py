@@ -107,6 +107,13 @@ def start_server() -> Iterator[StartServer]:
         yield start
 
 
+@pytest.fixture(scope="module")
+def start_module_server() -> Iterator[StartServer]:
+    """Start servers that serve a whole test module: ``start_module_server(settings, ...)``."""
+    with running_servers() as start:
+        yield start
+
+
 ADMIN_KEY = "admin-key-123"
 
 

@@ -38,6 +38,7 @@ from modelyard.cli.serve import serve as serve_command
 from modelyard.continual.cli import retrain_command
 from modelyard.errors import ModelyardError
 from modelyard.monitoring import cli as monitoring_cli
+from modelyard.serving.experiments_cli import experiments_app
 from modelyard.streaming.cli import register as register_stream
 from modelyard.ui.cli import ui_command
 from modelyard.workflows.cli import register as register_compress
@@ -65,6 +66,7 @@ app.add_typer(batch_app, name="batch")
 app.command("worker")(batch_worker)
 app.command("ui")(ui_command)
 app.command("retrain")(retrain_command)
+app.add_typer(experiments_app, name="experiments")
 
 
 _STATE: dict[str, Any] = {"debug": False}

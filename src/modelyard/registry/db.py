@@ -51,6 +51,8 @@ from modelyard.registry.tables import (
     metadata,
     models,
     prediction_segments,
+    routing_events,
+    routing_policies,
     versions,
 )
 
@@ -77,6 +79,8 @@ __all__ = [
     "metadata",
     "models",
     "prediction_segments",
+    "routing_events",
+    "routing_policies",
     "run_read",
     "run_write",
     "upgrade_to_head",

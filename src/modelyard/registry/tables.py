@@ -29,6 +29,8 @@ __all__ = [
     "metadata",
     "models",
     "prediction_segments",
+    "routing_events",
+    "routing_policies",
     "versions",
 ]
 
@@ -283,4 +285,33 @@ batch_deliveries = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.UniqueConstraint("job_id", "channel", name="uq_modelyard_batch_deliveries_job_channel"),
+)
+
+
+#: Routing (see modelyard.registry.routing): one policy per served model name, with a
+#: revision the servers compare to notice a change, and an audit trail of every change
+#: and every decision taken on it (who or what, when, why, with the statistics).
+routing_policies = sa.Table(
+    "modelyard_routing_policies",
+    metadata,
+    sa.Column("model", sa.String(100), primary_key=True),
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("policy", sa.JSON, nullable=False),
+    sa.Column("resolved", sa.JSON, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("updated_by", sa.String(200), nullable=False),
+)
+
+routing_events = sa.Table(
+    "modelyard_routing_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("action", sa.String(20), nullable=False),
+    sa.Column("model", sa.String(100), nullable=False),
+    sa.Column("revision", sa.Integer, nullable=True),
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("details", sa.JSON, nullable=False),
+    sa.Index("ix_modelyard_routing_events_model_id", "model", "id"),
 )

@@ -95,6 +95,11 @@ class Versions:
         return db.mask_url(self._engine.url)
 
     @property
+    def engine(self) -> Engine:
+        """The database engine (for the registry's own modules, e.g. routing)."""
+        return self._engine
+
+    @property
     def store(self) -> ArtifactStore:
         """Where artifact bytes are kept."""
         return self._store

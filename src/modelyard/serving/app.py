@@ -19,6 +19,7 @@ with ``MODELYARD_SERVE_MODELS=house-prices``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -51,6 +52,12 @@ from modelyard.serving.protocols import (
     ServingState,
     json_response,
     protocol_of,
+)
+from modelyard.serving.routing import (
+    AFTER_RESPONSE_KEY,
+    ROUTE_KEY,
+    Router,
+    run_after_response,
 )
 
 if TYPE_CHECKING:
@@ -111,6 +118,7 @@ def create_app(config: ServeConfig | None = None, *, registry: Registry | None =
         admin_key=config.admin_key.encode("latin-1") if config.admin_key else None,
         started_at=datetime.now(UTC),
     )
+    state.router = router = Router(manager, state.engine, metrics, poll_seconds=config.poll_seconds)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -120,9 +128,14 @@ def create_app(config: ServeConfig | None = None, *, registry: Registry | None =
                 log = state.predlog
                 metrics.watch_dropped_rows(lambda: float(log.dropped_rows))
         await manager.start()
+        routing = asyncio.create_task(router.start(), name="modelyard-routing-start")
         try:
             yield
         finally:
+            routing.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await routing
+            await router.aclose()  # waits for shadow copies, closes the arms
             await manager.aclose()  # stops polling, lets requests finish, drains batchers
             if state.predlog is not None:
                 await asyncio.to_thread(state.predlog.close)  # flushes
@@ -233,7 +246,9 @@ def _add_routes(app: FastAPI) -> None:
     # through include_router: FastAPI (0.137+) keeps included routers as lazy wrappers
     # and walks each of them, route by route, on every request. That cost 90 µs per
     # prediction here, a third of the app's own time for a one-row request.
-    for router in (mlflow.router, own.router, v2.router):
+    from modelyard.serving.protocols import experiments
+
+    for router in (mlflow.router, own.router, v2.router, experiments.router):
         app.router.routes.extend(router.routes)
     app.router.routes[:0] = _lean_routes()
 
@@ -444,11 +459,16 @@ class _RequestContext:
                 status = message["status"]
                 started_response = True
                 message["headers"] = [*message.get("headers", ()), *echoed]
+                route = scope.get(ROUTE_KEY)
+                if route is not None:
+                    message["headers"].extend(_route_headers(route))
             await send(message)
 
         self.activity.requests += 1
         try:
             await self.app(scope, receive, send_with_id)
+            if AFTER_RESPONSE_KEY in scope:  # shadow copies: only once the answer is out
+                run_after_response(scope)
         except ClientDisconnect:
             # The client went away before its body arrived: nobody to answer, no fault.
             logger.debug("request %s: the client disconnected", scope[REQUEST_ID_KEY])
@@ -463,3 +483,14 @@ class _RequestContext:
                 self.metrics.observe_request(
                     labels[0], labels[1], labels[2], status, time.perf_counter() - started
                 )
+
+
+def _route_headers(route: dict[str, Any]) -> list[tuple[bytes, bytes]]:
+    """``X-Modelyard-Arm`` (which arm answered) and, when it answered for a failed or
+    late one, ``X-Modelyard-Fallback`` (why)."""
+    headers = [(b"x-modelyard-arm", str(route.get("arm", "")).encode("latin-1", "replace"))]
+    if route.get("fallback"):
+        headers.append(
+            (b"x-modelyard-fallback", str(route["fallback"]).encode("latin-1", "replace"))
+        )
+    return headers

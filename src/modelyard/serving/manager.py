@@ -368,7 +368,7 @@ class ModelManager:
             if not retry_failed and version.version == slot.failed_version:
                 return SwapResult(slot.name, str(target), "failed", before, None, slot.error)
             try:
-                loaded = await self._load_version(version)
+                loaded = await self.load_version(version)
             except Exception as exc:  # any failure to load must leave the old version serving
                 return self._failed(slot, target, before, version.version, exc, resolving=False)
             old = slot.current
@@ -435,7 +435,20 @@ class ModelManager:
             not_found=isinstance(exc, ModelNotFoundError),
         )
 
-    async def _load_version(self, version: ModelVersion) -> LoadedModel:
+    async def load_version(
+        self,
+        version: ModelVersion,
+        *,
+        executor: concurrent.futures.Executor | None = None,
+        inline: bool = True,
+    ) -> LoadedModel:
+        """Load, verify and warm up ``version`` outside any slot (routing arms use it).
+
+        Args:
+            executor: the threads its runtime calls run on (default: the manager's).
+            inline: whether brief calls may run on the event loop's thread; a shadow
+                arm says no, so a stalled candidate can never hold up the loop.
+        """
         from modelyard.serving.batching import MicroBatcher
 
         started = time.perf_counter()
@@ -452,9 +465,9 @@ class ModelManager:
             max_batch_rows=self.config.max_batch_rows,
             max_wait_ms=self.config.max_batch_wait_ms,
             enabled=self.config.batching,
-            executor=self._executor,
+            executor=executor or self._executor,
             on_batch=self.metrics.batch_observer(version.name),
-            activity=self.activity,
+            activity=self.activity if inline else None,
         )
         return LoadedModel(
             version=version,
@@ -516,6 +529,11 @@ class ModelManager:
         except DataValidationError as exc:
             logger.warning("%s: skipped warm-up, its own rows did not decode: %s", version.ref, exc)
             return None
+
+    @property
+    def registry(self) -> Registry:
+        """The open registry (after :meth:`start`)."""
+        return self._require_registry()
 
     def _require_registry(self) -> Registry:
         if self._registry is None:

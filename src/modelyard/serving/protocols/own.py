@@ -37,6 +37,7 @@ from modelyard.serving.protocols import (
     set_labels,
     show_id,
 )
+from modelyard.serving.routing import ROUTE_KEY
 
 __all__ = ["openapi_schemas", "router"]
 
@@ -75,6 +76,15 @@ class PredictResponse(BaseModel):
         default=None, description="Classifiers only: one list per row, in `classes` order."
     )
     classes: list[Scalar] | None = Field(default=None, description="Classifiers only.")
+    arm: str | None = Field(
+        default=None,
+        description="With a routing policy: primary, canary, fallback or composite.",
+    )
+    fallback: str | None = Field(
+        default=None, description="Why the fallback answered (the primary failed or was late)."
+    )
+    weights: dict[str, float] | None = Field(default=None, description="Composite weights.")
+    parts: list[str] | None = Field(default=None, description="The composite's versions.")
 
 
 class ErrorItem(BaseModel):
@@ -172,9 +182,10 @@ class SwapInfo(BaseModel):
 
 
 class ReloadResponse(BaseModel):
-    """What changed."""
+    """What changed: served versions, and the names whose routing policy was reloaded."""
 
     changes: list[SwapInfo]
+    routing: list[str] = []
 
 
 def openapi_schemas() -> dict[str, Any]:
@@ -247,7 +258,7 @@ async def _predict(request: Request, name: str, version: str | None) -> Response
         request,
         slot,
         version,
-        lambda spec: _decode(payload, spec),
+        lambda spec: decode_payload(payload, spec),
         endpoint="v1_predict",
         received_at=received_at,
         started=started,
@@ -263,10 +274,14 @@ async def _predict(request: Request, name: str, version: str | None) -> Response
     if output.proba is not None:
         content["probabilities"] = jsonable_array(output.proba)
         content["classes"] = output.classes
+    route = request.scope.get(ROUTE_KEY)
+    if route is not None:  # several versions behind this name: which answered, and why
+        content.update(route)
     return json_response(content)
 
 
-def _decode(payload: dict[str, Any], spec: Any) -> Any:
+def decode_payload(payload: dict[str, Any], spec: Any) -> Any:
+    """Decode a /v1 body (``rows``, or ``columns`` and ``data``) with ``spec``."""
     from modelyard.contract import RequestValidationError, decode_records, decode_split
 
     has_rows, has_split = "rows" in payload, "columns" in payload or "data" in payload
@@ -343,7 +358,7 @@ async def feedback(request: Request) -> Response:
     try:
         body = FeedbackRequest.model_validate(payload)
     except ValidationError as exc:
-        raise _invalid(exc) from None
+        raise invalid_body(exc) from None
     if state.manager.get(body.model) is None:
         raise ServingError(
             404,
@@ -420,7 +435,8 @@ async def _require_logged(state: ServingState, model: str, labels: list[Any]) ->
     )
 
 
-def _invalid(exc: ValidationError) -> ServingError:
+def invalid_body(exc: ValidationError) -> ServingError:
+    """A 422 naming every place where a body breaks its documented shape."""
     items = [
         {"loc": ["body", *item["loc"]], "msg": item["msg"], "type": item["type"]}
         for item in exc.errors(include_url=False)
@@ -448,7 +464,8 @@ async def reload(request: Request) -> Response:
     state: ServingState = request.app.state.serving
     state.check_admin_key(request)
     changes = await state.manager.reload()
-    return json_response({"changes": [_swap(change) for change in changes]})
+    routed = await state.router.refresh() if state.router is not None else []
+    return json_response({"changes": [_swap(change) for change in changes], "routing": routed})
 
 
 @router.post(
@@ -469,7 +486,7 @@ async def load(request: Request, name: str) -> Response:
     try:
         body = LoadRequest.model_validate(payload)
     except ValidationError as exc:
-        raise _invalid(exc) from None
+        raise invalid_body(exc) from None
     try:
         change = await state.manager.load(name, body.ref)
     except ModelyardError as exc:

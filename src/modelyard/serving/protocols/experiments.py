@@ -1,0 +1,148 @@
+"""Experiments on live traffic, over modelyard's own JSON protocol.
+
+- ``GET /v1/experiments``: every routing policy this server follows, its arms, their
+  statistics, the shadow's differential test, the A/B test, bandit and interleaving;
+- ``POST /v1/models/{name}/reward``: rewards of answered requests (A/B test, bandit,
+  the canary's labelled-metric rollback), by request id;
+- ``POST /v1/models/{name}/rank``: the request's rows ranked by score, best first
+  (team-draft interleaved with a candidate's ranking under an ``interleave`` policy);
+- ``POST /v1/models/{name}/rank/clicks``: the clicked positions of a ranking.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.responses import Response
+
+from modelyard.serving.protocols import (
+    OFFLOAD_BYTES,
+    ServingState,
+    json_response,
+    parse_body,
+    parse_json,
+    read_body,
+    request_id,
+    require_json,
+    require_object,
+    set_labels,
+)
+
+__all__ = ["router"]
+
+router = APIRouter()
+
+
+class RewardItem(BaseModel):
+    """The reward of one answered request (a bandit's must be in [0, 1])."""
+
+    model_config = ConfigDict(extra="forbid")
+    request_id: str = Field(min_length=1, max_length=200)
+    reward: float
+
+
+class RewardRequest(BaseModel):
+    """Rewards of earlier predictions."""
+
+    model_config = ConfigDict(extra="forbid")
+    items: list[RewardItem] = Field(min_length=1, max_length=10_000)
+
+
+class ClicksRequest(BaseModel):
+    """The clicked positions (0 = top) of one ranking /rank returned."""
+
+    model_config = ConfigDict(extra="forbid")
+    request_id: str = Field(min_length=1, max_length=200)
+    clicked: list[int] = Field(max_length=10_000)
+
+
+def _state(request: Request, name: str, endpoint: str) -> ServingState:
+    state: ServingState = request.app.state.serving
+    set_labels(request, name, "", endpoint)
+    state.check_predict_key(request)
+    state.slot(name)
+    return state
+
+
+def _validated(model: type[BaseModel], payload: Any) -> Any:
+    from modelyard.serving.protocols.own import invalid_body
+
+    try:
+        return model.model_validate(payload)
+    except ValidationError as exc:
+        raise invalid_body(exc) from None
+
+
+@router.get("/v1/experiments", tags=["experiments"])
+async def experiments(request: Request) -> Response:
+    """Live experiments on this server: each routing policy, its arms and statistics."""
+    state: ServingState = request.app.state.serving
+    state.check_predict_key(request)
+    entries = state.router.describe() if state.router is not None else []
+    return json_response({"experiments": entries})
+
+
+@router.post("/v1/models/{name}/reward", tags=["experiments"])
+async def reward(request: Request, name: str) -> Response:
+    """Credit rewards to the arms that answered the requests (by request id)."""
+    state = _state(request, name, "reward")
+    require_json(request)
+    body = _validated(
+        RewardRequest, parse_json(await read_body(request, state.config.max_body_bytes))
+    )
+    assert state.router is not None
+    counts = state.router.reward(name, [(item.request_id, item.reward) for item in body.items])
+    return json_response({"model": name, **counts})
+
+
+@router.post("/v1/models/{name}/rank", tags=["experiments"])
+async def rank(request: Request, name: str) -> Response:
+    """The rows (as for /predict) ranked by score, best first, as row positions."""
+    from modelyard.serving.protocols.own import decode_payload
+
+    received_at = datetime.now(UTC)
+    started = time.perf_counter()
+    state = _state(request, name, "rank")
+    slot = state.slot(name)
+    require_json(request)
+    body = await read_body(request, state.config.max_body_bytes)
+    payload = require_object(await parse_body(body), 'with "rows" or "columns" and "data"')
+    primary = state.acquire(slot, None)
+    set_labels(request, name, str(primary.number), "rank")
+    assert state.router is not None
+    ranking, teams = await state.router.rank(
+        state.router.routes.get(name),
+        primary,
+        lambda spec: decode_payload(payload, spec),
+        request_id=request_id(request),
+        received_at=received_at,
+        started=started,
+        endpoint="rank",
+        offload=len(body) > OFFLOAD_BYTES,
+    )
+    content: dict[str, Any] = {
+        "model": name,
+        "version": primary.number,
+        "request_id": request_id(request),
+        "ranking": ranking,
+    }
+    if teams is not None:
+        content["teams"] = teams
+    return json_response(content)
+
+
+@router.post("/v1/models/{name}/rank/clicks", tags=["experiments"])
+async def clicks(request: Request, name: str) -> Response:
+    """Credit the clicks on an interleaved ranking to the arm that placed them."""
+    state = _state(request, name, "rank_clicks")
+    require_json(request)
+    body = _validated(
+        ClicksRequest, parse_json(await read_body(request, state.config.max_body_bytes))
+    )
+    assert state.router is not None
+    winner = state.router.clicks(name, body.request_id, body.clicked)
+    return json_response({"model": name, "request_id": body.request_id, "preferred": winner})
