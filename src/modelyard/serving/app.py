@@ -287,7 +287,10 @@ def _describe(app: FastAPI) -> None:
             title=app.title, version=app.version, description=app.description, routes=app.routes
         )
         components = schema.setdefault("components", {}).setdefault("schemas", {})
-        for extra in (own.openapi_schemas(), v2.openapi_schemas(), mlflow.openapi_schemas()):
+        from modelyard.serving.protocols import experiments
+
+        schemas = (own, v2, mlflow, experiments)
+        for extra in (module.openapi_schemas() for module in schemas):
             for name, value in extra.items():
                 components.setdefault(name, value)
         state: ServingState = app.state.serving

@@ -21,7 +21,9 @@ from starlette.responses import Response
 
 from modelyard.serving.protocols import (
     OFFLOAD_BYTES,
+    SCHEMA_REF,
     ServingState,
+    component_schemas,
     json_response,
     parse_body,
     parse_json,
@@ -32,9 +34,20 @@ from modelyard.serving.protocols import (
     set_labels,
 )
 
-__all__ = ["router"]
+__all__ = ["openapi_schemas", "router"]
 
 router = APIRouter()
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    from modelyard.serving.protocols.own import DetailError
+
+    return {status: {"model": DetailError} for status in statuses}
+
+
+def _body(model: str) -> dict[str, Any]:
+    schema = {"$ref": SCHEMA_REF.format(model=model)}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
 class RewardItem(BaseModel):
@@ -60,6 +73,11 @@ class ClicksRequest(BaseModel):
     clicked: list[int] = Field(max_length=10_000)
 
 
+def openapi_schemas() -> dict[str, Any]:
+    """The request-body schemas this module's operations refer to."""
+    return component_schemas(RewardRequest, ClicksRequest)
+
+
 def _state(request: Request, name: str, endpoint: str) -> ServingState:
     state: ServingState = request.app.state.serving
     set_labels(request, name, "", endpoint)
@@ -77,7 +95,7 @@ def _validated(model: type[BaseModel], payload: Any) -> Any:
         raise invalid_body(exc) from None
 
 
-@router.get("/v1/experiments", tags=["experiments"])
+@router.get("/v1/experiments", tags=["experiments"], responses=_errors(401))
 async def experiments(request: Request) -> Response:
     """Live experiments on this server: each routing policy, its arms and statistics."""
     state: ServingState = request.app.state.serving
@@ -86,7 +104,12 @@ async def experiments(request: Request) -> Response:
     return json_response({"experiments": entries})
 
 
-@router.post("/v1/models/{name}/reward", tags=["experiments"])
+@router.post(
+    "/v1/models/{name}/reward",
+    tags=["experiments"],
+    responses=_errors(400, 401, 404, 413, 415, 422),
+    openapi_extra=_body("RewardRequest"),
+)
 async def reward(request: Request, name: str) -> Response:
     """Credit rewards to the arms that answered the requests (by request id)."""
     state = _state(request, name, "reward")
@@ -99,7 +122,12 @@ async def reward(request: Request, name: str) -> Response:
     return json_response({"model": name, **counts})
 
 
-@router.post("/v1/models/{name}/rank", tags=["experiments"])
+@router.post(
+    "/v1/models/{name}/rank",
+    tags=["experiments"],
+    responses=_errors(400, 401, 404, 413, 415, 422, 503),
+    openapi_extra=_body("PredictRequest"),
+)
 async def rank(request: Request, name: str) -> Response:
     """The rows (as for /predict) ranked by score, best first, as row positions."""
     from modelyard.serving.protocols.own import decode_payload
@@ -135,7 +163,12 @@ async def rank(request: Request, name: str) -> Response:
     return json_response(content)
 
 
-@router.post("/v1/models/{name}/rank/clicks", tags=["experiments"])
+@router.post(
+    "/v1/models/{name}/rank/clicks",
+    tags=["experiments"],
+    responses=_errors(400, 401, 404, 413, 415, 422),
+    openapi_extra=_body("ClicksRequest"),
+)
 async def clicks(request: Request, name: str) -> Response:
     """Credit the clicks on an interleaved ranking to the arm that placed them."""
     state = _state(request, name, "rank_clicks")
