@@ -65,6 +65,9 @@ def test_upload_follow_download_and_cancel_over_http(
     assert uploaded.status_code == 201, uploaded.text
     job = uploaded.json()
     assert job["status"] == "queued" and job["source"]["kind"] == "csv"
+    # The answer names the stored upload by its file name, never by a server path.
+    assert job["source"]["path"].endswith(".csv") and "/" not in job["source"]["path"]
+    assert str(settings.home) not in uploaded.text
     assert client.get(f"/batch/jobs/{job['id']}/results").status_code == 409  # not ended
 
     drain(settings, batch_settings)

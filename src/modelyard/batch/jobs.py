@@ -23,6 +23,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -89,6 +90,21 @@ class Job:
         for key, value in data.items():
             if isinstance(value, datetime):
                 data[key] = value.isoformat()
+        return data
+
+    def public_dict(self) -> dict[str, Any]:
+        """:meth:`to_dict` for HTTP answers and pages: no server path is shown.
+
+        An input file is named by its file name only, a SQLite input by its database
+        file's name; the worker's own record (:meth:`to_dict`) keeps the full paths.
+        """
+        data = self.to_dict()
+        source = dict(data["source"])
+        if source.get("path"):
+            source["path"] = Path(str(source["path"])).name
+        if str(source.get("url", "")).startswith("sqlite"):
+            source["url"] = "sqlite:///" + Path(str(source["url"]).split("///", 1)[-1]).name
+        data["source"] = source
         return data
 
 

@@ -110,7 +110,7 @@ def create_batch_router(
                 batch=batch,
             )
         )
-        return job.to_dict()
+        return job.public_dict()
 
     @router.post("/uploads", status_code=201)
     async def submit_upload(
@@ -143,7 +143,7 @@ def create_batch_router(
         )
         if job.source.get("path") != str(target):  # the key's earlier job: keep no copy
             target.unlink(missing_ok=True)
-        return job.to_dict()
+        return job.public_dict()
 
     @router.get("/jobs")
     def list_jobs(
@@ -154,13 +154,13 @@ def create_batch_router(
         """The newest jobs first."""
         check_key(x_api_key)
         jobs = _answer(lambda: api.list_jobs(limit=limit, status=status, settings=settings))
-        return [job.to_dict() for job in jobs]
+        return [job.public_dict() for job in jobs]
 
     @router.get("/jobs/{job_id}")
     def get_job(job_id: str, x_api_key: str | None = key_header) -> dict[str, Any]:
         """One job as recorded now."""
         check_key(x_api_key)
-        return _answer(lambda: api.status(job_id, settings=settings)).to_dict()
+        return _answer(lambda: api.status(job_id, settings=settings)).public_dict()
 
     @router.get("/jobs/{job_id}/failures")
     def get_failures(
@@ -192,7 +192,7 @@ def create_batch_router(
     def cancel_job(job_id: str, x_api_key: str | None = key_header) -> dict[str, Any]:
         """Cancel a queued job, or stop a running one at its next chunk."""
         check_key(x_api_key)
-        return _answer(lambda: api.cancel(job_id, settings=settings, batch=batch)).to_dict()
+        return _answer(lambda: api.cancel(job_id, settings=settings, batch=batch)).public_dict()
 
     return router
 
