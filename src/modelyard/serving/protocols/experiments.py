@@ -86,9 +86,12 @@ def _state(request: Request, name: str, endpoint: str) -> ServingState:
     return state
 
 
-def _validated(model: type[BaseModel], payload: Any) -> Any:
+async def _read_json(request: Request, state: ServingState, model: type[BaseModel]) -> Any:
+    """The request's JSON body, checked against ``model`` (a 422 naming each problem)."""
     from modelyard.serving.protocols.own import invalid_body
 
+    require_json(request)
+    payload = parse_json(await read_body(request, state.config.max_body_bytes))
     try:
         return model.model_validate(payload)
     except ValidationError as exc:
@@ -113,10 +116,7 @@ async def experiments(request: Request) -> Response:
 async def reward(request: Request, name: str) -> Response:
     """Credit rewards to the arms that answered the requests (by request id)."""
     state = _state(request, name, "reward")
-    require_json(request)
-    body = _validated(
-        RewardRequest, parse_json(await read_body(request, state.config.max_body_bytes))
-    )
+    body = await _read_json(request, state, RewardRequest)
     assert state.router is not None
     counts = state.router.reward(name, [(item.request_id, item.reward) for item in body.items])
     return json_response({"model": name, **counts})
@@ -172,10 +172,7 @@ async def rank(request: Request, name: str) -> Response:
 async def clicks(request: Request, name: str) -> Response:
     """Credit the clicks on an interleaved ranking to the arm that placed them."""
     state = _state(request, name, "rank_clicks")
-    require_json(request)
-    body = _validated(
-        ClicksRequest, parse_json(await read_body(request, state.config.max_body_bytes))
-    )
+    body = await _read_json(request, state, ClicksRequest)
     assert state.router is not None
     winner = state.router.clicks(name, body.request_id, body.clicked)
     return json_response({"model": name, "request_id": body.request_id, "preferred": winner})
