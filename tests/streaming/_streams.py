@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -17,6 +18,7 @@ import redis
 
 from modelyard.settings import Settings
 from modelyard.streaming import StreamConfig, StreamConsumer
+from modelyard.streaming.transport import Transport
 
 
 def house_row(index: int) -> dict[str, Any]:
@@ -67,15 +69,18 @@ class RunningConsumer:
         return self.result["stats"]
 
 
-def start_consumer(settings: Settings, broker: str, **options: Any) -> RunningConsumer:
-    """Run a consumer in a thread; returns once it reads messages."""
+def start_consumer(
+    settings: Settings, broker: str, *, transport: Transport | None = None, **options: Any
+) -> RunningConsumer:
+    """Run a consumer in a thread (on ``transport``, default: the broker's); returns once
+    it reads messages."""
     options.setdefault("in_stream", "in")
     options.setdefault("out_stream", "out")
     options.setdefault("runtime", "sklearn")  # the reference pipeline: exact comparisons
     options.setdefault("poll_seconds", 0)
     options.setdefault("consumer", "c1")
     config = StreamConfig(settings=settings, broker=broker, **options)
-    consumer = StreamConsumer(config)
+    consumer = StreamConsumer(config, transport=transport)
     result: dict[str, Any] = {}
     ready = threading.Event()
 
@@ -151,7 +156,22 @@ def stop(process: subprocess.Popen[str], signum: int = signal.SIGTERM) -> tuple[
     try:
         _, stderr = process.communicate(timeout=60)
     except subprocess.TimeoutExpired:
+        stacks = dump_stacks(process.pid)
         process.kill()
         _, stderr = process.communicate()
-        raise AssertionError(f"the consumer did not stop: {stderr[-3000:]}") from None
+        raise AssertionError(
+            f"the consumer did not stop: {stderr[-3000:]}\nwhere it was:\n{stacks}"
+        ) from None
     return process.returncode, stderr
+
+
+def dump_stacks(pid: int) -> str:
+    """Every thread's Python stack in process ``pid`` (py-spy, from the dev lock), so
+    a hang says where it hangs."""
+    spy = Path(sys.executable).with_name("py-spy")
+    if not spy.exists():
+        return "(py-spy is not installed)"
+    found = subprocess.run(
+        [str(spy), "dump", "--pid", str(pid)], capture_output=True, text=True, timeout=60
+    )
+    return (found.stdout + found.stderr)[-6000:]

@@ -8,6 +8,7 @@ REST API's reasons; every scored row is in the prediction log under endpoint
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,8 @@ from _streams import house_row, push, read_all, start_consumer, wait_for
 
 from _yard import CHURN_ROWS, free_port
 from modelyard.predlog import read_predictions
+from modelyard.streaming import StreamConfig
+from modelyard.streaming.redis import RedisTransport
 
 if TYPE_CHECKING:
     import redis
@@ -151,3 +154,33 @@ def test_a_batch_that_cannot_be_written_is_retried_not_lost(
     assert [doc["redelivered"] for doc in outputs[:16]] == [True] * 16
     assert client.xpending("in", "modelyard")["pending"] == 0
     assert client.xlen("in.dead") == 0
+
+
+class _SwallowingTransport(RedisTransport):
+    """Redis, but the control-stream read swallows its cancellation, as redis-py's
+    blocking reads sometimes do (redis/redis-py#2028): cancelling the consumer's event
+    task then leaves it looping."""
+
+    swallowed = 0
+
+    async def next_events(self, block_ms: int) -> list[dict[str, Any]]:
+        try:
+            return await super().next_events(block_ms)
+        except asyncio.CancelledError:
+            type(self).swallowed += 1
+            return []
+
+
+def test_the_consumer_stops_when_a_read_swallows_its_cancellation(
+    yard: Yard, redis_url: str, client: redis.Redis
+) -> None:
+    push(client, "in", [{"id": f"s{i}", "row": house_row(i)} for i in range(20)])
+    config = StreamConfig(
+        settings=yard.settings, broker=redis_url, model="houses", in_stream="in", out_stream="out"
+    )
+    transport = _SwallowingTransport(redis_url, config.streams())
+    running = start_consumer(yard.settings, redis_url, model="houses", transport=transport)
+    wait_for(lambda: client.xlen("out") >= 20, 120, "outputs")
+    stats = running.stop()  # fails if the consumer is still running after 60 s
+    assert stats.predicted == 20
+    assert _SwallowingTransport.swallowed >= 1, "the event read was never cancelled"

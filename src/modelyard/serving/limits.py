@@ -181,7 +181,10 @@ class BodyLimits:
             try:
                 if remaining <= 0:
                     raise TimeoutError
-                message = await asyncio.wait_for(receive(), remaining)
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for wraps every
+                # receive in a new task, a cost each request paid for nothing.
+                async with asyncio.timeout(remaining):
+                    message = await receive()
             except TimeoutError:
                 refused.append(b"")
                 raise LimitExceeded(

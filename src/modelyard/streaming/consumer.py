@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 import signal
 import time
@@ -75,6 +76,8 @@ logger = logging.getLogger(__name__)
 
 _OFFLOAD_BYTES = 256 * 1024  # larger messages are decoded on a worker thread
 _REPORT_SECONDS = 2.0  # lag and rows per second are refreshed this often
+_END_SECONDS = 10.0  # how long a background loop gets to end after the stop
+_STUCK_SECONDS = 20.0  # a stop still running after this long logs where it waits
 
 
 @dataclass
@@ -189,11 +192,8 @@ class StreamConsumer:
             self._ready.set()
             await self._consume()
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            self._stop.set()  # the background loops end at their next turn
+            await _end(tasks)
             await self.manager.aclose()
             with contextlib.suppress(Exception):
                 await self.transport.close()
@@ -405,7 +405,7 @@ class StreamConsumer:
 
     async def _follow_events(self) -> None:
         """Reload when the control stream announces a change of this model."""
-        while True:
+        while not self._stop.is_set():
             try:
                 events = await self.transport.next_events(1000)
             except asyncio.CancelledError:
@@ -429,8 +429,10 @@ class StreamConsumer:
     async def _report(self) -> None:
         """Refresh the lag and rate gauges every few seconds."""
         labels = (self._stream, self.config.group)
-        while True:
-            await asyncio.sleep(_REPORT_SECONDS)
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), _REPORT_SECONDS)
+                return
             self.metrics.update_rate(self.ref.name)
             try:
                 lag = await self.transport.lag()
@@ -440,6 +442,27 @@ class StreamConsumer:
             if lag.lag is not None:
                 self.metrics.lag.labels(*labels).set(lag.lag)
             self.metrics.pending.labels(*labels).set(lag.pending)
+
+
+async def _end(tasks: list[asyncio.Task[None]]) -> None:
+    """End the consumer's background loops, which check the stop flag at every turn.
+
+    Cancelling alone is not enough: a task blocked in a Redis read can swallow its
+    cancellation and keep looping (redis-py, seen in 8.1.0: redis/redis-py#2028), and
+    awaiting it then never returns. So each loop also stops on the flag, within one
+    blocking read; cancelling only makes that sooner, and a task that still runs after
+    :data:`_END_SECONDS` is left behind with a warning rather than waited for.
+    """
+    for task in tasks:
+        task.cancel()
+    if not tasks:
+        return
+    done, running = await asyncio.wait(tasks, timeout=_END_SECONDS)
+    for task in done:
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("%s failed", task.get_name(), exc_info=task.exception())
+    for task in running:
+        logger.warning("%s did not stop within %.0f s", task.get_name(), _END_SECONDS)
 
 
 def _as_redelivered(commit: Commit) -> Commit:
@@ -481,6 +504,19 @@ def _open_prediction_log(settings: Settings) -> Any:
     return PredictionLog.open(settings)
 
 
+def _report_stuck() -> None:
+    """Log where every task of the loop waits: a stop that takes longer than
+    :data:`_STUCK_SECONDS` is a fault to be found, not waited out in silence."""
+    stacks = []
+    for task in asyncio.all_tasks():
+        out = io.StringIO()
+        task.print_stack(limit=12, file=out)
+        stacks.append(out.getvalue())
+    logger.warning(
+        "still stopping after %.0f s; the loop waits in:\n%s", _STUCK_SECONDS, "\n".join(stacks)
+    )
+
+
 def run_stream(config: StreamConfig) -> StreamStats:
     """Run a consumer until SIGTERM or SIGINT (blocks); each finishes the batch in hand.
 
@@ -491,12 +527,21 @@ def run_stream(config: StreamConfig) -> StreamStats:
     async def main() -> StreamStats:
         consumer = StreamConsumer(config)
         loop = asyncio.get_running_loop()
+        report: list[asyncio.TimerHandle] = []
+
+        def stop() -> None:
+            consumer.stop()
+            if not report:  # a stop that does not finish says what it still waits for
+                report.append(loop.call_later(_STUCK_SECONDS, _report_stuck))
+
         for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, consumer.stop)
+            loop.add_signal_handler(signum, stop)
         try:
             return await consumer.run()
         finally:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(signum)
+            for handle in report:
+                handle.cancel()
 
     return asyncio.run(main())
