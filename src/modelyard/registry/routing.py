@@ -189,13 +189,12 @@ def rollback_canary(
     """
 
     def work(conn: Connection) -> PolicyRecord | None:
-        current = _row(conn, name, lock=True)
-        if current is None or current.revision != revision or current.policy.canary is None:
+        current = _canary_at(conn, name, revision)
+        if current is None:
             return None
-        return _replace_policy(
+        return _end_canary(
             conn,
             current,
-            current.policy.model_copy(update={"canary": None}),
             actor=actor,
             action="rollback",
             reason=reason,
@@ -242,8 +241,8 @@ def promote_canary(
     )
 
     def work(conn: Connection) -> tuple[PolicyRecord, AliasChange] | None:
-        current = _row(conn, name, lock=True)
-        if current is None or current.revision != revision or current.policy.canary is None:
+        current = _canary_at(conn, name, revision)
+        if current is None:
             return None
         assert target.version is not None
         change = registry._move_alias(
@@ -255,10 +254,9 @@ def promote_canary(
             reason=reason,
             details={"routing_revision": revision + 1, "statistics": statistics},
         )
-        record = _replace_policy(
+        record = _end_canary(
             conn,
             current,
-            current.policy.model_copy(update={"canary": None}),
             actor=actor,
             action="promote",
             reason=reason,
@@ -344,10 +342,18 @@ def _resolve(registry: Registry, name: str, policy: RoutingPolicy) -> dict[str, 
     return resolved
 
 
-def _replace_policy(
+def _canary_at(conn: Connection, name: str, revision: int) -> PolicyRecord | None:
+    """The policy of ``name``, locked, if it is still at ``revision`` with a canary (a
+    decision applies only to the revision it was taken on)."""
+    current = _row(conn, name, lock=True)
+    if current is None or current.revision != revision or current.policy.canary is None:
+        return None
+    return current
+
+
+def _end_canary(
     conn: Connection,
     current: PolicyRecord,
-    policy: RoutingPolicy,
     *,
     actor: str,
     action: EventAction,
@@ -355,8 +361,9 @@ def _replace_policy(
     details: dict[str, Any],
     statistics: dict[str, Any],
 ) -> PolicyRecord:
-    """Store ``policy`` in place of ``current`` (its canary ended by ``action``) at the
-    next revision, and write the event with the canary and the ``statistics``."""
+    """Store ``current`` without its canary (ended by ``action``) at the next revision,
+    and write the event with the canary and the ``statistics``."""
+    policy = current.policy.model_copy(update={"canary": None})
     now = utcnow()
     name, revision = current.model, current.revision + 1
     resolved = {k: v for k, v in current.resolved.items() if k in policy.refs()}

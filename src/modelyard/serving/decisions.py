@@ -120,70 +120,78 @@ class Decider:
         from modelyard.registry.routing import rollback_canary
 
         logger.warning("%s: rolling the canary back: %s", route.name, reason)
-        try:
-            await asyncio.to_thread(
-                rollback_canary,
-                self.manager.registry,
-                route.name,
-                revision=route.record.revision,
-                actor=SERVER_ACTOR,
-                reason=f"automatic rollback: {reason}",
-                statistics=statistics,
-            )
-        except Exception:  # the canary stays stopped in this process; the log says why
-            logger.exception("%s: could not record the canary rollback", route.name)
+        await self._write(
+            route,
+            "the canary rollback",
+            rollback_canary,
+            reason=f"automatic rollback: {reason}",
+            statistics=statistics,
+        )
 
     async def _promote(self, route: Route, reason: str, statistics: dict[str, Any]) -> None:
-        from modelyard.registry.routing import promote_canary, record_event
+        from modelyard.registry.routing import promote_canary
 
         canary = route.record.resolved.get("canary")
         logger.warning("%s: promoting the canary %s: %s", route.name, canary, reason)
         try:
-            await asyncio.to_thread(
+            promoted = await self._write(
+                route,
+                "the canary promotion",
                 promote_canary,
-                self.manager.registry,
-                route.name,
-                revision=route.record.revision,
-                actor=SERVER_ACTOR,
                 reason=f"automatic promotion: {reason}",
                 statistics=statistics,
+                refused=PromotionRefused,
             )
         except PromotionRefused as exc:  # the gates still rule: audited, not promoted
             logger.warning("%s: the canary won but was not promoted: %s", route.name, exc)
-            try:
-                await asyncio.to_thread(
-                    record_event,
-                    self.manager.registry,
-                    route.name,
-                    "decision",
-                    actor=SERVER_ACTOR,
-                    reason=f"the canary won but was not promoted: {exc}",
-                    details={"canary": canary, "statistics": statistics},
-                    revision=route.record.revision,
-                )
-            except Exception:
-                logger.exception("%s: could not record the refused promotion", route.name)
+            await self._event(
+                route,
+                f"the canary won but was not promoted: {exc}",
+                {"canary": canary, "statistics": statistics},
+            )
             return
-        except Exception:  # the canary stays stopped in this process; the log says why
-            logger.exception("%s: could not record the canary promotion", route.name)
-            return
-        # Serve the promoted version here now; other processes follow at their poll.
-        await self.manager.reload()
-        await self.refresh()
+        if promoted:  # serve the promoted version here now; other processes at their poll
+            await self.manager.reload()
+            await self.refresh()
 
     async def _audit_decision(self, route: Route, statistics: dict[str, Any]) -> None:
+        reason = f"A/B test (sequential, mSPRT): {statistics['decision']}"
+        details = {"ab_test": statistics, "canary": route.record.resolved.get("canary")}
+        await self._event(route, reason, details)
+
+    async def _event(self, route: Route, reason: str, details: dict[str, Any]) -> None:
         from modelyard.registry.routing import record_event
 
+        await self._write(
+            route, "the decision", record_event, "decision", reason=reason, details=details
+        )
+
+    async def _write(
+        self,
+        route: Route,
+        what: str,
+        write: Callable[..., Any],
+        *args: Any,
+        refused: type[Exception] | None = None,
+        **kwargs: Any,
+    ) -> bool:
+        """Run the registry ``write`` for ``route`` off the event loop (as this server,
+        at the route's revision); whether it was written. A failure is logged (the
+        decision stays in force in this process, and on /v1/experiments); a ``refused``
+        error is raised for the caller to handle."""
         try:
             await asyncio.to_thread(
-                record_event,
+                write,
                 self.manager.registry,
                 route.name,
-                "decision",
-                actor=SERVER_ACTOR,
-                reason=f"A/B test (sequential, mSPRT): {statistics['decision']}",
-                details={"ab_test": statistics, "canary": route.record.resolved.get("canary")},
+                *args,
                 revision=route.record.revision,
+                actor=SERVER_ACTOR,
+                **kwargs,
             )
-        except Exception:  # the decision stays visible on /v1/experiments; the log says why
-            logger.exception("%s: could not record the A/B decision", route.name)
+        except Exception as exc:
+            if refused is not None and isinstance(exc, refused):
+                raise
+            logger.exception("%s: could not record %s", route.name, what)
+            return False
+        return True
