@@ -24,9 +24,8 @@ from modelyard.errors import PromotionRefused
 from modelyard.experiments.policy import rollback_reason
 
 if TYPE_CHECKING:
-    from modelyard.serving.arms import ArmMetrics
+    from modelyard.serving.arms import ArmMetrics, Route
     from modelyard.serving.manager import ModelManager
-    from modelyard.serving.routing import Route
 
 __all__ = ["SERVER_ACTOR", "Decider"]
 

@@ -35,7 +35,6 @@ import contextlib
 import logging
 import random
 import time
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -44,9 +43,9 @@ import numpy as np
 from modelyard.errors import DataValidationError, ModelyardError
 from modelyard.experiments.policy import bucket, combine
 from modelyard.experiments.stats import team_draft
-from modelyard.serving.arms import ArmMetrics, ArmStats, ShadowStats
+from modelyard.serving.arms import ArmMetrics, Route
 from modelyard.serving.decisions import Decider
-from modelyard.serving.live import LiveExperiment, ranking_of
+from modelyard.serving.live import ranking_of
 from modelyard.serving.shadow import AFTER_RESPONSE_KEY, ShadowRunner, run_after_response
 from modelyard.types import RuntimeOutput
 
@@ -68,36 +67,6 @@ logger = logging.getLogger(__name__)
 ROUTE_KEY = "modelyard.route"
 
 _CLOSE_SECONDS = 30.0  # how long shutdown waits for shadow copies and arms' requests
-
-
-@dataclass(eq=False)
-class Route:
-    """One model name's policy with its arms loaded, and what happened on it."""
-
-    record: PolicyRecord
-    arms: dict[str, LoadedModel]
-    stats: dict[str, ArmStats] = field(default_factory=dict)
-    shadow_stats: ShadowStats = field(default_factory=ShadowStats)
-    canary_stopped: str | None = None  # why, once rolled back or promoted here
-    live: LiveExperiment | None = None
-
-    def __post_init__(self) -> None:
-        if self.live is None:
-            self.live = LiveExperiment(self.record.policy)
-
-    @property
-    def name(self) -> str:
-        """The model name."""
-        return self.record.model
-
-    def arm_stats(self, arm: str) -> ArmStats:
-        """The statistics of ``arm`` (``primary``, ``canary``, ``fallback``...)."""
-        stats = self.stats.get(arm)
-        if stats is None:
-            canary = self.record.policy.canary
-            stats = ArmStats(window=canary.rollback.window if canary else 1000)
-            self.stats[arm] = stats
-        return stats
 
 
 class Router:
