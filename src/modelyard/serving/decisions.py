@@ -143,6 +143,7 @@ class Decider:
             )
         except PromotionRefused as exc:  # the gates still rule: audited, not promoted
             logger.warning("%s: the canary won but was not promoted: %s", route.name, exc)
+            route.canary_stopped = f"won, but not promoted: {exc}"
             await self._event(
                 route,
                 f"the canary won but was not promoted: {exc}",
