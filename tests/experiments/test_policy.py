@@ -11,6 +11,7 @@ from modelyard.experiments.policy import (
     RollbackRule,
     bucket,
     combine,
+    label_reward,
     parse_policy,
     rollback_reason,
 )
@@ -89,3 +90,25 @@ def test_composite_weights_and_combination() -> None:
     assert list(labels) == [1, 1]
     with pytest.raises(ModelyardError, match="mix"):
         combine([1, 1], [np.zeros(2), np.zeros(2)], [p1, None])
+
+
+def test_labels_score_a_prediction_higher_when_it_is_better() -> None:
+    assert label_reward("regression", 2.5, 4) == -1.5
+    assert label_reward("regression", 2.5, "4.5") == -2.0
+    assert label_reward("regression", 2.5, "many") is None  # cannot score it
+    assert label_reward("regression", 2.5, float("inf")) is None
+    # classes compare by their category texts: 1, 1.0 and "1" are one class
+    assert label_reward("binary", 1, 1.0) == label_reward("binary", "1", 1) == 1.0
+    assert label_reward("multiclass", "cat", "dog") == 0.0
+
+
+def test_an_ab_test_declares_its_metric_and_whether_it_acts() -> None:
+    policy = parse_policy(
+        {"canary": {"ref": "a:2", "share": 0.5, "ab": {"mde": 1, "sigma": 2, "act": True}}}
+    )
+    assert policy.canary is not None and policy.canary.ab is not None
+    assert (policy.canary.ab.metric, policy.canary.ab.act) == ("reward", True)
+    with pytest.raises(ModelyardError, match="metric"):
+        parse_policy(
+            {"canary": {"ref": "a:2", "share": 0.5, "ab": {"mde": 1, "sigma": 2, "metric": "x"}}}
+        )

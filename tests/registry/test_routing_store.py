@@ -1,17 +1,19 @@
 """Routing policies in the registry: validated, resolved, revised and audited in one
-transaction; a canary rollback only applies to the revision it was decided on."""
+transaction; a canary rollback or promotion only applies to the revision it was decided
+on, and a promotion moves the production alias in the same transaction."""
 
 from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
 
-from modelyard.errors import ModelNotFoundError, ModelyardError
+from modelyard.errors import ModelNotFoundError, ModelyardError, PromotionRefused
 from modelyard.registry import Registry, db
 from modelyard.registry.routing import (
     clear_policy,
     get_policy,
     list_policies,
+    promote_canary,
     record_event,
     rollback_canary,
     routing_events,
@@ -173,3 +175,63 @@ def test_revisions_only_grow_across_a_clear(registry: Registry, register) -> Non
     clear_policy(registry, "houses", actor="a", reason="c")
     again = set_policy(registry, "houses", {"shadow": {"ref": "houses:1"}}, actor="a", reason="s")
     assert again.revision == 3  # a server that saw revision 1 notices the change
+
+
+def test_promotion_moves_the_alias_and_ends_the_canary_in_one_audited_write(  # type: ignore[no-untyped-def]
+    registry: Registry, register
+) -> None:
+    register("houses")
+    register("houses")
+    registry.set_alias("houses", "production", 1, actor="ana", reason="first")
+    policy = {"canary": {"ref": "houses:2", "share": 0.5}, "shadow": {"ref": "houses:2"}}
+    record = set_policy(registry, "houses", policy, actor="ana", reason="canary")
+    stats = {"ab_test": {"decision": "winner", "p_value": 0.001}}
+    stale = promote_canary(
+        registry, "houses", revision=record.revision + 1, actor="s", reason="x", statistics=stats
+    )
+    assert stale is None and registry.get_version("houses@production").version == 1
+    promoted = promote_canary(
+        registry, "houses", revision=record.revision, actor="server", reason="won", statistics=stats
+    )
+    assert promoted is not None
+    new_policy, change = promoted
+    assert new_policy.policy.canary is None and new_policy.resolved == {"shadow": "houses:2"}
+    assert (change.from_version, change.to_version) == (1, 2)
+    assert registry.get_version("houses@production").version == 2
+    [move, *_] = registry.audit_log("houses")
+    assert (move.action, move.actor, move.reason, move.alias) == (
+        "promote",
+        "server",
+        "won",
+        "production",
+    )
+    assert move.details["statistics"] == stats
+    event = routing_events(registry, "houses")[0]
+    assert (event.action, event.revision, event.details["audit_id"]) == (
+        "promote",
+        record.revision + 1,
+        change.audit_id,
+    )
+    assert event.details["statistics"] == stats and event.details["canary_version"] == "houses:2"
+    # an alias move like any other: `modelyard rollback` undoes it
+    assert registry.rollback("houses", actor="ana", reason="undo").to_version == 1
+
+
+def test_a_canary_that_failed_its_gates_is_never_promoted(  # type: ignore[no-untyped-def]
+    registry: Registry, register
+) -> None:
+    register("houses")
+    register("houses", gates_passed=False)
+    registry.set_alias("houses", "production", 1, actor="ana", reason="first")
+    record = set_policy(
+        registry, "houses", {"canary": {"ref": "houses:2", "share": 0.5}}, actor="a", reason="c"
+    )
+    with pytest.raises(PromotionRefused, match="failed its evaluation gates"):
+        promote_canary(
+            registry, "houses", revision=record.revision, actor="s", reason="won", statistics={}
+        )
+    stored = get_policy(registry, "houses")
+    assert stored is not None and stored.revision == record.revision  # nothing written
+    assert stored.policy.canary is not None
+    assert registry.get_version("houses@production").version == 1
+    assert [e.action for e in routing_events(registry, "houses")] == ["set"]

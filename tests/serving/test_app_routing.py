@@ -475,3 +475,39 @@ def test_an_idle_shadow_runs_on_threads_under_sched_idle(
         os.sched_getscheduler(t.native_id) == os.SCHED_IDLE  # type: ignore[arg-type]
         for t in idle
     )
+
+
+def test_a_canary_judged_by_labels_that_loses_is_rolled_back_by_itself(
+    live: LiveServer, registry: Registry, two_houses: Yard
+) -> None:
+    ab = {"mde": 2000.0, "sigma": 5000.0, "metric": "labels", "act": True}
+    policy = {"canary": {"ref": "houses:2", "share": 0.5, "ab": ab}}
+    _apply(live, registry, policy, "canary judged by the labels")
+    truth = two_houses.reference("houses:1", HOUSE_ROWS).values  # the primary is right
+    with live.client() as client:
+        refused = client.post(
+            "/v1/models/houses/reward", json={"items": [{"request_id": "r", "reward": 1.0}]}
+        )
+        assert refused.status_code == 422 and "/v1/feedback" in refused.text
+        for _ in range(100):
+            stored = get_policy(registry, "houses")
+            if stored is None or stored.policy.canary is None:
+                break
+            answered = client.post(PREDICT, json={"rows": HOUSE_ROWS}).json()
+            items = [
+                {"request_id": answered["request_id"], "row": row, "label": float(value)}
+                for row, value in enumerate(truth)
+            ]
+            labelled = client.post("/v1/feedback", json={"model": "houses", "items": items})
+            assert labelled.status_code == 200, labelled.text
+            time.sleep(0.05)  # the rollback is written off the request path
+    deadline = time.monotonic() + 30
+    while get_policy(registry, "houses").policy.canary is not None:  # type: ignore[union-attr]
+        assert time.monotonic() < deadline, "the rollback was not written"
+        time.sleep(0.05)
+    event = routing_events(registry, "houses")[0]
+    assert (event.action, event.actor) == ("rollback", "modelyard-serve")
+    assert "automatic rollback" in event.reason and "worse" in event.reason
+    ab_test = event.details["statistics"]["ab_test"]
+    assert ab_test["decision"] == "loser" and ab_test["difference"] < 0
+    assert registry.get_version("houses@production").version == 1

@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from modelyard.contract.text import category_text
 from modelyard.errors import DataValidationError, ModelyardError
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "ShadowPolicy",
     "bucket",
     "combine",
+    "label_reward",
     "parse_policy",
     "rollback_reason",
 ]
@@ -89,15 +91,33 @@ class RollbackRule(_Frozen):
 
 
 class ABTest(_Frozen):
-    """The pre-declared A/B test of a canary split: the metric is the reward clients
-    post for each answered request (``POST /v1/models/{name}/reward``); the sequential
-    test (:func:`~modelyard.experiments.stats.msprt`) compares its mean on the canary
-    with the primary's."""
+    """The pre-declared A/B test of a canary split: the sequential test
+    (:func:`~modelyard.experiments.stats.msprt`) compares the mean reward on the canary
+    with the primary's.
+
+    The reward is what clients post for each answered request (``metric: reward``,
+    ``POST /v1/models/{name}/reward``), or is scored from the true labels posted to
+    ``/v1/feedback`` (``metric: labels``, one observation per labelled row, see
+    :func:`label_reward`). With ``act``, the server acts on the decision: a winner is
+    promoted (the production alias moves to it and the canary ends), a loser is rolled
+    back; both are audited with the test's statistics.
+    """
 
     mde: float = Field(gt=0, description="The minimum detectable difference of mean reward.")
-    sigma: float = Field(gt=0, description="The reward's standard deviation per request.")
+    sigma: float = Field(gt=0, description="The reward's standard deviation per observation.")
     alpha: float = Field(default=0.05, gt=0, lt=1)
     power: float = Field(default=0.8, gt=0, lt=1)
+    metric: Literal["reward", "labels"] = Field(
+        default="reward",
+        description="'reward': posted to /v1/models/{name}/reward; 'labels': true labels "
+        "posted to /v1/feedback, scored per row (minus the absolute error of a regressor, "
+        "1 or 0 for a classifier's right or wrong class).",
+    )
+    act: bool = Field(
+        default=False,
+        description="Promote a winner (move the production alias to it) and roll a loser "
+        "back, automatically and audited.",
+    )
 
 
 class CanaryPolicy(_Frozen):
@@ -280,6 +300,27 @@ def rollback_reason(
     if rule.min_metric is not None and metric is not None and metric < rule.min_metric:
         return f"labelled metric {metric:.4f} fell below the limit {rule.min_metric}"
     return None
+
+
+def label_reward(task: str, predicted: Any, label: Any) -> float | None:
+    """The reward of one prediction given its true ``label`` (higher is better), or
+    None when the label cannot score it (a regressor's label that is not a number).
+
+    A regressor's reward is minus its absolute error; a classifier's is 1 when the
+    predicted class is the label (compared by their category texts, so ``1`` and
+    ``1.0`` are one class) and 0 otherwise.
+
+    Example:
+        >>> label_reward("regression", 2.5, 4), label_reward("binary", 1, "1")
+        (-1.5, 1.0)
+    """
+    if task == "regression":
+        try:
+            error = abs(float(predicted) - float(label))
+        except (TypeError, ValueError):
+            return None
+        return -error if np.isfinite(error) else None
+    return float(category_text(predicted) == category_text(label))
 
 
 def combine(

@@ -139,60 +139,19 @@ class Registry(Versions):
         corrupt = self._check_integrity(
             name, version, action="promote", allow_corrupt=allow_corrupt, reason=reason
         )
-
-        def work(conn: Connection) -> AliasChange:
-            model_id = self._model_id(conn, name, lock=True)
-            row = conn.execute(
-                sa.select(db.versions.c.gates_passed).where(
-                    db.versions.c.model_id == model_id, db.versions.c.version == version
-                )
-            ).one_or_none()
-            if row is None:
-                raise self._missing_version(conn, model_id, name, version)
-            override = not row.gates_passed
-            if override and not (allow_failed_gates and reason.strip()):
-                missing = "" if not allow_failed_gates else " (the override has no reason)"
-                raise PromotionRefused(
-                    f"refusing to point {name}@{alias} at {name}:{version}: that version "
-                    f"failed its evaluation gates{missing}; see its report. To promote it "
-                    "anyway, pass --allow-failed-gates together with --reason '...' "
-                    "(allow_failed_gates=True, reason=...); the override is audited"
-                )
-            current = _alias_version(conn, model_id, alias)
-            if current == version:
-                return AliasChange(name, alias, "promote", current, version, actor, reason)
-            now = db.utcnow()
-            _put_alias(conn, model_id, alias, version, now, actor, exists=current is not None)
-            details: dict[str, Any] = {"gates_passed": bool(row.gates_passed)}
-            if override:
-                details["allow_failed_gates"] = True
-            if corrupt:
-                details["allow_corrupt_artifacts"] = corrupt
-            audit_id = _audit(
+        change = run_write(
+            self._engine,
+            lambda conn: self._move_alias(
                 conn,
-                now,
-                actor,
-                "promote",
-                name,
-                alias=alias,
-                from_version=current,
-                to_version=version,
-                reason=reason,
-                details=details,
-            )
-            return AliasChange(
                 name,
                 alias,
-                "promote",
-                current,
                 version,
-                actor,
-                reason,
-                override=override or bool(corrupt),
-                audit_id=audit_id,
-            )
-
-        change = run_write(self._engine, work)
+                actor=actor,
+                reason=reason,
+                allow_failed_gates=allow_failed_gates,
+                corrupt=corrupt,
+            ),
+        )
         if change.override:
             logger.warning(
                 "%s@%s -> %d despite failed gates or altered artifacts, by %s: %s",
@@ -203,6 +162,75 @@ class Registry(Versions):
                 reason,
             )
         return change
+
+    def _move_alias(
+        self,
+        conn: Connection,
+        name: str,
+        alias: str,
+        version: int,
+        *,
+        actor: str,
+        reason: str,
+        allow_failed_gates: bool = False,
+        corrupt: list[str] | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> AliasChange:
+        """The write of :meth:`set_alias`, in the caller's transaction ``conn`` (so a
+        routing policy's change commits with the alias move or not at all). The caller
+        has verified the artifacts (``corrupt``: the problems an override accepted);
+        ``details`` go into the audit entry.
+        """
+        model_id = self._model_id(conn, name, lock=True)
+        row = conn.execute(
+            sa.select(db.versions.c.gates_passed).where(
+                db.versions.c.model_id == model_id, db.versions.c.version == version
+            )
+        ).one_or_none()
+        if row is None:
+            raise self._missing_version(conn, model_id, name, version)
+        override = not row.gates_passed
+        if override and not (allow_failed_gates and reason.strip()):
+            missing = "" if not allow_failed_gates else " (the override has no reason)"
+            raise PromotionRefused(
+                f"refusing to point {name}@{alias} at {name}:{version}: that version "
+                f"failed its evaluation gates{missing}; see its report. To promote it "
+                "anyway, pass --allow-failed-gates together with --reason '...' "
+                "(allow_failed_gates=True, reason=...); the override is audited"
+            )
+        current = _alias_version(conn, model_id, alias)
+        if current == version:
+            return AliasChange(name, alias, "promote", current, version, actor, reason)
+        now = db.utcnow()
+        _put_alias(conn, model_id, alias, version, now, actor, exists=current is not None)
+        recorded: dict[str, Any] = {**(details or {}), "gates_passed": bool(row.gates_passed)}
+        if override:
+            recorded["allow_failed_gates"] = True
+        if corrupt:
+            recorded["allow_corrupt_artifacts"] = corrupt
+        audit_id = _audit(
+            conn,
+            now,
+            actor,
+            "promote",
+            name,
+            alias=alias,
+            from_version=current,
+            to_version=version,
+            reason=reason,
+            details=recorded,
+        )
+        return AliasChange(
+            name,
+            alias,
+            "promote",
+            current,
+            version,
+            actor,
+            reason,
+            override=override or bool(corrupt),
+            audit_id=audit_id,
+        )
 
     def rollback(
         self,

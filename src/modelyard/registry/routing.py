@@ -30,6 +30,7 @@ from modelyard.registry.db import run_read, run_write, utcnow
 from modelyard.registry.refs import check_model_name, parse_ref
 
 if TYPE_CHECKING:
+    from modelyard.registry.records import AliasChange
     from modelyard.registry.registry import Registry
 
 __all__ = [
@@ -38,13 +39,14 @@ __all__ = [
     "clear_policy",
     "get_policy",
     "list_policies",
+    "promote_canary",
     "record_event",
     "rollback_canary",
     "routing_events",
     "set_policy",
 ]
 
-EventAction = Literal["set", "clear", "rollback", "decision"]
+EventAction = Literal["set", "clear", "rollback", "promote", "decision"]
 
 
 @dataclass(frozen=True)
@@ -187,33 +189,86 @@ def rollback_canary(
     """
 
     def work(conn: Connection) -> PolicyRecord | None:
-        current = _row(conn, name, lock=True)
-        if current is None or current.revision != revision or current.policy.canary is None:
+        current = _canary_at(conn, name, revision)
+        if current is None:
             return None
-        now = utcnow()
-        policy = current.policy.model_copy(update={"canary": None})
-        resolved = {k: v for k, v in current.resolved.items() if k != "canary"}
-        data = policy.model_dump(mode="json", exclude_none=True)
-        conn.execute(
-            sa.update(db.routing_policies)
-            .where(db.routing_policies.c.model == name)
-            .values(
-                revision=revision + 1,
-                policy=data,
-                resolved=resolved,
-                updated_at=now,
-                updated_by=actor,
-            )
+        return _end_canary(
+            conn,
+            current,
+            actor=actor,
+            action="rollback",
+            reason=reason,
+            details={},
+            statistics=statistics,
         )
-        details = {
-            "canary": current.policy.canary.model_dump(mode="json")
-            if current.policy.canary
-            else {},
-            "canary_version": current.resolved.get("canary"),
-            "statistics": statistics,
-        }
-        _event(conn, now, actor, "rollback", name, revision + 1, reason, details)
-        return PolicyRecord(name, revision + 1, policy, resolved, now, actor)
+
+    return run_write(registry.engine, work)
+
+
+def promote_canary(
+    registry: Registry,
+    name: str,
+    *,
+    revision: int,
+    actor: str,
+    reason: str,
+    statistics: dict[str, Any],
+    alias: str = "production",
+) -> tuple[PolicyRecord, AliasChange] | None:
+    """Promote the canary of ``name``'s policy, if it is still at ``revision``: point
+    ``name@alias`` at it and end the canary, in one transaction, audited twice with the
+    ``statistics`` that decided it (the alias move in the registry's audit log, undone
+    by ``modelyard rollback``; the promotion among the routing events).
+
+    Returns:
+        The new policy and the alias change, or None when the policy had changed
+        meanwhile (someone else decided first; nothing is written).
+
+    Raises:
+        PromotionRefused: the canary's version failed its evaluation gates (an
+            automatic promotion never overrides them).
+        IntegrityError: an artifact of the canary's version is missing or altered.
+    """
+    planned = get_policy(registry, name)
+    if planned is None or planned.revision != revision or "canary" not in planned.resolved:
+        return None
+    target = parse_ref(planned.resolved["canary"])
+    assert target.version is not None  # resolved references are NAME:VERSION
+    # Checked before the write transaction, as a promotion by hand does (hashing takes a
+    # while; a registered artifact's bytes never change).
+    registry._check_integrity(
+        name, target.version, action="promote", allow_corrupt=False, reason=reason
+    )
+
+    def work(conn: Connection) -> tuple[PolicyRecord, AliasChange] | None:
+        current = _canary_at(conn, name, revision)
+        if current is None:
+            return None
+        assert target.version is not None
+        change = registry._move_alias(
+            conn,
+            name,
+            alias,
+            target.version,
+            actor=actor,
+            reason=reason,
+            details={"routing_revision": revision + 1, "statistics": statistics},
+        )
+        record = _end_canary(
+            conn,
+            current,
+            actor=actor,
+            action="promote",
+            reason=reason,
+            details={
+                "alias": alias,
+                "from_version": change.from_version,
+                "to_version": change.to_version,
+                "audit_id": change.audit_id,
+            },
+            statistics=statistics,
+        )
+        return record, change
 
     return run_write(registry.engine, work)
 
@@ -285,6 +340,53 @@ def _resolve(registry: Registry, name: str, policy: RoutingPolicy) -> dict[str, 
             raise ModelNotFoundError(f"routing policy of {name!r}, {role}: {exc}") from None
         resolved[role] = version.ref
     return resolved
+
+
+def _canary_at(conn: Connection, name: str, revision: int) -> PolicyRecord | None:
+    """The policy of ``name``, locked, if it is still at ``revision`` with a canary (a
+    decision applies only to the revision it was taken on)."""
+    current = _row(conn, name, lock=True)
+    if current is None or current.revision != revision or current.policy.canary is None:
+        return None
+    return current
+
+
+def _end_canary(
+    conn: Connection,
+    current: PolicyRecord,
+    *,
+    actor: str,
+    action: EventAction,
+    reason: str,
+    details: dict[str, Any],
+    statistics: dict[str, Any],
+) -> PolicyRecord:
+    """Store ``current`` without its canary (ended by ``action``) at the next revision,
+    and write the event with the canary and the ``statistics``."""
+    policy = current.policy.model_copy(update={"canary": None})
+    now = utcnow()
+    name, revision = current.model, current.revision + 1
+    resolved = {k: v for k, v in current.resolved.items() if k in policy.refs()}
+    conn.execute(
+        sa.update(db.routing_policies)
+        .where(db.routing_policies.c.model == name)
+        .values(
+            revision=revision,
+            policy=policy.model_dump(mode="json", exclude_none=True),
+            resolved=resolved,
+            updated_at=now,
+            updated_by=actor,
+        )
+    )
+    canary = current.policy.canary
+    details = {
+        **details,
+        "canary": canary.model_dump(mode="json") if canary else {},
+        "canary_version": current.resolved.get("canary"),
+        "statistics": statistics,
+    }
+    _event(conn, now, actor, action, name, revision, reason, details)
+    return PolicyRecord(name, revision, policy, resolved, now, actor)
 
 
 def _row(conn: Connection, name: str, *, lock: bool = False) -> PolicyRecord | None:

@@ -1,5 +1,7 @@
-"""What each arm of a route did: request statistics, the shadow's paired predictions,
-and the per-arm Prometheus metrics (used by :mod:`modelyard.serving.routing`)."""
+"""A route (one model name's policy with its arms loaded) and what each arm did:
+request statistics, the shadow's paired predictions, and the per-arm Prometheus
+metrics (used by :mod:`modelyard.serving.routing` and
+:mod:`modelyard.serving.decisions`)."""
 
 from __future__ import annotations
 
@@ -10,10 +12,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from prometheus_client import Counter, Gauge, Histogram
 
+from modelyard.serving.live import LiveExperiment
+
 if TYPE_CHECKING:
+    from modelyard.registry.routing import PolicyRecord
+    from modelyard.serving.manager import LoadedModel
     from modelyard.serving.metrics import ServingMetrics
 
-__all__ = ["ArmMetrics", "ArmStats", "ShadowStats"]
+__all__ = ["ArmMetrics", "ArmStats", "Route", "ShadowStats"]
 
 _PAIRS_KEPT = 10_000  # paired rows kept for the live differential test
 
@@ -102,6 +108,36 @@ class ShadowStats:
             top=5,
         )
         return {**counts, "differential": diff.model_dump(mode="json")}
+
+
+@dataclass(eq=False)
+class Route:
+    """One model name's policy with its arms loaded, and what happened on it."""
+
+    record: PolicyRecord
+    arms: dict[str, LoadedModel]
+    stats: dict[str, ArmStats] = field(default_factory=dict)
+    shadow_stats: ShadowStats = field(default_factory=ShadowStats)
+    canary_stopped: str | None = None  # why, once rolled back or promoted here
+    live: LiveExperiment | None = None
+
+    def __post_init__(self) -> None:
+        if self.live is None:
+            self.live = LiveExperiment(self.record.policy)
+
+    @property
+    def name(self) -> str:
+        """The model name."""
+        return self.record.model
+
+    def arm_stats(self, arm: str) -> ArmStats:
+        """The statistics of ``arm`` (``primary``, ``canary``, ``fallback``...)."""
+        stats = self.stats.get(arm)
+        if stats is None:
+            canary = self.record.policy.canary
+            stats = ArmStats(window=canary.rollback.window if canary else 1000)
+            self.stats[arm] = stats
+        return stats
 
 
 class ArmMetrics:

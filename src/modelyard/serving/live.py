@@ -34,6 +34,8 @@ __all__ = ["ASSIGNMENTS_KEPT", "LiveExperiment", "ranking_of"]
 #: Requests whose arm (or interleaved teams) is remembered for rewards and clicks.
 ASSIGNMENTS_KEPT = 100_000
 
+_USED = object()  # marks a row already scored by its label
+
 
 @dataclass(eq=False)
 class LiveExperiment:
@@ -50,6 +52,10 @@ class LiveExperiment:
     outcomes: list[int] = field(default_factory=list)
     design: ABDesign | None = None
     decision: str = "not yet"
+    #: per request, its rows' predictions until each is labelled (``metric: labels``)
+    outputs: collections.OrderedDict[str, list[Any]] = field(
+        default_factory=collections.OrderedDict
+    )
 
     def __post_init__(self) -> None:
         if self.policy.bandit is not None:
@@ -76,12 +82,46 @@ class LiveExperiment:
         """Remember that ``arm`` answered ``request_id``."""
         _remember(self.assignments, request_id, arm)
 
+    @property
+    def judged_by_labels(self) -> bool:
+        """Whether the A/B test scores the true labels (``metric: labels``)."""
+        canary = self.policy.canary
+        return canary is not None and canary.ab is not None and canary.ab.metric == "labels"
+
+    def keep_output(self, request_id: str, values: np.ndarray) -> None:
+        """Keep a request's predictions until its labels come (``metric: labels`` only)."""
+        if self.judged_by_labels:
+            _remember(self.outputs, request_id, list(values))
+
+    def label(self, request_id: str, row: int, label: Any, task: str) -> tuple[str, float] | None:
+        """Score row ``row`` of ``request_id`` by its true ``label`` and credit the arm
+        that answered it; returns (arm, reward), or None when the row is not known here,
+        was labelled before (a row counts once), or the label cannot score it."""
+        from modelyard.experiments.policy import label_reward
+
+        values = self.outputs.get(request_id)
+        arm = self.assignments.get(request_id)
+        if values is None or arm is None or not 0 <= row < len(values) or values[row] is _USED:
+            return None
+        value = label_reward(task, values[row], label)
+        if value is None:
+            return None
+        values[row] = _USED
+        self.rewards.setdefault(arm, []).append(value)
+        return arm, value
+
     def reward(self, request_id: str, value: float) -> str | None:
         """Credit ``value`` to the arm that answered ``request_id`` (None: not known here).
 
         Raises:
-            DataValidationError: a bandit's reward outside [0, 1], or a non-finite one.
+            DataValidationError: a bandit's reward outside [0, 1], or a non-finite one,
+                or a reward posted to an A/B test that scores the labels.
         """
+        if self.judged_by_labels:
+            raise DataValidationError(
+                "this canary's A/B test scores the true labels (metric: labels), so it "
+                "takes no rewards; send the labels to /v1/feedback"
+            )
         if not np.isfinite(value):
             raise DataValidationError(f"reward {value} is not a finite number")
         arm = self.assignments.get(request_id)

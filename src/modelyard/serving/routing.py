@@ -11,7 +11,9 @@ Per request to a name with a route (:meth:`Router.predict`):
   ``sticky``, else at random); its errors and latencies, over a moving window, are
   checked against its rollback rule after each of its requests; a crossing stops the
   canary at once in this process and is written to the registry (the policy loses its
-  canary, and the audit event carries the statistics);
+  canary, and the audit event carries the statistics). Its A/B test, on posted rewards
+  or on the true labels of ``/v1/feedback`` (:meth:`Router.label`), may promote it or
+  roll it back (:mod:`modelyard.serving.decisions`);
 - the **fallback** answers when the arm chosen fails (a server fault, not a client's
   mistake) or misses the fallback's ``budget_ms``; a failed canary is answered by the
   primary. The reply says so (``X-Modelyard-Fallback``, and ``fallback`` in /v1 bodies);
@@ -33,17 +35,17 @@ import contextlib
 import logging
 import random
 import time
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from modelyard.errors import DataValidationError, ModelyardError
-from modelyard.experiments.policy import bucket, combine, rollback_reason
+from modelyard.experiments.policy import bucket, combine
 from modelyard.experiments.stats import team_draft
-from modelyard.serving.arms import ArmMetrics, ArmStats, ShadowStats
-from modelyard.serving.live import LiveExperiment, ranking_of
+from modelyard.serving.arms import ArmMetrics, Route
+from modelyard.serving.decisions import Decider
+from modelyard.serving.live import ranking_of
 from modelyard.serving.shadow import AFTER_RESPONSE_KEY, ShadowRunner, run_after_response
 from modelyard.types import RuntimeOutput
 
@@ -64,38 +66,7 @@ logger = logging.getLogger(__name__)
 #: and /v1 bodies).
 ROUTE_KEY = "modelyard.route"
 
-_SERVER_ACTOR = "modelyard-serve"
 _CLOSE_SECONDS = 30.0  # how long shutdown waits for shadow copies and arms' requests
-
-
-@dataclass(eq=False)
-class Route:
-    """One model name's policy with its arms loaded, and what happened on it."""
-
-    record: PolicyRecord
-    arms: dict[str, LoadedModel]
-    stats: dict[str, ArmStats] = field(default_factory=dict)
-    shadow_stats: ShadowStats = field(default_factory=ShadowStats)
-    canary_stopped: str | None = None  # why, once the rollback rule fired here
-    live: LiveExperiment | None = None
-
-    def __post_init__(self) -> None:
-        if self.live is None:
-            self.live = LiveExperiment(self.record.policy)
-
-    @property
-    def name(self) -> str:
-        """The model name."""
-        return self.record.model
-
-    def arm_stats(self, arm: str) -> ArmStats:
-        """The statistics of ``arm`` (``primary``, ``canary``, ``fallback``...)."""
-        stats = self.stats.get(arm)
-        if stats is None:
-            canary = self.record.policy.canary
-            stats = ArmStats(window=canary.rollback.window if canary else 1000)
-            self.stats[arm] = stats
-        return stats
 
 
 class Router:
@@ -125,6 +96,7 @@ class Router:
         self.routes: dict[str, Route] = {}
         self.errors: dict[str, str] = {}
         self.shadows = ShadowRunner(engine, self.metrics, self._background, threads=shadow_threads)
+        self.decider = Decider(manager, self.metrics, self._background, self.refresh)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._poller: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
@@ -304,6 +276,7 @@ class Router:
             primary.release()
         if route.live is not None and (policy.canary or policy.bandit):
             route.live.assign(request_id, info["arm"])  # rewards are credited to it
+            route.live.keep_output(request_id, output.values)  # scored when labelled
         if policy.shadow is not None and "shadow" in route.arms:
             self.shadows.offer(
                 route.name,
@@ -375,46 +348,7 @@ class Router:
         ).inc()
         self.metrics.latency.labels(route.name, arm).observe(seconds)
         if arm == "canary":
-            self._check_canary(route)
-
-    def _check_canary(self, route: Route) -> None:
-        """Stop the canary here, and roll it back in the registry, if its rule fired."""
-        canary = route.record.policy.canary
-        if canary is not None and route.canary_stopped is None:
-            summary = route.arm_stats("canary").summary()
-            reason = rollback_reason(
-                canary.rollback,
-                requests=summary["window_requests"],
-                errors=summary["window_errors"],
-                p95_ms=summary["p95_ms"],
-                metric=summary["mean_reward"],
-            )
-            if reason is not None:
-                route.canary_stopped = reason  # no canary traffic from now on, here
-                self.metrics.decisions.labels(route.name, "rollback").inc()
-                self._background(self._roll_back(route, reason, summary))
-
-    async def _roll_back(self, route: Route, reason: str, summary: dict[str, Any]) -> None:
-        from modelyard.registry.routing import rollback_canary
-
-        statistics = {
-            "canary": summary,
-            "primary": route.arm_stats("primary").summary(),
-            "decided_at": datetime.now(UTC).isoformat(),
-        }
-        logger.warning("%s: rolling the canary back: %s", route.name, reason)
-        try:
-            await asyncio.to_thread(
-                rollback_canary,
-                self.manager.registry,
-                route.name,
-                revision=route.record.revision,
-                actor=_SERVER_ACTOR,
-                reason=f"automatic rollback: {reason}",
-                statistics=statistics,
-            )
-        except Exception:  # the canary stays stopped in this process; the log says why
-            logger.exception("%s: could not record the canary rollback", route.name)
+            self.decider.check_canary(route)
 
     async def _composite(
         self,
@@ -486,31 +420,27 @@ class Router:
             if arm is not None:
                 matched += 1
                 route.arm_stats(arm).add_reward(value)
-        if policy is not None and policy.canary is not None:
-            self._check_canary(route)  # the labelled metric may have crossed its limit
-        result = live.ab_result()
-        if result is not None and result.decision != live.decision:
-            live.decision = result.decision
-            self.metrics.decisions.labels(name, f"ab_{result.decision}").inc()
-            self._background(self._audit_decision(route, result.as_dict()))
+        self.decider.judge(route)  # the labelled metric or the A/B test may decide now
         return {"stored": matched, "unmatched": len(items) - matched}
 
-    async def _audit_decision(self, route: Route, statistics: dict[str, Any]) -> None:
-        from modelyard.registry.routing import record_event
-
-        try:
-            await asyncio.to_thread(
-                record_event,
-                self.manager.registry,
-                route.name,
-                "decision",
-                actor=_SERVER_ACTOR,
-                reason=f"A/B test (sequential, mSPRT): {statistics['decision']}",
-                details={"ab_test": statistics, "canary": route.record.resolved.get("canary")},
-                revision=route.record.revision,
-            )
-        except Exception:  # the decision stays visible on /v1/experiments; the log says why
-            logger.exception("%s: could not record the A/B decision", route.name)
+    def label(self, name: str, items: list[tuple[str, int, Any]]) -> int:
+        """Score true labels (request id, row, label) of a canary whose A/B test is
+        judged by them (``metric: labels``), crediting the arm that answered each row;
+        returns how many were scored. Feedback for any other model changes nothing."""
+        route = self.routes.get(name)
+        live = route.live if route is not None else None
+        if route is None or live is None or not live.judged_by_labels:
+            return 0
+        task = route.arms["canary"].task  # a canary judged by labels has its arm
+        scored = 0
+        for request_id, row, label in items:
+            credited = live.label(request_id, row, label, task)
+            if credited is not None:
+                scored += 1
+                route.arm_stats(credited[0]).add_reward(credited[1])
+        if scored:
+            self.decider.judge(route)
+        return scored
 
     async def rank(
         self, route: Route | None, primary: LoadedModel, decode: Decoder, **call: Any

@@ -401,6 +401,8 @@ async def feedback(request: Request) -> Response:
         raise ServingError(
             422, exc.message, kind="validation", loc=["body", "items"], items=items
         ) from None
+    if state.router is not None:  # a canary judged by the labels scores them now
+        state.router.label(body.model, [(i.request_id, i.row, i.label) for i in body.items])
     return json_response({"model": body.model, "stored": stored})
 
 
