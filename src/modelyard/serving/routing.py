@@ -33,9 +33,10 @@ import contextlib
 import logging
 import random
 import time
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -48,15 +49,20 @@ from modelyard.serving.shadow import AFTER_RESPONSE_KEY, ShadowRunner, run_after
 from modelyard.types import RuntimeOutput
 
 if TYPE_CHECKING:
-    from starlette.requests import Request
-
     from modelyard.engine import Decoder, Prediction, PredictionEngine
     from modelyard.experiments.policy import RoutingPolicy
     from modelyard.registry.routing import PolicyRecord
     from modelyard.serving.manager import LoadedModel, ModelManager
     from modelyard.serving.metrics import ServingMetrics
 
-__all__ = ["AFTER_RESPONSE_KEY", "ROUTE_KEY", "Route", "Router", "run_after_response"]
+__all__ = [
+    "AFTER_RESPONSE_KEY",
+    "ROUTE_KEY",
+    "Route",
+    "RoutedRequest",
+    "Router",
+    "run_after_response",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +72,27 @@ ROUTE_KEY = "modelyard.route"
 
 _SERVER_ACTOR = "modelyard-serve"
 _CLOSE_SECONDS = 30.0  # how long shutdown waits for shadow copies and arms' requests
+
+
+class RoutedRequest(Protocol):
+    """What routing reads of a request, whatever carried it: a Starlette request on the
+    server; a stream message on the consumer (:mod:`modelyard.streaming.routing`)."""
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """Where a sticky canary finds its routing key (``key_header``)."""
+        ...
+
+    @property
+    def query_params(self) -> Mapping[str, str]:
+        """A composite's weights by name (``alpha``, ``beta``...), as text."""
+        ...
+
+    @property
+    def scope(self) -> MutableMapping[str, Any]:
+        """Per-request state: what routing did (:data:`ROUTE_KEY`) and the work left for
+        after the answer is out (:data:`AFTER_RESPONSE_KEY`, shadow copies)."""
+        ...
 
 
 @dataclass(eq=False)
@@ -107,6 +134,8 @@ class Router:
         metrics: where the per-arm metrics go.
         poll_seconds: how often policies are re-read (0: only on :meth:`refresh`).
         shadow_threads: threads running shadow calls, apart from the primary's.
+        actor: who the audit trail names for the decisions taken here (a rollback, an
+            A/B verdict).
     """
 
     def __init__(
@@ -117,8 +146,10 @@ class Router:
         *,
         poll_seconds: float,
         shadow_threads: int = 2,
+        actor: str = _SERVER_ACTOR,
     ) -> None:
         self.manager = manager
+        self.actor = actor
         self.engine = engine
         self.metrics = ArmMetrics(metrics)
         self.poll_seconds = poll_seconds
@@ -252,7 +283,7 @@ class Router:
     async def predict(
         self,
         route: Route,
-        request: Request,
+        request: RoutedRequest,
         primary: LoadedModel,
         decode: Decoder,
         *,
@@ -409,7 +440,7 @@ class Router:
                 self.manager.registry,
                 route.name,
                 revision=route.record.revision,
-                actor=_SERVER_ACTOR,
+                actor=self.actor,
                 reason=f"automatic rollback: {reason}",
                 statistics=statistics,
             )
@@ -419,7 +450,7 @@ class Router:
     async def _composite(
         self,
         route: Route,
-        request: Request,
+        request: RoutedRequest,
         decode: Decoder,
         kwargs: dict[str, Any],
         info: dict[str, Any],
@@ -504,7 +535,7 @@ class Router:
                 self.manager.registry,
                 route.name,
                 "decision",
-                actor=_SERVER_ACTOR,
+                actor=self.actor,
                 reason=f"A/B test (sequential, mSPRT): {statistics['decision']}",
                 details={"ab_test": statistics, "canary": route.record.resolved.get("canary")},
                 revision=route.record.revision,
