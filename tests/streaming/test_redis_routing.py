@@ -11,7 +11,9 @@ Each test stores a policy with :func:`~modelyard.registry.routing.set_policy` (w
   ``"key"``), and each output names the arm and the version that answered it;
 - a failing canary: the primary answers for it (``"fallback"`` says why), the rule rolls
   it back in the registry (audited, actor ``modelyard-stream``), and then only the
-  primary answers.
+  primary answers;
+- composite: the message's ``"weights"`` give the hand-computed combination, and a weight
+  out of its bounds makes a dead letter (422), not an internal error.
 """
 
 from __future__ import annotations
@@ -171,3 +173,44 @@ def test_a_failing_canary_is_rolled_back_automatically_and_audited(
     assert event.action == "rollback" and event.actor == "modelyard-stream"
     assert "error rate" in event.reason
     assert event.details["statistics"]["canary"]["window_errors"] >= 5
+
+
+def test_a_composite_combines_by_the_message_weights_and_refuses_bad_ones(
+    two_houses: Yard, registry: Registry, redis_url: str, client: redis.Redis
+) -> None:
+    policy = {
+        "composite": {
+            "parts": [
+                {"ref": "houses:1", "weight": "alpha", "default": 0.5},
+                {"ref": "houses:2", "weight": "beta", "default": 0.5, "max": 2.0},
+            ]
+        }
+    }
+    set_policy(registry, "houses", policy, actor="test", reason="blend")
+    expected = _expected(two_houses, 3)
+    running = _consumer(two_houses, redis_url)
+    try:
+        _route(running)
+        push(
+            client,
+            "in",
+            [
+                {"id": "m0", "row": house_row(0), "weights": {"alpha": 0.3, "beta": 1.2}},
+                {"id": "m1", "row": house_row(1)},
+                {"id": "m2", "row": house_row(2), "weights": {"alpha": 1.5}},
+            ],
+        )
+        wait_for(lambda: client.xlen("out") + client.xlen("in.dead") >= 3, 60, "the answers")
+    finally:
+        running.stop()
+    weighted, default = read_all(client, "out")
+    assert weighted["arm"] == "composite" and weighted["weights"] == {"alpha": 0.3, "beta": 1.2}
+    assert weighted["parts"] == ["houses:1", "houses:2"]
+    hand = 0.3 * expected[1][0] + 1.2 * expected[2][0]
+    assert weighted["prediction"] == pytest.approx(hand, rel=1e-12)
+    assert default["prediction"] == pytest.approx(
+        0.5 * expected[1][1] + 0.5 * expected[2][1], rel=1e-12
+    )
+    [dead] = read_all(client, "in.dead")
+    assert dead["id"] == "m2" and dead["error"]["status"] == 422
+    assert "outside its declared bounds" in dead["error"]["message"]
