@@ -27,7 +27,7 @@ from _streams import RunningConsumer, house_row, push, read_all, start_consumer,
 
 from modelyard.predlog.reader import read_predictions
 from modelyard.registry.routing import get_policy, routing_events, set_policy
-from serving.test_app_routing import Crashes, _Installed
+from serving.test_app_routing import BLEND, Crashes, _Installed
 from serving.test_app_routing import registry as registry  # the server tests' fixtures
 from serving.test_app_routing import two_houses as two_houses
 
@@ -178,15 +178,7 @@ def test_a_failing_canary_is_rolled_back_automatically_and_audited(
 def test_a_composite_combines_by_the_message_weights_and_refuses_bad_ones(
     two_houses: Yard, registry: Registry, redis_url: str, client: redis.Redis
 ) -> None:
-    policy = {
-        "composite": {
-            "parts": [
-                {"ref": "houses:1", "weight": "alpha", "default": 0.5},
-                {"ref": "houses:2", "weight": "beta", "default": 0.5, "max": 2.0},
-            ]
-        }
-    }
-    set_policy(registry, "houses", policy, actor="test", reason="blend")
+    set_policy(registry, "houses", BLEND, actor="test", reason="blend")
     expected = _expected(two_houses, 3)
     running = _consumer(two_houses, redis_url)
     try:
