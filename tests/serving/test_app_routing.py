@@ -65,6 +65,15 @@ def two_houses(tmp_path_factory: pytest.TempPathFactory) -> Yard:
 
 
 ADMIN_KEY = "routing-admin-key"
+#: A composite of the two versions (also used by the streaming tests).
+BLEND = {
+    "composite": {
+        "parts": [
+            {"ref": "houses:1", "weight": "alpha", "default": 0.5},
+            {"ref": "houses:2", "weight": "beta", "default": 0.5, "max": 2.0},
+        ]
+    }
+}
 
 
 @pytest.fixture(scope="module")
@@ -288,15 +297,7 @@ def test_fallback_answers_when_the_primary_stalls(
 def test_composite_weights_give_the_hand_computed_combination(
     live: LiveServer, registry: Registry, two_houses: Yard
 ) -> None:
-    policy = {
-        "composite": {
-            "parts": [
-                {"ref": "houses:1", "weight": "alpha", "default": 0.5},
-                {"ref": "houses:2", "weight": "beta", "default": 0.5, "max": 2.0},
-            ]
-        }
-    }
-    _apply(live, registry, policy, "blend")
+    _apply(live, registry, BLEND, "blend")
     one = two_houses.reference("houses:1", HOUSE_ROWS).values
     two = two_houses.reference("houses:2", HOUSE_ROWS).values
     with live.client() as client:

@@ -43,6 +43,7 @@ class Decider:
         metrics: the per-arm metrics (decisions are counted there).
         background: runs a coroutine off the request path.
         refresh: re-reads the routing policies now.
+        actor: who the audit trail names for the decisions taken here.
     """
 
     def __init__(
@@ -51,8 +52,11 @@ class Decider:
         metrics: ArmMetrics,
         background: Callable[[Coroutine[Any, Any, Any]], None],
         refresh: Callable[[], Awaitable[Any]],
+        *,
+        actor: str = SERVER_ACTOR,
     ) -> None:
         self.manager = manager
+        self.actor = actor
         self.metrics = metrics
         self.background = background
         self.refresh = refresh
@@ -186,7 +190,7 @@ class Decider:
                 route.name,
                 *args,
                 revision=route.record.revision,
-                actor=SERVER_ACTOR,
+                actor=self.actor,
                 **kwargs,
             )
         except Exception as exc:

@@ -162,29 +162,30 @@ def list_command(
 
       modelyard experiments list --url http://127.0.0.1:8000
     """
+    from modelyard.serving.experiments_view import live_experiments, stored_experiments
+
     if url is not None:
-        entries = _live(url, api_key)
+        entries = live_experiments(url, api_key)
         if as_json:
             _print_json(entries)
             return
         _render_live(entries)
         return
-    from modelyard.registry.routing import list_policies, routing_events
-
     with _registry(ctx) as registry:
-        records = list_policies(registry)
-        last = {r.model: routing_events(registry, r.model, limit=1) for r in records}
+        stored = stored_experiments(registry)
     if as_json:
         _print_json(
             [
-                {**r.as_dict(), "last_event": last[r.model][0].as_dict() if last[r.model] else None}
-                for r in records
+                {
+                    **s.record.as_dict(),
+                    "last_event": s.last_event.as_dict() if s.last_event else None,
+                }
+                for s in stored
             ]
         )
         return
     table = Table("model", "revision", "arms", "updated", "last decision")
-    for record in records:
-        event = last[record.model][0] if last[record.model] else None
+    for record, event in ((s.record, s.last_event) for s in stored):
         table.add_row(
             record.model,
             str(record.revision),
@@ -192,7 +193,7 @@ def list_command(
             f"{record.updated_at:%Y-%m-%d %H:%M} by {record.updated_by}",
             f"{event.action}: {event.reason}" if event else "",
         )
-    out.print(table if records else "no routing policies")
+    out.print(table if stored else "no routing policies")
 
 
 @experiments_app.command("events")
@@ -223,21 +224,6 @@ def events_command(
             event.reason,
         )
     out.print(table if events else "no routing events")
-
-
-def _live(url: str, api_key: str | None) -> list[dict[str, Any]]:
-    import httpx
-
-    from modelyard.errors import ServerFault
-
-    headers = {"X-API-Key": api_key} if api_key else {}
-    try:
-        reply = httpx.get(f"{url.rstrip('/')}/v1/experiments", headers=headers, timeout=10)
-    except httpx.HTTPError as exc:
-        raise ServerFault(f"cannot reach {url}: {exc}; is `modelyard serve` running?") from None
-    if reply.status_code != 200:
-        raise ServerFault(f"{url}/v1/experiments answered {reply.status_code}: {reply.text[:300]}")
-    return list(reply.json()["experiments"])
 
 
 def _render_live(entries: list[dict[str, Any]]) -> None:

@@ -35,8 +35,9 @@ import contextlib
 import logging
 import random
 import time
+from collections.abc import Mapping, MutableMapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -44,21 +45,26 @@ from modelyard.errors import DataValidationError, ModelyardError
 from modelyard.experiments.policy import bucket, combine
 from modelyard.experiments.stats import team_draft
 from modelyard.serving.arms import ArmMetrics, Route
-from modelyard.serving.decisions import Decider
+from modelyard.serving.decisions import SERVER_ACTOR, Decider
 from modelyard.serving.live import ranking_of
 from modelyard.serving.shadow import AFTER_RESPONSE_KEY, ShadowRunner, run_after_response
 from modelyard.types import RuntimeOutput
 
 if TYPE_CHECKING:
-    from starlette.requests import Request
-
     from modelyard.engine import Decoder, Prediction, PredictionEngine
     from modelyard.experiments.policy import RoutingPolicy
     from modelyard.registry.routing import PolicyRecord
     from modelyard.serving.manager import LoadedModel, ModelManager
     from modelyard.serving.metrics import ServingMetrics
 
-__all__ = ["AFTER_RESPONSE_KEY", "ROUTE_KEY", "Route", "Router", "run_after_response"]
+__all__ = [
+    "AFTER_RESPONSE_KEY",
+    "ROUTE_KEY",
+    "Route",
+    "RoutedRequest",
+    "Router",
+    "run_after_response",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +73,27 @@ logger = logging.getLogger(__name__)
 ROUTE_KEY = "modelyard.route"
 
 _CLOSE_SECONDS = 30.0  # how long shutdown waits for shadow copies and arms' requests
+
+
+class RoutedRequest(Protocol):
+    """What routing reads of a request, whatever carried it: a Starlette request on the
+    server; a stream message on the consumer (:mod:`modelyard.streaming.routing`)."""
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """Where a sticky canary finds its routing key (``key_header``)."""
+        ...
+
+    @property
+    def query_params(self) -> Mapping[str, str]:
+        """A composite's weights by name (``alpha``, ``beta``...), as text."""
+        ...
+
+    @property
+    def scope(self) -> MutableMapping[str, Any]:
+        """Per-request state: what routing did (:data:`ROUTE_KEY`) and the work left for
+        after the answer is out (:data:`AFTER_RESPONSE_KEY`, shadow copies)."""
+        ...
 
 
 class Router:
@@ -78,6 +105,8 @@ class Router:
         metrics: where the per-arm metrics go.
         poll_seconds: how often policies are re-read (0: only on :meth:`refresh`).
         shadow_threads: threads running shadow calls, apart from the primary's.
+        actor: who the audit trail names for the decisions taken here (a rollback, an
+            A/B verdict, a promotion).
     """
 
     def __init__(
@@ -88,15 +117,17 @@ class Router:
         *,
         poll_seconds: float,
         shadow_threads: int = 2,
+        actor: str = SERVER_ACTOR,
     ) -> None:
         self.manager = manager
+        self.actor = actor
         self.engine = engine
         self.metrics = ArmMetrics(metrics)
         self.poll_seconds = poll_seconds
         self.routes: dict[str, Route] = {}
         self.errors: dict[str, str] = {}
         self.shadows = ShadowRunner(engine, self.metrics, self._background, threads=shadow_threads)
-        self.decider = Decider(manager, self.metrics, self._background, self.refresh)
+        self.decider = Decider(manager, self.metrics, self._background, self.refresh, actor=actor)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._poller: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
@@ -224,7 +255,7 @@ class Router:
     async def predict(
         self,
         route: Route,
-        request: Request,
+        request: RoutedRequest,
         primary: LoadedModel,
         decode: Decoder,
         *,
@@ -353,7 +384,7 @@ class Router:
     async def _composite(
         self,
         route: Route,
-        request: Request,
+        request: RoutedRequest,
         decode: Decoder,
         kwargs: dict[str, Any],
         info: dict[str, Any],

@@ -52,7 +52,11 @@ def stream(
         str | None, typer.Option(help="Control stream of model events; modelyard.models.")
     ] = None,
     poll_seconds: Annotated[
-        float | None, typer.Option(help="How often the alias is re-checked; 0: events only; 5.")
+        float | None,
+        typer.Option(
+            help="How often the alias and the routing policy are re-read; 0: events only "
+            "(the policy as at start); 5."
+        ),
     ] = None,
     runtime: Annotated[
         str | None, typer.Option(help="auto (ONNX when its export holds parity), onnx, sklearn.")

@@ -26,6 +26,10 @@ makes the manager load, verify and warm the new version in the background; it ta
 over at the next batch, so each output names the one version that predicted it. A
 version that fails to load (a tampered artifact) is refused, and the old one keeps going.
 
+A routing policy in the registry (``modelyard experiments set``) puts more versions behind
+the model's name, as on the server: a canary answers a share of the messages, a shadow
+scores copies after the outputs are written (:mod:`~modelyard.streaming.routing`).
+
 :meth:`StreamConsumer.stop` (SIGTERM and SIGINT in :func:`run_stream`) lets the batch
 in hand finish and be acknowledged, then the prediction log is flushed.
 """
@@ -61,6 +65,7 @@ from modelyard.streaming.messages import (
     parse_message,
 )
 from modelyard.streaming.metrics import StreamMetrics
+from modelyard.streaming.routing import StreamRouting
 from modelyard.streaming.transport import (
     Commit,
     Transport,
@@ -117,6 +122,10 @@ class StreamConsumer:
         self.transport = transport or open_transport(config.broker, config.streams())
         self.stats = StreamStats()
         self.windows = StreamWindows()
+        # the registry's routing policies (shadow, canary...): modelyard.streaming.routing
+        self.routing = StreamRouting(
+            self.manager, self.engine, self.metrics, poll_seconds=config.poll_seconds
+        )
         self._stop = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ready = asyncio.Event()
@@ -172,6 +181,7 @@ class StreamConsumer:
             if slot is None or slot.current is None:
                 why = slot.error if slot is not None and slot.error else "it did not load"
                 raise ModelyardError(f"cannot stream with {self.ref}: {why}")
+            await self.routing.start()
             await self.transport.open()
             if self.config.metrics_port is not None:
                 metrics_server = self.metrics.serve(self.config.metrics_port)
@@ -194,6 +204,7 @@ class StreamConsumer:
         finally:
             self._stop.set()  # the background loops end at their next turn
             await _end(tasks)
+            await self.routing.aclose()  # waits for shadow copies, closes the arms
             await self.manager.aclose()
             with contextlib.suppress(Exception):
                 await self.transport.close()
@@ -289,6 +300,7 @@ class StreamConsumer:
         finally:
             loaded.release()
         written = await self._write(commits)
+        self.routing.after_output()  # shadow copies start once the outputs are out
         self._count(loaded, messages, commits, written, time.perf_counter() - started)
         return written
 
@@ -312,20 +324,14 @@ class StreamConsumer:
         received_at = datetime.now(UTC)
         read_at_ms = time.time_ns() // 1_000_000
         started = time.perf_counter()
-        answers = await asyncio.gather(
-            *(
-                self.engine.predict(
-                    loaded,
-                    request.decode,
-                    request_id=request.id,
-                    received_at=received_at,
-                    started=started,
-                    endpoint="stream",
-                    offload=len(message.body or b"") > _OFFLOAD_BYTES,
-                )
+        answers = await self.routing.predict_all(
+            loaded,
+            [
+                (request, len(message.body or b"") > _OFFLOAD_BYTES)
                 for _, message, request in requests
-            ),
-            return_exceptions=True,
+            ],
+            received_at=received_at,
+            started=started,
         )
         predict_ms = (time.perf_counter() - started) * 1000
         for (index, message, request), answer in zip(requests, answers, strict=True):
@@ -333,6 +339,12 @@ class StreamConsumer:
                 commits[index] = self._dead(
                     message, BadMessage.from_validation(answer, request), loaded
                 )
+            elif isinstance(answer, ModelyardError) and answer.http_status < 500:
+                # the message's own mistake (a composite weight out of bounds, say)
+                mistake = BadMessage(
+                    str(answer), status=answer.http_status, kind="invalid", id=request.id
+                )
+                commits[index] = self._dead(message, mistake, loaded)
             elif isinstance(answer, BaseException):
                 if not isinstance(answer, Exception):  # cancellation, interpreter exit
                     raise answer
@@ -349,13 +361,15 @@ class StreamConsumer:
                 )
                 commits[index] = self._dead(message, fault, loaded)
             else:
-                self.metrics.count_rows(loaded.name, loaded.number, answer.rows)
+                answered = answer.loaded
+                self.metrics.count_rows(answered.name, answered.number, answer.rows)
                 self.stats.rows += answer.rows
                 document = output_document(
                     request,
                     message,
-                    model=loaded.name,
-                    version=loaded.number,
+                    model=answered.name,
+                    version=answered.number,
+                    route=answer.route,
                     output=answer.output,
                     consumer=consumer,
                     read_at_ms=read_at_ms,

@@ -7,13 +7,15 @@ REST API accepts (``POST /v1/models/{name}/predict``), or one row:
 - ``{"id": "o-2", "rows": [{...}, {...}]}`` (records);
 - ``{"id": "o-3", "columns": ["size", "town"], "data": [[120.5, "alpha"]]}`` (split).
 
-Out, one document per input message: ``id``, ``model``, ``version``, ``prediction``
-(one row) or ``predictions`` (several), ``probabilities`` and ``classes`` for
-classifiers, ``redelivered`` (the broker delivered this input before: an output for it
-may exist already), ``consumer`` and ``timing`` (milliseconds queued on the broker and
-spent predicting). A message that cannot be predicted becomes a dead letter: its ``id``
-(when it has one), the broker's ``entry`` id, ``error`` (``status``, ``message`` and
-``detail`` in the REST API's words and shape) and the original ``message`` text.
+Out, one document per input message: ``id``, ``model``, ``version``, ``prediction`` (one
+row) or ``predictions`` (several), ``probabilities`` and ``classes`` for classifiers,
+``arm`` (under a routing policy: which arm answered, and ``fallback`` with the reason
+when it answered for a failed one), ``redelivered`` (the broker delivered this input
+before: an output for it may exist already), ``consumer`` and ``timing`` (milliseconds
+queued on the broker and spent predicting). A message that cannot be predicted becomes a
+dead letter: its ``id`` (when it has one), the broker's ``entry`` id, ``error``
+(``status``, ``message`` and ``detail`` in the REST API's words and shape) and the
+original ``message`` text.
 """
 
 from __future__ import annotations
@@ -193,9 +195,13 @@ def output_document(
     consumer: str,
     read_at_ms: int,
     predict_ms: float,
+    route: dict[str, Any] | None = None,
 ) -> bytes:
-    """The prediction of one message, as JSON."""
+    """The prediction of one message, as JSON; ``route``: what a routing policy did
+    (``arm``, and ``fallback``, ``weights``, ``parts`` when they apply)."""
     content: dict[str, Any] = {"id": request.id, "model": model, "version": version}
+    if route:
+        content.update(route)
     values, proba = output.values, output.proba
     if request.single:
         content["prediction"] = values[0]

@@ -1,10 +1,10 @@
 """``modelyard ui``: the web app where people look rather than read.
 
 Server-rendered pages (FastAPI + Jinja2, no front-end build step) over the registry and
-the batch job tables: models and versions with their evaluation charts, and batch
-jobs (upload, live progress, failed rows, downloads). Each part of the app is a
-:class:`~modelyard.ui.app.Section`: a router and its templates, listed in the
-navigation; monitoring or experiment pages are added as further sections.
+the batch job tables: models and versions with their evaluation charts, batch jobs
+(upload, live progress, failed rows, downloads) and live experiments. Each part of the
+app is a :class:`~modelyard.ui.app.Section`: a router and its templates, listed in the
+navigation; monitoring pages would be one more.
 
 Names are imported on first use, so ``import modelyard.ui`` loads neither FastAPI nor
 Jinja2.

@@ -3,7 +3,7 @@
 :func:`create_ui_app` builds a FastAPI app from :data:`SECTIONS`. A section is a title,
 the path its navigation link opens, and a function building its router from the
 shared :class:`Pages` (settings, the template renderer, the admin check). A new page
-group (monitoring, experiments) is one more section: a module with a ``router``
+group (monitoring, say) is one more section: a module with a ``router``
 function and templates that extend ``base.html.j2``.
 
 Every page is rendered on the server; the one script (``static/ui.js``) only refreshes
@@ -55,10 +55,17 @@ def _model_router(pages: Pages) -> APIRouter:
     return router(pages)
 
 
+def _experiment_router(pages: Pages) -> APIRouter:
+    from modelyard.ui.experiment_pages import router
+
+    return router(pages)
+
+
 #: The app's sections, in navigation order.
 SECTIONS: list[Section] = [
     Section("Batch jobs", "/jobs", _batch_router),
     Section("Models", "/models", _model_router),
+    Section("Experiments", "/experiments", _experiment_router),
 ]
 
 

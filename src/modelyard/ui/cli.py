@@ -19,7 +19,8 @@ def ui_command(
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.", min=0, max=65535)] = 8080,
 ) -> None:
-    """Serve the web app: models and versions, batch uploads, jobs and their results.
+    """Serve the web app: models and versions, batch uploads, jobs and their results,
+    live experiments (MODELYARD_UI_SERVER_URL names the server to ask).
 
     Uploading and cancelling need the admin key MODELYARD_UI_KEY (8+ characters),
     entered once on the sign-in page; without it the app is read-only.

@@ -1,12 +1,17 @@
 """Settings of ``modelyard ui``, read from ``MODELYARD_UI_*`` variables.
 
-=========================  ==============================================================
-variable                   meaning
-=========================  ==============================================================
-``MODELYARD_UI_KEY``       the admin key: uploading and cancelling need it (entered once
-                           on the sign-in page); unset, the app is read-only
-``MODELYARD_UI_PAGE_ROWS``  result rows per page on a job's page (50)
-=========================  ==============================================================
+=============================  =========================================================
+variable                       meaning
+=============================  =========================================================
+``MODELYARD_UI_KEY``           the admin key: uploading and cancelling need it (entered
+                               once on the sign-in page); unset, the app is read-only
+``MODELYARD_UI_PAGE_ROWS``     result rows per page on a job's page (50)
+``MODELYARD_UI_SERVER_URL``    a running ``modelyard serve`` whose live experiments
+                               (allocation, statistics) the experiments page shows;
+                               unset, it shows the stored policies and their decisions
+                               only
+``MODELYARD_UI_SERVER_KEY``    that server's API key, if it needs one
+=============================  =========================================================
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ class UiSettings(BaseSettings):
 
     ui_key: SecretStr | None = None
     ui_page_rows: int = Field(default=50, ge=1, le=1000)
+    ui_server_url: str | None = Field(default=None, pattern=r"^https?://")
+    ui_server_key: SecretStr | None = None
 
     @field_validator("ui_key")
     @classmethod
