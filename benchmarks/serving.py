@@ -125,12 +125,22 @@ def run_checked(cmd: list[str], *, env: dict[str, str], timeout: float, cwd: Pat
     return out.stdout + out.stderr
 
 
-def make_registry(home: Path, env: dict[str, str]) -> str:
-    """`modelyard quickstart`, `promote house-prices:1`, `export` (ONNX) into ``home``.
+def make_registry(home: Path, env: dict[str, str], reuse: Path | None = None) -> str:
+    """`modelyard quickstart`, `promote house-prices:1`, `export` (ONNX) into ``home``;
+    or, with ``reuse`` (the ``home`` of an earlier run, kept by ``--keep``), a copy of
+    it: the same model, without training it again.
 
     Returns what the export said (the modelyard and ONNX peers need it).
     """
     modelyard = str(BIN / "modelyard")
+    if reuse is not None:
+        if not (reuse / "registry.db").exists():
+            raise SystemExit(
+                f"--reuse-home {reuse}: no registry.db there; give the home/ "
+                "folder of a run kept with --keep"
+            )
+        shutil.copytree(reuse, home)
+        return "reused"
     run_checked([modelyard, "quickstart"], env=env, timeout=1200)
     run_checked([modelyard, "promote", REF, "--reason", "serving benchmark"], env=env, timeout=120)
     out = subprocess.run(
@@ -351,6 +361,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"comma-separated subset of {','.join(SERVERS)}",
     )
     parser.add_argument("--keep", action="store_true", help="keep the work dir (server logs)")
+    parser.add_argument(
+        "--reuse-home",
+        type=Path,
+        help="copy this registry (the home/ of a run kept with --keep) instead of training",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS / "serving.json")
     args = parser.parse_args(argv)
     args.servers = [s.strip() for s in args.servers.split(",") if s.strip()]
@@ -385,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["MODELYARD_HOME"] = str(home)  # for modelyard in this process too
         env = {**os.environ, **QUIET_ENV}
         print(f"work dir {work}; quickstart + promote + export ...", flush=True)
-        onnx_export = make_registry(home, env)
+        onnx_export = make_registry(home, env, args.reuse_home)
         print(f"  modelyard export: {onnx_export}", flush=True)
         bodies, records = make_bodies(work)
         lua = work / "post.lua"

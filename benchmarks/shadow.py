@@ -172,6 +172,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sample", type=float, default=1.0, help="share of requests copied")
     parser.add_argument("--idle", action="store_true", help="shadow threads under SCHED_IDLE")
     parser.add_argument("--output", type=Path, default=RESULTS / "shadow.json")
+    parser.add_argument(
+        "--reuse-home",
+        type=Path,
+        help="copy this registry (the home/ of a kept serving run) instead of training",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.runs, args.seconds = 1, 2.0
@@ -196,7 +201,9 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["MODELYARD_HOME"] = str(work / "home")
         env = {**os.environ, **QUIET_ENV}
         print(f"work dir {work}; quickstart + promote + export ...", flush=True)
-        print(f"  modelyard export: {make_registry(work / 'home', env)}", flush=True)
+        print(
+            f"  modelyard export: {make_registry(work / 'home', env, args.reuse_home)}", flush=True
+        )
         bodies, _ = make_bodies(work)
         lua = work / "post.lua"
         lua.write_text(WRK_LUA)
