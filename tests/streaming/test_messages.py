@@ -64,3 +64,21 @@ def test_a_promotion_succeeds_when_its_event_cannot_be_published(
         change = api.promote("houses:1", alias="events-test", reason="test", settings=settings)
     assert change.to_version == 1
     assert "could not be published" in caplog.text and "next registry poll" in caplog.text
+
+
+def test_the_stream_process_owns_the_serving_process_settings() -> None:
+    from modelyard.serving.process import SERVE_DEFAULTS
+    from modelyard.streaming import StreamConfig
+
+    config = StreamConfig(
+        model="houses", broker="redis://127.0.0.1:1/0", in_stream="i", out_stream="o"
+    )
+    library = config.serve_config()
+    assert library.gc_freeze is None and library.switch_interval_ms is None  # left alone
+    process = config.for_stream_process().serve_config()
+    assert process.gc_freeze is SERVE_DEFAULTS.gc_freeze is True
+    assert SERVE_DEFAULTS.switch_interval is not None
+    assert process.switch_interval_ms == pytest.approx(SERVE_DEFAULTS.switch_interval * 1000)
+    chosen = config.model_copy(update={"gc_freeze": False, "switch_interval_ms": 0.0})
+    kept = chosen.for_stream_process()  # what a user set is kept
+    assert kept.gc_freeze is False and kept.switch_interval_ms == 0.0

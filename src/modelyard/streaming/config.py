@@ -53,6 +53,10 @@ class StreamConfig(BaseModel):
         metrics_port: serve Prometheus metrics on ``127.0.0.1:PORT/metrics``.
         max_rows_per_message: larger messages are dead letters (``too_many_rows``).
         model_threads: native threads per model call (see ``ServeConfig``).
+        gc_freeze: freeze the loaded model out of garbage collection (see
+            ``ServeConfig``; None: off in a library, on in ``modelyard stream``).
+        switch_interval_ms: the GIL switch interval while consuming (see
+            ``ServeConfig``; 0 or None: Python's in a library, 0.2 ms in ``modelyard stream``).
         settings: where the registry lives.
     """
 
@@ -78,6 +82,8 @@ class StreamConfig(BaseModel):
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     max_rows_per_message: int = Field(default=10_000, ge=1)
     model_threads: int = Field(default=1, ge=0, le=256)
+    gc_freeze: bool | None = None
+    switch_interval_ms: float | None = Field(default=None, ge=0, le=100)
     settings: Settings = Field(default_factory=Settings)
 
     @property
@@ -110,6 +116,17 @@ class StreamConfig(BaseModel):
             poll_seconds=self.poll_seconds,
             prediction_log=self.prediction_log,
             model_threads=self.model_threads,
+            gc_freeze=self.gc_freeze,
+            switch_interval_ms=self.switch_interval_ms,
+        )
+
+    def for_stream_process(self) -> StreamConfig:
+        """This config with the process settings ``modelyard stream`` owns where it leaves
+        them unset: the same as ``modelyard serve``'s (a full garbage collection walking
+        a loaded model's objects stalls every message in the batch at hand)."""
+        served = self.serve_config().for_serve_process()
+        return self.model_copy(
+            update={"gc_freeze": served.gc_freeze, "switch_interval_ms": served.switch_interval_ms}
         )
 
     @classmethod

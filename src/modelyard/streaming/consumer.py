@@ -538,6 +538,8 @@ def run_stream(config: StreamConfig) -> StreamStats:
         ModelyardError: the model cannot be loaded, or the broker not reached.
     """
 
+    config = config.for_stream_process()  # this is the consuming process: it owns them
+
     async def main() -> StreamStats:
         consumer = StreamConsumer(config)
         loop = asyncio.get_running_loop()
