@@ -410,3 +410,29 @@ def test_decoded_blocks_read_as_one_array_per_input() -> None:
         ColumnBlocks(SPEC.layout, columns.blocks, 3)
     mixed = concat_columns([columns, dict(again)])
     assert not isinstance(mixed, ColumnBlocks) and mixed["size"].tolist() == [120.5, 64.0, 1.0]
+
+
+def test_every_overflowing_ratio_is_told_by_ratio_then_row() -> None:
+    from modelyard.contract import DerivedRatio
+
+    columns = tuple(InputColumn(name, "numeric") for name in ("a", "b", "c"))
+    ratios = (DerivedRatio("a_per_b", "a", "b"), DerivedRatio("c_per_a", "c", "a"))
+    contract = InputContract(columns, ratios=ratios)
+    rows = [
+        {"a": 1e300, "b": 1e-300, "c": 1.0},  # a / b overflows
+        {"a": 1.0, "b": 2.0, "c": 3.0},  # fine
+        {"a": 1e-320, "b": 1e-300, "c": 1e300},  # c / a overflows; a / b does not
+        {"a": 1e300, "b": 1e-100, "c": 1e300},  # both
+        {"a": 5.0, "b": 0.0, "c": None},  # a zero denominator is missing, not infinite
+    ]
+    with pytest.raises(RequestValidationError) as caught:
+        decode_records(rows, contract)
+    told = [(p.row, p.column, p.kind) for p in caught.value.problems]
+    assert told == [
+        (0, "b", "non_finite_feature"),
+        (3, "b", "non_finite_feature"),
+        (2, "a", "non_finite_feature"),
+    ]
+    assert "'a_per_b' (a / b = 1e+300 / 1e-300)" in caught.value.problems[0].message
+    assert "'c_per_a' (c / a = 1e+300 / " in caught.value.problems[2].message
+    decode_records([rows[1], rows[4]], contract)  # the good rows alone pass

@@ -204,6 +204,15 @@ class InputContract:
                 found.append((ratio, top[1], bottom[1]))
         return tuple(found)
 
+    @functools.cached_property
+    def ratio_columns(self) -> tuple[np.ndarray, np.ndarray]:
+        """The numeric-block positions of every ratio's numerator and of its denominator,
+        in :attr:`ratio_positions` order: one indexing reads them all."""
+        positions = self.ratio_positions
+        tops = np.array([top for _, top, _ in positions], dtype=np.intp)
+        bottoms = np.array([bottom for _, _, bottom in positions], dtype=np.intp)
+        return tops, bottoms
+
     def count_out_of_range(self, blocks: Any) -> int:
         """How many numeric values of decoded :class:`~modelyard.types.ColumnBlocks`
         fall outside their range (0 unless ranges are checked)."""

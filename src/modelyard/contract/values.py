@@ -291,19 +291,25 @@ def check_ratios(contract: InputContract, numeric: np.ndarray, problems: Problem
     missing), which the contract cannot import: a lower layer. Only the overflow is
     checked here; the division itself stays the pipeline's.
     """
-    if numeric.size == 0:
+    positions = contract.ratio_positions
+    if numeric.size == 0 or not positions:
         return
-    for ratio, top_at, bottom_at in contract.ratio_positions:
-        top, bottom = numeric[:, top_at], numeric[:, bottom_at]
-        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-            quotient = top / np.where(bottom == 0, 1.0, bottom)
-        usable = np.isfinite(top) & np.isfinite(bottom) & (bottom != 0)
-        bad = np.flatnonzero(usable & ~np.isfinite(quotient))
-        for row in bad.tolist():
-            value = float(bottom[row])
-            detail = (
-                f"{value:g} makes the derived feature {ratio.name!r} "
-                f"({ratio.numerator} / {ratio.denominator} = {float(top[row]):g} / {value:g}) "
-                "overflow to infinity; send a number further from 0 (or null if unknown)"
-            )
-            problems.add(row, ratio.denominator, "non_finite_feature", detail, value)
+    # Every ratio at once (one set of array operations per request, not one per ratio:
+    # this runs on every prediction, and most requests are one row).
+    tops_at, bottoms_at = contract.ratio_columns
+    top, bottom = numeric[:, tops_at], numeric[:, bottoms_at]
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        quotient = top / np.where(bottom == 0, 1.0, bottom)
+    bad = np.isfinite(top) & np.isfinite(bottom) & (bottom != 0) & ~np.isfinite(quotient)
+    if not bad.any():
+        return
+    which, rows = np.nonzero(bad.T)  # by ratio, then by row: the order problems are told
+    for at, row in zip(which.tolist(), rows.tolist(), strict=True):
+        ratio = positions[at][0]
+        value = float(bottom[row, at])
+        detail = (
+            f"{value:g} makes the derived feature {ratio.name!r} "
+            f"({ratio.numerator} / {ratio.denominator} = {float(top[row, at]):g} / {value:g}) "
+            "overflow to infinity; send a number further from 0 (or null if unknown)"
+        )
+        problems.add(row, ratio.denominator, "non_finite_feature", detail, value)
