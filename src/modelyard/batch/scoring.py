@@ -170,7 +170,7 @@ class ChunkScorer:
             except RequestValidationError as exc:  # outputs that are not finite
                 bad = []
                 for problem in exc.problems:
-                    if problem.row is None:  # pragma: no cover - the engine names rows
+                    if problem.row is None:  # not a row's fault (the engine names rows)
                         raise DataError(str(exc)) from exc
                     bad.append(problem.row)
                     reason = _reason(problem.message, problem.row)
