@@ -350,10 +350,15 @@ def insert_many(conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, A
     processors = [
         table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in order
     ]
+    # A null is bound once per column (a JSON column's 'null', say): most batch rows
+    # leave their probabilities and ids null.
+    nulls = [None if process is None else process(None) for process in processors]
     bound: list[Any] = [
         tuple(
-            value if process is None else process(value)
-            for value, process in zip(map(row.__getitem__, order), processors, strict=True)
+            null if value is None else value if process is None else process(value)
+            for value, process, null in zip(
+                map(row.__getitem__, order), processors, nulls, strict=True
+            )
         )
         for row in rows
     ]
