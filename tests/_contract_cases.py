@@ -101,3 +101,30 @@ def columns_or_problems(decode: Callable[[Any, InputContract], Any], payload: An
     else:
         assert list(columns) == SPEC.names
         assert all(len(values) == rows for values in columns.values())
+
+
+@st.composite
+def input_columns(
+    draw: st.DrawFn,
+    name: str,
+    categories: st.SearchStrategy[str],
+    kinds: tuple[str, ...] = ("numeric", "categorical", "datetime"),
+) -> InputColumn:
+    """An input column of any kind, recorded kind, nullability, known categories (drawn
+    from ``categories``), range and text cap."""
+    kind = draw(st.sampled_from(kinds))
+    recorded = draw(st.sampled_from([None, "integer", "float", "boolean", "string"]))
+    known = None
+    if kind == "categorical" and draw(st.booleans()):
+        known = frozenset(draw(st.lists(categories, max_size=4)))
+    low = draw(st.none() | st.floats(-100, 100))
+    return InputColumn(
+        name,
+        kind,  # type: ignore[arg-type]
+        nullable=draw(st.booleans()),
+        categories=known,
+        recorded=recorded,
+        min=low,
+        max=None if low is None else low + draw(st.floats(0, 50)),
+        max_length=draw(st.sampled_from([4, 256])),
+    )

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from _contract_cases import input_columns
 from modelyard.contract import (
     InputColumn,
     InputContract,
@@ -36,24 +37,8 @@ _VALUES = (
 )
 
 
-@st.composite
-def _columns(draw: st.DrawFn) -> InputColumn:
-    kind = draw(st.sampled_from(["numeric", "categorical", "datetime"]))
-    recorded = draw(st.sampled_from([None, "integer", "float", "boolean", "string"]))
-    categories = None
-    if kind == "categorical" and draw(st.booleans()):
-        categories = frozenset(draw(st.lists(_TEXTS | st.just("False"), max_size=4)))
-    low = draw(st.none() | st.floats(-100, 100))
-    return InputColumn(
-        "c",
-        kind,  # type: ignore[arg-type]
-        nullable=draw(st.booleans()),
-        categories=categories,
-        recorded=recorded,
-        min=low,
-        max=None if low is None else low + draw(st.floats(0, 50)),
-        max_length=draw(st.sampled_from([4, 256])),
-    )
+def _columns() -> st.SearchStrategy[InputColumn]:
+    return input_columns("c", _TEXTS | st.just("False"))
 
 
 def _outcome(call: Any) -> Any:

@@ -1,8 +1,10 @@
 """Batch inputs read a chunk at a time: memory stays bounded whatever the file size.
 
 - CSV: pyarrow's streaming reader, every column read as text (so one odd value cannot
-  abort the whole file, as typed parsing would); the text is then checked by the same
-  CSV rules as an online ``text/csv`` request (:mod:`modelyard.batch.scoring`).
+  abort the whole file, as typed parsing would, nor be read by other rules than JSON's
+  number grammar); the Arrow text columns are then checked a column at a time by the
+  same CSV rules as an online ``text/csv`` request
+  (:func:`modelyard.contract.check_csv_table`, from :mod:`modelyard.batch.scoring`).
 - Parquet: ``ParquetFile.iter_batches``, typed values checked by the JSON rules.
 - SQL: the data layer's :func:`modelyard.data.sources.read_sql_chunks` (sorted in SQL,
   streamed), typed values checked by the JSON rules.

@@ -408,10 +408,8 @@ class JobStore:
                 return "lost"
             if job.cancel_requested:
                 return "cancelled"
-            if chunk.results:
-                conn.execute(_results.insert(), [{"job_id": job_id, **r} for r in chunk.results])
-            if chunk.failures:
-                conn.execute(_failures.insert(), [{"job_id": job_id, **f} for f in chunk.failures])
+            db.insert_many(conn, _results, [{"job_id": job_id, **r} for r in chunk.results])
+            db.insert_many(conn, _failures, [{"job_id": job_id, **f} for f in chunk.failures])
             now = db.utcnow()
             conn.execute(
                 _jobs.update()

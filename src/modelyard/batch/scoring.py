@@ -4,18 +4,19 @@ Batch decodes, validates, predicts and logs exactly as online serving does, neve
 copy of its rules:
 
 - the input contract: :class:`modelyard.contract.InputContract` built from the version,
-  and its fronts: a CSV chunk's text through the CSV rule (:func:`~modelyard.contract.csv_values`,
-  as an online ``text/csv`` request), typed values (Parquet, SQL) through the JSON front
-  (:func:`~modelyard.contract.decode_columnar`);
+  and its fronts: a CSV chunk's Arrow text columns through the columnar CSV front
+  (:func:`~modelyard.contract.check_csv_table`: the rules of an online ``text/csv``
+  request, checked a column at a time), typed values (Parquet, SQL) through the JSON
+  front (:func:`~modelyard.contract.check_columnar`);
 - the runtime: :func:`modelyard.runtime.select_runtime` (ONNX Runtime when the version's
   export holds parity, else the pipeline; artifacts are checksum-verified);
 - decode → validate → predict → log: :class:`modelyard.engine.PredictionEngine`, given
   the version as a :class:`~modelyard.engine.ServedVersion` whose batcher calls the
   runtime directly (a batch chunk is already a batch).
 
-The contract rejects a whole request at its first 50 problems; batch must keep the good
-rows, so :meth:`ChunkScorer.score` takes the rows named in the problems out and decodes
-the rest again (row by row once a chunk has many bad rows). The engine's log call is
+Online, the contract rejects a whole request; batch keeps the good rows, so
+:meth:`ChunkScorer.score` has the contract list every problem of the chunk, takes the
+rows named out and hands the rest, already decoded, to the engine. The engine's log call is
 held (:class:`_HeldLog`) and written by the worker only after the chunk commits, so a
 crash never logs a row twice.
 """
@@ -31,18 +32,20 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pyarrow as pa
 
 from modelyard.batch.inputs import Chunk
 from modelyard.contract import (
     InputContract,
+    Problems,
     RequestValidationError,
-    csv_values,
-    decode_columnar,
+    check_columnar,
+    check_csv_table,
 )
 from modelyard.engine import PredictionEngine
 from modelyard.errors import DataError
 from modelyard.runtime import select_runtime
-from modelyard.types import Columns, Runtime, RuntimeOutput
+from modelyard.types import ColumnBlocks, Columns, Runtime, RuntimeOutput
 
 if TYPE_CHECKING:
     from modelyard.registry.records import ModelVersion
@@ -52,7 +55,6 @@ __all__ = ["ENDPOINT", "ChunkScore", "ChunkScorer"]
 
 #: The prediction log's endpoint for batch rows.
 ENDPOINT = "batch"
-_WHOLE_CHUNK_TRIES = 4  # decodes of a whole chunk before checking it row by row
 
 
 @dataclass(frozen=True)
@@ -136,30 +138,28 @@ class ChunkScorer:
     def score(self, chunk: Chunk, *, request_id: str) -> ChunkScore:
         """Check every row of ``chunk`` and predict the valid ones through the engine.
 
-        CSV text goes through the CSV rule; other values are taken as the JSON values
-        they stand for (dates as ISO-8601 text).
+        CSV text goes through the contract's columnar CSV front (Arrow columns); other
+        values are taken as the JSON values they stand for (dates as ISO-8601 text).
+        Every problem of every row is its reason (one per problem, in the contract's
+        order); the rows whose prediction is not finite are rejected too.
         """
-        values = {}
-        for column in self.contract.columns:
-            found = chunk.values(column.name)
-            values[column.name] = csv_values(column, found) if chunk.text else found
-        positions = np.arange(chunk.rows)
-        rejected: dict[int, list[str]] = {}
+        blocks, problems = self.check(chunk)
+        rejected = {
+            position: [_reason(problem.message, position) for problem in found]
+            for position, found in problems.by_row().items()
+        }
+        keep = np.ones(chunk.rows, dtype=bool)
+        keep[list(rejected)] = False
+        positions = np.flatnonzero(keep)
         prediction = None
         started = time.perf_counter()
-        for attempt in range(_WHOLE_CHUNK_TRIES + 1):
-            if len(positions) == 0:
-                break
-            if attempt == _WHOLE_CHUNK_TRIES:
-                positions = self._check_rows(values, positions, rejected)
-                if len(positions) == 0:
-                    break
-            subset = _take(values, positions)
+        while len(positions):
+            subset = _take(blocks, positions)
             try:
                 prediction = asyncio.run(
                     self._engine.predict(
                         self._served,
-                        partial(_decode, subset),
+                        partial(_decoded, subset),
                         request_id=request_id,
                         received_at=datetime.now(UTC),
                         started=started,
@@ -167,43 +167,47 @@ class ChunkScorer:
                     )
                 )
                 break
-            except RequestValidationError as exc:
-                bad = set()
+            except RequestValidationError as exc:  # outputs that are not finite
+                bad = []
                 for problem in exc.problems:
-                    if problem.row is None:  # a whole-column problem: not a row's fault
+                    if problem.row is None:  # not a row's fault (the engine names rows)
                         raise DataError(str(exc)) from exc
-                    bad.add(problem.row)
+                    bad.append(problem.row)
                     reason = _reason(problem.message, problem.row)
                     rejected.setdefault(int(positions[problem.row]), []).append(reason)
-                keep = np.ones(len(positions), dtype=bool)
-                keep[sorted(bad)] = False
-                positions = positions[keep]
+                positions = np.delete(positions, bad)
         reasons = [(pos, "; ".join(rejected[pos])) for pos in sorted(rejected)]
         if prediction is None:
             return ChunkScore(positions[:0], None, None, reasons)
         held, self._sink.held = self._sink.held, None
         return ChunkScore(positions, prediction.columns, prediction.output, reasons, held)
 
-    def _check_rows(
-        self, values: dict[str, list[Any]], positions: np.ndarray, rejected: dict[int, list[str]]
-    ) -> np.ndarray:
-        """Decode each row alone; record the bad ones, return the good positions."""
-        good = []
-        for position in positions:
-            try:
-                decode_columnar(_take(values, np.array([position])), self.contract)
-            except RequestValidationError as exc:
-                rejected.setdefault(int(position), []).extend(
-                    _reason(problem.message, 0) for problem in exc.problems
-                )
+    def check(self, chunk: Chunk) -> tuple[ColumnBlocks, Problems]:
+        """Every row of ``chunk`` checked by the contract: the decoded columns and
+        every problem (all listed).
+
+        Raises:
+            DataError: a problem of the whole chunk (a missing column, say).
+        """
+        problems = Problems(limit=None)
+        try:
+            if chunk.text and isinstance(chunk.table, pa.Table):
+                blocks = check_csv_table(chunk.table, self.contract, problems)
             else:
-                good.append(position)
-        return np.array(good, dtype=np.int64)
+                names = self.contract.names
+                values = {name: chunk.values(name) for name in names}
+                blocks = check_columnar(values, self.contract, problems)
+        except RequestValidationError as exc:
+            raise DataError(str(exc)) from exc
+        whole = [problem for problem in problems.listed if problem.row is None]
+        if blocks is None or whole:
+            raise DataError(str(RequestValidationError(whole)))
+        return blocks, problems
 
 
-def _decode(values: dict[str, list[Any]], contract: InputContract) -> tuple[Columns, int]:
-    """The engine's decoder of a chunk's values: the contract's JSON front."""
-    return decode_columnar(values, contract)
+def _decoded(blocks: ColumnBlocks, contract: InputContract) -> tuple[Columns, int]:
+    """The engine's decoder of a chunk: its rows, already checked by the contract."""
+    return blocks, blocks.rows
 
 
 def _reason(message: str, row: int | None) -> str:
@@ -211,7 +215,9 @@ def _reason(message: str, row: int | None) -> str:
     return message.removeprefix(f"row {row}, ").removeprefix(f"row {row}: ")
 
 
-def _take(values: dict[str, list[Any]], positions: np.ndarray) -> dict[str, list[Any]]:
-    if len(positions) and len(positions) == len(next(iter(values.values()), [])):
-        return values
-    return {name: [column[i] for i in positions] for name, column in values.items()}
+def _take(blocks: ColumnBlocks, positions: np.ndarray) -> ColumnBlocks:
+    """The rows at ``positions`` of ``blocks`` (``blocks`` itself when that is all)."""
+    if len(positions) == blocks.rows:
+        return blocks
+    taken = tuple(block[positions] for block in blocks.blocks)
+    return ColumnBlocks(blocks.layout, taken, len(positions))  # type: ignore[arg-type]

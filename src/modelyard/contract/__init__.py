@@ -4,16 +4,20 @@ A version's recorded schema, feature order and kinds, and its spec's rules are c
 into one :class:`InputContract`. Every path that hands rows to a model checks them
 against it: the serving protocols through the JSON front (:func:`decode_records`,
 :func:`decode_split`, :func:`decode_columnar`), training-side validation and evaluation
-through the pandas front (:func:`decode_frame`, :func:`check_frame_columns`), the ONNX
+through the pandas front (:func:`decode_frame`, :func:`check_frame_columns`), batch CSV
+chunks through the columnar CSV front (:func:`check_csv_table`, on Arrow columns), the ONNX
 export and the prediction log through the category-text rule (:func:`category_text`).
 
 This package sits below data, features, export and serving: it imports only
-:mod:`modelyard.types`, :mod:`modelyard.errors`, :mod:`modelyard.spec`, pandas and NumPy.
+:mod:`modelyard.types`, :mod:`modelyard.errors`, :mod:`modelyard.spec`, pandas, NumPy and
+(in the columnar front, when called) pyarrow.
 """
 
+from modelyard.contract.columnar import check_csv_table
 from modelyard.contract.csv import csv_values
 from modelyard.contract.frame import check_frame_columns, decode_frame, frame_values
 from modelyard.contract.json import (
+    check_columnar,
     check_count,
     check_names,
     check_width,
@@ -65,7 +69,9 @@ __all__ = [
     "RequestValidationError",
     "category_text",
     "category_texts",
+    "check_columnar",
     "check_count",
+    "check_csv_table",
     "check_frame_columns",
     "check_names",
     "check_width",

@@ -15,21 +15,25 @@ from typing import Any
 
 from modelyard.contract.model import InputColumn
 
-__all__ = ["csv_values"]
+__all__ = ["JSON_NUMBER", "csv_number", "csv_value", "csv_values", "reads_numbers"]
 
 _TRUE, _FALSE = frozenset({"true", "True", "TRUE"}), frozenset({"false", "False", "FALSE"})
 #: JSON's number grammar (RFC 8259), ASCII digits only: CSV numbers are read by the rules
 #: JSON numbers are, so ``1_000``, ``+5``, ``.5``, ``NaN`` and non-ASCII digits stay text.
-_JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?", re.ASCII)
+JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?", re.ASCII)
+
+
+def reads_numbers(column: InputColumn) -> bool:
+    """Whether the column's fields are read as numbers (by :func:`csv_number`)."""
+    return column.kind == "numeric" or (
+        column.kind == "categorical" and column.recorded in ("integer", "float")
+    )
 
 
 def csv_values(column: InputColumn, texts: Sequence[Any]) -> list[Any]:
     """CSV fields as the JSON values they stand for, by the column's kind."""
-    numeric = column.kind == "numeric" or (
-        column.kind == "categorical" and column.recorded in ("integer", "float")
-    )
-    if numeric:
-        return [_csv_number(text) for text in texts]
+    if reads_numbers(column):
+        return [csv_number(text) for text in texts]
     if column.boolean:
         return [
             text in _TRUE if text in _TRUE or text in _FALSE else text or None for text in texts
@@ -37,11 +41,16 @@ def csv_values(column: InputColumn, texts: Sequence[Any]) -> list[Any]:
     return [text or None for text in texts]
 
 
-def _csv_number(text: str) -> int | float | str | None:
+def csv_value(column: InputColumn, text: str) -> Any:
+    """One CSV field as the JSON value it stands for (:func:`csv_values` of one)."""
+    return csv_values(column, (text,))[0]
+
+
+def csv_number(text: str) -> int | float | str | None:
     """A field as JSON would read it: an int, a float, null when empty, else the text."""
     if text == "":
         return None
-    match = _JSON_NUMBER.fullmatch(text)
+    match = JSON_NUMBER.fullmatch(text)
     if match is None:
         return text  # reported as it is
     if match.group(1) is None and match.group(2) is None:

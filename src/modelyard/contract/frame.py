@@ -10,6 +10,7 @@ problems and the same category texts.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -23,12 +24,11 @@ from pandas.api.types import (
 
 from modelyard.contract.model import InputColumn, InputContract
 from modelyard.contract.problems import Problems
-from modelyard.contract.values import check_ranges, decode_column, to_block
-from modelyard.types import KINDS, ColumnBlocks
+from modelyard.contract.values import decode_column, decode_inputs
+from modelyard.types import ColumnBlocks
 
 __all__ = ["check_frame_columns", "decode_frame", "frame_values"]
 
-_DTYPES = (np.dtype(np.float64), np.dtype(object), np.dtype("datetime64[ns]"))
 _MISSING_TYPES = (np.generic, type(pd.NA), type(pd.NaT))
 
 
@@ -70,24 +70,13 @@ def check_frame_columns(
         problem found (missing inputs included), grouped in ``Problems.groups``.
     """
     problems = Problems()
-    rows = len(frame)
-    parts: dict[str, list[Any]] = {kind: [] for kind in KINDS}
-    present = {str(name) for name in frame.columns}
-    complete = True
-    for column in contract.columns:
-        if column.name not in present:
-            problems.add(None, column.name, "missing_column", "missing")
-            complete = False
-            continue
+
+    def decode(column: InputColumn) -> Sequence[Any] | np.ndarray:
         values = frame_values(frame[column.name], column)
-        parts[column.kind].append(decode_column(column, values, problems, contract.reject_unseen))
-    if not complete:
-        return None, problems
-    blocks = tuple(
-        to_block(parts[kind], dtype, rows) for kind, dtype in zip(KINDS, _DTYPES, strict=True)
-    )
-    check_ranges(contract, blocks[0], problems)
-    return ColumnBlocks(contract.layout, blocks, rows), problems  # type: ignore[arg-type]
+        return decode_column(column, values, problems, contract.reject_unseen)
+
+    present = {str(name) for name in frame.columns}
+    return decode_inputs(contract, present, decode, problems, len(frame)), problems
 
 
 def decode_frame(frame: pd.DataFrame, contract: InputContract) -> tuple[ColumnBlocks, int]:

@@ -49,6 +49,7 @@ from modelyard.types import KINDS, ColumnBlocks, Columns
 
 __all__ = [
     "assemble",
+    "check_columnar",
     "check_count",
     "check_names",
     "check_width",
@@ -218,6 +219,8 @@ def assemble(
     rows: int,
     by_row: tuple[Callable[[Any], tuple[Any, ...]] | None, ...] | None = None,
     table: Sequence[Any] = (),
+    *,
+    check: bool = True,
 ) -> ColumnBlocks:
     """Decode each input column ``lookup`` finds; report those it does not.
 
@@ -226,13 +229,18 @@ def assemble(
     then checked and converted a whole block at once when every value is plainly valid;
     otherwise (and for dates) column by column, naming each problem.
 
+    With ``check`` False, problems of rows are left in ``problems`` for the caller (the
+    blocks hold NaN, None or NaT for the values found wrong); a missing column is still
+    raised.
+
     Raises:
-        RequestValidationError: every problem found.
+        RequestValidationError: every problem found (a missing column's, unless
+            ``check``).
     """
     fast: dict[str, np.ndarray] = {}
     if by_row is not None:
         plan = _FastPlan.of(contract)
-        for kind, check in (("numeric", _fast_numeric), ("categorical", _fast_categorical)):
+        for kind, plainly in (("numeric", _fast_numeric), ("categorical", _fast_categorical)):
             getter = by_row[KINDS.index(kind)]
             if getter is None:
                 continue
@@ -240,11 +248,12 @@ def assemble(
                 by_kind = list(map(getter, table))
             except KeyError:  # a row lacks a column: the careful path says which
                 continue
-            block = check(by_kind, plan)
+            block = plainly(by_kind, plan)
             if block is not None:
                 fast[kind] = block
     parts: dict[str, list[Sequence[Any] | np.ndarray]] = {kind: [] for kind in KINDS}
     suggested = 0
+    missing = Problems()
     for column in contract.columns:
         if column.kind in fast:
             continue
@@ -255,6 +264,7 @@ def assemble(
                 suggested += 1
                 hint = _suggestion(column.name, given, contract)
             problems.add(None, column.name, "missing_column", f"missing{hint}")
+            missing.add(None, column.name, "missing_column", f"missing{hint}")
         else:
             decoded = decode_column(column, values, problems, contract.reject_unseen)
             parts[column.kind].append(decoded)
@@ -265,7 +275,7 @@ def assemble(
         fast["numeric"] = to_block(numbers, _DTYPES[0], rows)
     if "numeric" in fast:
         check_ranges(contract, fast["numeric"], problems)
-    problems.check()
+    (problems if check else missing).check()
     blocks = tuple(
         fast[kind] if kind in fast else to_block(parts[kind], dtype, rows)
         for kind, dtype in zip(KINDS, _DTYPES, strict=True)
@@ -385,6 +395,20 @@ def decode_columnar(columns: object, contract: InputContract) -> tuple[Columns, 
     Raises:
         RequestValidationError: every problem found.
     """
+    decoded = check_columnar(columns, contract, Problems(), check=True)
+    return decoded, decoded.rows
+
+
+def check_columnar(
+    columns: object, contract: InputContract, problems: Problems, *, check: bool = False
+) -> ColumnBlocks:
+    """:func:`decode_columnar`, leaving the problems of rows in ``problems`` (unless
+    ``check``): for a caller that keeps the good rows, as batch scoring does.
+
+    Raises:
+        RequestValidationError: the request is malformed or too large, or lacks an
+            input column (or, with ``check``, any problem).
+    """
     if not isinstance(columns, dict):
         fail("malformed", f"expected an object {{column: [values]}}, found {show(columns)}")
     check_names(list(columns), contract)
@@ -394,5 +418,7 @@ def decode_columnar(columns: object, contract: InputContract) -> tuple[Columns, 
         counts = ", ".join(f"{name!r}: {count}" for name, count in wanted.items())
         fail("malformed", f"the columns have different numbers of values ({counts})")
     rows = check_count(next(iter(wanted.values()), 1), contract)
-    decoded = assemble(contract, lambda column: lists.get(column.name), lists, Problems(), rows)
-    return decoded, rows
+    lookup = lists.get
+    return assemble(
+        contract, lambda column: lookup(column.name), lists, problems, rows, check=check
+    )

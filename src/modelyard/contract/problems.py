@@ -66,13 +66,18 @@ class ProblemGroup:
 
 
 class Problems:
-    """Collects problems: counts all, lists the first 50, groups them by column and kind."""
+    """Collects problems: counts all, lists the first 50, groups them by column and kind.
 
-    __slots__ = ("groups", "listed", "total")
+    ``limit`` is how many are listed (None: all of them, for a caller that keeps the
+    good rows and needs every bad row's every reason, as batch scoring does).
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("groups", "limit", "listed", "total")
+
+    def __init__(self, limit: int | None = _LISTED) -> None:
         self.listed: list[InputProblem] = []
         self.total = 0
+        self.limit = limit
         self.groups: dict[tuple[str | None, str], ProblemGroup] = {}
 
     def add(
@@ -85,7 +90,7 @@ class Problems:
     ) -> None:
         """Record one problem: at ``row`` (None: the whole request) of ``column``."""
         self.total += 1
-        if len(self.listed) < _LISTED:
+        if self.limit is None or len(self.listed) < self.limit:
             where = [f"row {row}"] if row is not None else []
             where += [f"column {column!r}"] if column is not None else []
             message = f"{', '.join(where)}: {detail}" if where else detail
@@ -107,10 +112,19 @@ class Problems:
         """Raise the problems found, if any.
 
         Raises:
-            RequestValidationError: the first 50 problems, and their count.
+            RequestValidationError: the first 50 problems (``limit``), and their count.
         """
         if self.total:
             raise RequestValidationError(self.listed, total=self.total)
+
+    def by_row(self) -> dict[int, list[InputProblem]]:
+        """The listed problems of each row (in the order found); whole-request problems
+        (``row`` None) are left out."""
+        found: dict[int, list[InputProblem]] = {}
+        for problem in self.listed:
+            if problem.row is not None:
+                found.setdefault(problem.row, []).append(problem)
+        return found
 
 
 def _same(value: Any, seen: Any) -> bool:

@@ -13,7 +13,7 @@ when every value is plainly valid, and value by value only to name the problems.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,11 +22,21 @@ import numpy as np
 from modelyard.contract.model import InputColumn, InputContract
 from modelyard.contract.problems import Problems, show
 from modelyard.contract.text import category_text, category_texts, is_valid_text
+from modelyard.types import KINDS, ColumnBlocks
 
-__all__ = ["ABSENT", "SMALL", "check_ranges", "decode_column", "to_block"]
+__all__ = [
+    "ABSENT",
+    "SMALL",
+    "check_ranges",
+    "decode_column",
+    "decode_inputs",
+    "decode_value",
+    "to_block",
+]
 
 SMALL = 32  # up to this many rows, checking value by value beats NumPy's cost per call
 _NONE = type(None)
+_DTYPES = (np.dtype(np.float64), np.dtype(object), np.dtype("datetime64[ns]"))
 _EARLIEST, _LATEST = datetime(1677, 9, 22), datetime(2262, 4, 11)  # datetime64[ns] span
 _EPOCH, _MICROSECOND, _NAT = datetime(1970, 1, 1), timedelta(microseconds=1), -(2**63)
 _ISO = "an ISO-8601 date such as '2024-05-31' or '2024-05-31T12:00:00Z'"
@@ -188,6 +198,19 @@ def _float_array(column: InputColumn, numbers: np.ndarray, problems: Problems) -
 _NUMBER_TYPES = frozenset({int, float})
 
 
+def decode_value(
+    column: InputColumn, row: int, value: Any, problems: Problems, reject: bool
+) -> Any:
+    """One value of ``column`` at ``row`` checked by the column's rule: what
+    :func:`decode_column` does value by value (a float, a category text or ``None``,
+    or a date's microseconds since 1970), reporting its problem, if any."""
+    if column.kind == "numeric":
+        return _number(column, row, value, problems)
+    if column.kind == "categorical":
+        return _category(column, row, value, problems, column.categories if reject else None)
+    return _datetime(column, row, value, problems)
+
+
 def decode_column(
     column: InputColumn, values: Sequence[Any] | np.ndarray, problems: Problems, reject: bool
 ) -> Sequence[Any] | np.ndarray:
@@ -261,6 +284,34 @@ def to_block(parts: list[Sequence[Any] | np.ndarray], dtype: np.dtype, rows: int
         for index, part in enumerate(parts):
             by_column[index, :] = part
     return np.ascontiguousarray(by_column.T)
+
+
+def decode_inputs(
+    contract: InputContract,
+    present: Collection[str],
+    decode: Callable[[InputColumn], Sequence[Any] | np.ndarray],
+    problems: Problems,
+    rows: int,
+) -> ColumnBlocks | None:
+    """Every input of ``contract`` decoded by ``decode`` (a front's reading of one
+    column), as blocks whose ranges and ratios are checked; None when an input is not
+    in ``present`` (each such is a ``missing_column`` problem). Never raises for a
+    row's problem: they are all in ``problems``."""
+    parts: dict[str, list[Sequence[Any] | np.ndarray]] = {kind: [] for kind in KINDS}
+    complete = True
+    for column in contract.columns:
+        if column.name not in present:
+            problems.add(None, column.name, "missing_column", "missing")
+            complete = False
+        else:
+            parts[column.kind].append(decode(column))
+    if not complete:
+        return None
+    blocks = tuple(
+        to_block(parts[kind], dtype, rows) for kind, dtype in zip(KINDS, _DTYPES, strict=True)
+    )
+    check_ranges(contract, blocks[0], problems)
+    return ColumnBlocks(contract.layout, blocks, rows)  # type: ignore[arg-type]
 
 
 def check_ranges(contract: InputContract, numeric: np.ndarray, problems: Problems) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from modelyard.errors import ModelyardError
+from modelyard.errors import MissingExtraError, ModelyardError
 
 __all__ = [
     "ML_DOMAIN",
@@ -25,6 +25,7 @@ __all__ = [
     "column_count",
     "concat_inputs",
     "gather_column",
+    "require",
 ]
 
 ML_DOMAIN = "ai.onnx.ml"
@@ -100,3 +101,16 @@ def gather_column(scope: Any, container: Any, tensor: str, index: int, width: in
         return tensor
     indices = add_const(scope, container, [index], np.int64)
     return add_node(scope, container, "Gather", [tensor, indices], axis=1)
+
+
+def require(module: str) -> Any:
+    """Import an ONNX library, or say which extra to install."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingExtraError(
+            f"{module} is not installed; ONNX export and serving need it: run "
+            "pip install 'modelyard[onnx]'"
+        ) from exc

@@ -27,8 +27,7 @@ from sklearn.base import is_classifier
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 
-from modelyard.errors import MissingExtraError
-from modelyard.export._common import MISSING_CATEGORY, ML_DOMAIN, ExportError
+from modelyard.export._common import MISSING_CATEGORY, ML_DOMAIN, ExportError, require
 from modelyard.export._models import RoundToFloat32, round_thresholds
 from modelyard.export._records import OnnxInput
 from modelyard.features.transformers import Cross, FrameCoercer, Log1pTransformer
@@ -57,19 +56,6 @@ _STRING_CONCAT_OPSET = 20  # Cross joins strings with StringConcat, new in opset
 _ML_OPSET = 3
 _LIBRARIES = ("skl2onnx", "onnx", "onnxruntime", "onnxmltools")
 _ONNX_TYPES = {"numeric": "float64", "categorical": "string", "datetime": "int64"}
-
-
-def require(module: str) -> Any:
-    """Import an ONNX library, or say which extra to install."""
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise MissingExtraError(
-            f"{module} is not installed; ONNX export and serving need it: run "
-            "pip install 'modelyard[onnx]'"
-        ) from exc
 
 
 def library_versions() -> dict[str, str]:

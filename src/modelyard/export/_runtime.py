@@ -10,8 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from modelyard.errors import ModelyardError
-from modelyard.export._common import MISSING_CATEGORY, ExportError
-from modelyard.export._convert import require
+from modelyard.export._common import MISSING_CATEGORY, ExportError, require
 from modelyard.export._records import OnnxInput, Parity
 from modelyard.types import (
     KINDS,

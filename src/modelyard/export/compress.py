@@ -33,8 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from modelyard.export._common import ExportError
-from modelyard.export._convert import require
+from modelyard.export._common import ExportError, require
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -24,8 +24,7 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from modelyard.export._common import MISSING_CATEGORY, ExportError
-from modelyard.export._convert import require
+from modelyard.export._common import MISSING_CATEGORY, ExportError, require
 from modelyard.export._edge_graph import EDGE_MISSING_CATEGORY
 from modelyard.export._records import OnnxInput, Parity
 from modelyard.export._runtime import build_feeds

@@ -17,7 +17,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -75,6 +75,7 @@ __all__ = [
     "current_revision",
     "feedback_segments",
     "head_revision",
+    "insert_many",
     "mask_url",
     "metadata",
     "models",
@@ -329,6 +330,41 @@ def run_read(engine: Engine, work: Callable[[Connection], T]) -> T:
     """
     with _database_errors(engine), engine.connect() as connection, connection.begin():
         return work(connection)
+
+
+def insert_many(conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert ``rows`` (each with the same keys, columns of ``table``) in one DB-API
+    ``executemany``, each value bound by its column type's own bind processor.
+
+    Why not ``conn.execute(table.insert(), rows)``: SQLAlchemy then prepares every row's
+    parameters through its generic per-row machinery, which for a 10,000-row batch chunk
+    costs several times the insert itself. The processors it would apply are looked up
+    once per column and applied here, so the stored values are the same.
+    """
+    if not rows:
+        return
+    dialect = conn.dialect
+    names = list(rows[0])
+    compiled = table.insert().compile(dialect=dialect, column_keys=names)
+    order = list(compiled.positiontup or ()) if compiled.positional else names
+    processors = [
+        table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in order
+    ]
+    # A null is bound once per column (a JSON column's 'null', say): most batch rows
+    # leave their probabilities and ids null.
+    nulls = [None if process is None else process(None) for process in processors]
+    bound: list[Any] = [
+        tuple(
+            null if value is None else value if process is None else process(value)
+            for value, process, null in zip(
+                map(row.__getitem__, order), processors, nulls, strict=True
+            )
+        )
+        for row in rows
+    ]
+    if not compiled.positional:
+        bound = [dict(zip(order, values, strict=True)) for values in bound]
+    conn.exec_driver_sql(compiled.string, bound)
 
 
 def run_write(engine: Engine, work: Callable[[Connection], T]) -> T:

@@ -1,0 +1,131 @@
+"""A CSV chunk scored through the columnar CSV front answers as the row path does: the
+same predictions, the same rejected rows with the same reasons, the same logged inputs.
+
+The row path here is the one every typed input (Parquet, SQL) and every online
+``text/csv`` request takes: the CSV rule field by field, then the JSON front.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from modelyard.batch.inputs import Chunk, InputFile, source_of
+from modelyard.batch.scoring import ChunkScore, ChunkScorer
+from modelyard.contract import csv_values
+from modelyard.registry import Registry
+from modelyard.types import ColumnBlocks
+
+from .conftest import BatchYard, house_rows
+
+_ODD = [
+    "",
+    "abc",
+    "1e20",
+    "1e400",
+    "-0",
+    "+5",
+    ".5",
+    "NaN",
+    "true",
+    "FALSE",
+    "a, with a comma",
+    'say "hi"',
+    "omega",
+    "2024-13-01",
+    "20.0",
+    "x" * 300,
+]
+
+
+def _corrupted(frame: pd.DataFrame, seed: int, cells: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frame = frame.astype(str).replace("nan", "")
+    for _ in range(cells):
+        row, column = int(rng.integers(0, len(frame))), int(rng.integers(0, frame.shape[1]))
+        frame.iat[row, column] = _ODD[int(rng.integers(0, len(_ODD)))]
+    return frame
+
+
+def _row_path(chunk: Chunk, scorer: ChunkScorer) -> Chunk:
+    """The chunk as typed values: each field read by the CSV rule, for the JSON front."""
+    typed = {
+        column.name: pd.Series(csv_values(column, chunk.values(column.name)), dtype=object)
+        for column in scorer.contract.columns
+    }
+    return Chunk(chunk.first_row, pd.DataFrame(typed), False, chunk.progress)
+
+
+def _same(left: ChunkScore, right: ChunkScore) -> None:
+    assert left.positions.tolist() == right.positions.tolist()
+    assert left.rejected == right.rejected
+    if left.output is None or right.output is None:
+        assert left.output is right.output is None
+        return
+    np.testing.assert_array_equal(left.output.values, right.output.values)
+    if left.output.proba is not None:
+        np.testing.assert_array_equal(left.output.proba, right.output.proba)
+    ours, theirs = left.columns, right.columns
+    assert isinstance(ours, ColumnBlocks) and isinstance(theirs, ColumnBlocks)
+    for mine, other in zip(ours.blocks, theirs.blocks, strict=True):
+        assert mine.dtype == other.dtype and mine.shape == other.shape
+        if mine.dtype.kind == "f":  # NaN alike, signed zeros alike
+            assert np.array_equal(np.isnan(mine), np.isnan(other))
+            assert np.array_equal(np.signbit(mine), np.signbit(other))
+        if mine.dtype.kind == "M":  # NaT is not equal to itself: compare the ticks
+            mine, other = mine.view(np.int64), other.view(np.int64)
+        assert np.array_equal(mine, other, equal_nan=mine.dtype.kind == "f")
+    assert left.log is not None and right.log is not None
+    assert left.log["rows"] == right.log["rows"]
+
+
+def _frame(yard: BatchYard, model: str, rows: int) -> pd.DataFrame:
+    if model == "houses":
+        return house_rows(yard, rows)
+    picked = yard.churn.drop(columns=["label"]).sample(rows, replace=True, random_state=rows)
+    return picked.reset_index(drop=True)
+
+
+@pytest.mark.parametrize("runtime", ["auto", "sklearn"])
+@pytest.mark.parametrize(("model", "rows", "cells"), [("houses", 400, 60), ("churn", 300, 40)])
+def test_a_csv_chunk_scores_as_the_row_path_does(
+    batch_yard: BatchYard, tmp_path: Path, runtime: str, model: str, rows: int, cells: int
+) -> None:
+    frame = _corrupted(_frame(batch_yard, model, rows), seed=rows, cells=cells)
+    path = tmp_path / "in.csv"
+    frame.to_csv(path, index=False)
+    with Registry.open(batch_yard.settings) as registry:
+        version = registry.get_version(f"{model}@production")
+        scorer = ChunkScorer(registry, version, chunk_rows=1_000, runtime=runtime)
+    (chunk,) = InputFile(source_of(path), 1_000).chunks()
+    columnar = scorer.score(chunk, request_id="job")
+    row_path = scorer.score(_row_path(chunk, scorer), request_id="job")
+    _same(columnar, row_path)
+    assert 0 < len(columnar.rejected) < rows  # the odd fields did reject some rows
+    reasons = dict(columnar.rejected)
+    assert all(reason and not reason.startswith("row ") for reason in reasons.values())
+
+
+def test_every_reason_of_a_row_is_kept_past_50_problems(
+    batch_yard: BatchYard, tmp_path: Path
+) -> None:
+    """A chunk with more than 50 problems: each bad row keeps each of its reasons."""
+    frame = house_rows(batch_yard, 200).astype(str)
+    frame.loc[:, "size"] = "big"  # 200 problems in the first column...
+    frame.loc[150, "town"] = "omega"  # ...and one more in a later one
+    frame.loc[150, "rooms"] = "many"
+    path = tmp_path / "in.csv"
+    frame.to_csv(path, index=False)
+    with Registry.open(batch_yard.settings) as registry:
+        scorer = ChunkScorer(
+            registry, registry.get_version("houses@production"), chunk_rows=500, runtime="auto"
+        )
+    (chunk,) = InputFile(source_of(path), 500).chunks()
+    scored = scorer.score(chunk, request_id="job")
+    assert len(scored.positions) == 0 and len(scored.rejected) == 200
+    reason = dict(scored.rejected)[150]
+    assert "'size'" in reason and "'rooms'" in reason, reason
+    _same(scored, scorer.score(_row_path(chunk, scorer), request_id="job"))
