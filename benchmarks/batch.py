@@ -19,7 +19,7 @@ to the same kind of database (a SQLite file), in one run:
   ``benchmarks/.venv-ray``: see ``benchmarks/requirements-ray.txt``; skipped when
   that venv is missing).
 
-Each run is a fresh process (``os.wait4`` gives its peak resident memory) on a fresh
+Each run is a fresh process (its VmHWM gives its peak resident memory) on a fresh
 copy of the registry home or a fresh database; its time runs from before the model is
 loaded to the last commit. Medians of ``--runs`` runs, with their min and max.
 
@@ -42,6 +42,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from peers.harness import peak_mib
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results"
@@ -204,7 +206,7 @@ def child(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     rows = run(Path(args.work), Path(args.csv), db, args.chunk_rows)
     seconds = time.perf_counter() - started
-    print(json.dumps({"seconds": seconds, "rows": rows}))
+    print(json.dumps({"seconds": seconds, "rows": rows, "peak_mib": peak_mib()}))
 
 
 # -- the harness -----------------------------------------------------------------------
@@ -233,8 +235,7 @@ def measure(name: str, work: Path, size: int, chunk: int) -> dict[str, float]:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         process = subprocess.Popen(command, stdout=out, stderr=err, env=env)
-        _, code, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(code)
+        process.wait()
         out.seek(0)
         err.seek(0)
         if process.returncode != 0:
@@ -245,7 +246,7 @@ def measure(name: str, work: Path, size: int, chunk: int) -> dict[str, float]:
     return {
         "seconds": answer["seconds"],
         "rows_per_second": size / answer["seconds"],
-        "peak_mib": usage.ru_maxrss / 1024,  # Linux reports KiB
+        "peak_mib": answer["peak_mib"],
     }
 
 

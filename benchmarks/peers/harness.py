@@ -317,3 +317,13 @@ def first_number(payload: Any) -> float | None:
             if found is not None:
                 return found
     return None
+
+
+def peak_mib() -> float:
+    """This process's peak resident set in MiB (VmHWM). Unlike ``ru_maxrss``, it starts
+    afresh at exec: Linux carries the forked copy's high-water mark into ``ru_maxrss``,
+    so a child started by a large harness would report the harness's size."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
