@@ -3,8 +3,8 @@
 :class:`WindowSummary` takes the rows of a window one chunk (a segment, or part of one)
 at a time and keeps only what the checks need: per column, counts over the reference
 bins or categories, missing, unseen, out-of-range and unparsable counts; a uniform
-sample of at most ``sample_rows`` whole rows (bottom-k sampling on random keys, the
-vectorised form of reservoir sampling); and the labelled rows' label and prediction.
+sample of at most ``sample_rows`` whole rows (:class:`~modelyard.monitoring.sample.RowSample`:
+bottom-k sampling on random keys); and the labelled rows' label and prediction.
 Everything else is dropped with the chunk, so memory does not grow with the window.
 :func:`assess` turns a summary into a :class:`~modelyard.monitoring.results.WindowReport`.
 """
@@ -43,6 +43,7 @@ from modelyard.monitoring.results import (
     Performance,
     WindowReport,
 )
+from modelyard.monitoring.sample import RowSample
 from modelyard.monitoring.skew import Replay, skew_check
 from modelyard.predlog.tables import PROBA_PREFIX
 
@@ -74,14 +75,14 @@ class _Column:
     unseen: int = 0
     bins: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     examples: Counter[str] = field(default_factory=Counter)
-    _index: dict[str, int] = field(default_factory=dict)
+    _categories: pd.Index = field(default_factory=lambda: pd.Index([], dtype=object))
 
     def __post_init__(self) -> None:
         if isinstance(self.profile, NumericProfile):
             self.bins = np.zeros(len(self.profile.bin_edges) + 1, np.int64)
         else:
             self.bins = np.zeros(len(self.profile.counts), np.int64)
-            self._index = {key: i for i, key in enumerate(self.profile.counts)}
+            self._categories = pd.Index(list(self.profile.counts), dtype=object)
 
     def add(self, values: pd.Series) -> None:
         absent = values.isna().to_numpy()
@@ -100,13 +101,12 @@ class _Column:
             if profile.min is not None and profile.max is not None:
                 self.out_of_range += int(((present < profile.min) | (present > profile.max)).sum())
             return
-        keys = category_keys(values[~absent])
-        counts = keys.value_counts(sort=False)
         if profile.too_many:
             return
-        known = counts.index.isin(list(self._index))
-        for key, count in counts[known].items():
-            self.bins[self._index[str(key)]] += int(count)
+        counts = category_counts(values[~absent] if absent.any() else values)
+        at = self._categories.get_indexer(counts.index)
+        known = at >= 0
+        np.add.at(self.bins, at[known], counts.to_numpy()[known])
         unseen = counts[~known]
         self.unseen += int(unseen.sum())
         if len(self.examples) < 1000:  # bounded: a flood of new values keeps only some
@@ -116,6 +116,28 @@ class _Column:
     def unparsed(self) -> int:
         """Rows in the missing bin of the drift tests: missing or unparsable."""
         return self.missing + self.type_problems
+
+
+def category_counts(values: pd.Series) -> pd.Series:
+    """The count of each category text (:func:`~modelyard.data.schema.category_keys`) in
+    ``values`` (no missing values), in order of first appearance.
+
+    Columns of one plain type (text, numbers, booleans) are counted by value first and
+    only their distinct values turned into text, which is where the time went; object
+    columns may mix ``1`` and ``True`` (one key to hashing, two texts), so they are
+    turned into text row by row first.
+    """
+    dtype = values.dtype
+    by_value = isinstance(dtype, pd.StringDtype) or (
+        isinstance(dtype, np.dtype) and dtype.kind in "fiub"
+    )
+    if not by_value:
+        return category_keys(values).value_counts(sort=False)
+    counts = values.value_counts(sort=False)
+    counts = counts[counts.to_numpy() > 0]
+    keys = category_keys(pd.Series(counts.index.to_numpy()))
+    # Distinct values can share a text (0.0 and -0.0 are "0"): add their counts.
+    return counts.groupby(keys.to_numpy(), sort=False).sum().rename_axis(None)
 
 
 class WindowSummary:
@@ -145,13 +167,11 @@ class WindowSummary:
         self.rows = 0
         self.first_at: datetime | None = None
         self.last_at: datetime | None = None
-        self._rng = np.random.default_rng(seed)
         self._columns = {
             name: _Column(feature, feature.kind) for name, feature in profile.features.items()
         }
         self._prediction = _Column(profile.prediction, profile.prediction.kind)
-        self._sample = pd.DataFrame()
-        self._keys = np.zeros(0)
+        self._sample = RowSample(config.sample_rows, np.random.default_rng(seed))
         self._labelled: list[pd.DataFrame] = []
 
     def add(
@@ -183,44 +203,45 @@ class WindowSummary:
             first, last = received_at.min().to_pydatetime(), received_at.max().to_pydatetime()
             self.first_at = first if self.first_at is None else min(self.first_at, first)
             self.last_at = last if self.last_at is None else max(self.last_at, last)
-        frame = pd.DataFrame(index=features.index)
         for name, column in self._columns.items():
-            values = (
-                features[name]
-                if name in features.columns
-                else pd.Series(None, index=features.index, dtype=object)
-            )
-            column.add(values)
-            frame[name] = values
+            if name in features.columns:
+                column.add(features[name])
+            else:
+                column.add(pd.Series(None, index=features.index, dtype=object))
         if predictions is not None:
             self._prediction.add(predictions)
-            frame[PREDICTION] = predictions.to_numpy()
-        if proba is not None:
-            for name in proba.columns:
-                frame[name] = proba[name].to_numpy()
-        self._keep_sample(frame)
+
+        def rows(at: np.ndarray) -> pd.DataFrame:
+            """The chunk's rows at ``at`` that enter the sample: the features, the
+            prediction and the probabilities."""
+            taken = features.iloc[at].reset_index(drop=True)
+            frame = {
+                name: taken[name]
+                if name in taken.columns
+                else pd.Series(None, index=taken.index, dtype=object)
+                for name in self._columns
+            }
+            if predictions is not None:
+                frame[PREDICTION] = predictions.to_numpy()[at]
+            if proba is not None:
+                for name in proba.columns:
+                    frame[name] = proba[name].to_numpy()[at]
+            return pd.DataFrame(frame, index=taken.index)
+
+        self._sample.offer(count, rows)
         if labelled is not None and len(labelled):
             self._labelled.append(labelled)
-
-    def _keep_sample(self, frame: pd.DataFrame) -> None:
-        keys = np.concatenate([self._keys, self._rng.random(len(frame))])
-        both = pd.concat([self._sample, frame.reset_index(drop=True)], ignore_index=True)
-        limit = self.config.sample_rows
-        if len(both) > limit:
-            kept = np.argpartition(keys, limit)[:limit]
-            both, keys = both.iloc[kept].reset_index(drop=True), keys[kept]
-        self._sample, self._keys = both, keys
 
     @property
     def sample(self) -> pd.DataFrame:
         """The uniform sample of the window's rows (features and prediction)."""
-        return self._sample
+        return self._sample.frame
 
     def subsample(self, rows: int) -> pd.DataFrame:
         """A uniform sample of at most ``rows`` of the window's rows: those with the
         smallest random keys (the sample itself is in no random order)."""
-        kept = np.argsort(self._keys, kind="stable")[:rows]
-        return self._sample.iloc[kept].reset_index(drop=True)
+        kept = np.argsort(self._sample.keys, kind="stable")[:rows]
+        return self.sample.iloc[kept].reset_index(drop=True)
 
     def labelled(self) -> pd.DataFrame:
         """The labelled rows of the window."""
