@@ -18,7 +18,10 @@ from datetime import datetime
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from modelyard.contract.text import category_texts
 from modelyard.data.schema import category_keys
 from modelyard.monitoring.drift import (
     MonitorConfig,
@@ -75,42 +78,54 @@ class _Column:
     unseen: int = 0
     bins: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     examples: Counter[str] = field(default_factory=Counter)
-    _categories: pd.Index = field(default_factory=lambda: pd.Index([], dtype=object))
+    _index: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if isinstance(self.profile, NumericProfile):
             self.bins = np.zeros(len(self.profile.bin_edges) + 1, np.int64)
         else:
             self.bins = np.zeros(len(self.profile.counts), np.int64)
-            self._categories = pd.Index(list(self.profile.counts), dtype=object)
+            self._index = {key: i for i, key in enumerate(self.profile.counts)}
 
     def add(self, values: pd.Series) -> None:
-        absent = values.isna().to_numpy()
         self.rows += len(values)
-        self.missing += int(absent.sum())
         profile = self.profile
         if isinstance(profile, NumericProfile):
+            self._add_numbers(values, profile)
+        elif profile.too_many:
+            self.missing += int(values.isna().sum())
+        else:
+            keys, counts = category_counts(values)
+            self.missing += len(values) - int(counts.sum())
+            # A dict, not Index.get_indexer: a chunk has few distinct keys, and building
+            # an Index of them cost more than counting the rows.
+            at = np.asarray([self._index.get(key, -1) for key in keys.tolist()], np.int64)
+            known = at >= 0
+            np.add.at(self.bins, at[known], counts[known])
+            self.unseen += int(counts[~known].sum())
+            if len(self.examples) < 1000:  # bounded: a flood of new values keeps only some
+                unseen = zip(keys[~known].tolist(), counts[~known].tolist(), strict=True)
+                self.examples.update(dict(unseen))
+
+    def _add_numbers(self, values: pd.Series, profile: NumericProfile) -> None:
+        if self.kind == "numeric" and values.dtype == np.float64:
+            # Logged numbers: NaN is missing, nothing is unparsable.
+            numbers = values.to_numpy()
+            present = numbers[~np.isnan(numbers)]
+            self.missing += len(values) - present.size
+        else:
+            absent = values.isna().to_numpy()
+            self.missing += int(absent.sum())
             numbers = numeric_values(values, self.kind)
             unparsable = ~absent & np.isnan(numbers)
             self.type_problems += int(unparsable.sum())
             present = numbers[~np.isnan(numbers)]
-            if profile.bin_edges or profile.bin_counts:
-                edges = np.asarray(profile.bin_edges)
-                where = np.searchsorted(edges, present, side="left")
-                self.bins += np.bincount(where, minlength=edges.size + 1)
-            if profile.min is not None and profile.max is not None:
-                self.out_of_range += int(((present < profile.min) | (present > profile.max)).sum())
-            return
-        if profile.too_many:
-            return
-        counts = category_counts(values[~absent] if absent.any() else values)
-        at = self._categories.get_indexer(counts.index)
-        known = at >= 0
-        np.add.at(self.bins, at[known], counts.to_numpy()[known])
-        unseen = counts[~known]
-        self.unseen += int(unseen.sum())
-        if len(self.examples) < 1000:  # bounded: a flood of new values keeps only some
-            self.examples.update({str(k): int(v) for k, v in unseen.items()})
+        if profile.bin_edges or profile.bin_counts:
+            edges = np.asarray(profile.bin_edges)
+            where = np.searchsorted(edges, present, side="left")
+            self.bins += np.bincount(where, minlength=edges.size + 1)
+        if profile.min is not None and profile.max is not None:
+            self.out_of_range += int(((present < profile.min) | (present > profile.max)).sum())
 
     @property
     def unparsed(self) -> int:
@@ -118,26 +133,33 @@ class _Column:
         return self.missing + self.type_problems
 
 
-def category_counts(values: pd.Series) -> pd.Series:
-    """The count of each category text (:func:`~modelyard.data.schema.category_keys`) in
-    ``values`` (no missing values), in order of first appearance.
+def category_counts(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """The category texts (:func:`~modelyard.data.schema.category_keys`) of the present
+    values of ``values`` and the count of each, in order of first appearance.
 
-    Columns of one plain type (text, numbers, booleans) are counted by value first and
-    only their distinct values turned into text, which is where the time went; object
-    columns may mix ``1`` and ``True`` (one key to hashing, two texts), so they are
-    turned into text row by row first.
+    Columns of one plain type (text, numbers, booleans) are counted by value first
+    (Arrow's ``value_counts`` for Arrow-backed text) and only their distinct values
+    turned into text; object columns may mix ``1`` and ``True`` (one key to hashing,
+    two texts), so they are turned into text row by row first.
     """
     dtype = values.dtype
-    by_value = isinstance(dtype, pd.StringDtype) or (
-        isinstance(dtype, np.dtype) and dtype.kind in "fiub"
-    )
-    if not by_value:
-        return category_keys(values).value_counts(sort=False)
-    counts = values.value_counts(sort=False)
-    counts = counts[counts.to_numpy() > 0]
-    keys = category_keys(pd.Series(counts.index.to_numpy()))
-    # Distinct values can share a text (0.0 and -0.0 are "0"): add their counts.
-    return counts.groupby(keys.to_numpy(), sort=False).sum().rename_axis(None)
+    if isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow":
+        counted = pc.value_counts(pa.array(values.array))
+        present = counted.field("values").is_valid()
+        keys = counted.field("values").filter(present).to_numpy(zero_copy_only=False)
+        counts = counted.field("counts").filter(present).to_numpy()
+        return keys.astype(object), counts.astype(np.int64)  # text is its own category
+    if isinstance(dtype, pd.StringDtype) or (isinstance(dtype, np.dtype) and dtype.kind in "fiub"):
+        by_value = values.value_counts(sort=False)  # missing values left out
+        texts = category_texts(by_value.index.to_numpy())
+        codes, uniques = pd.factorize(texts)
+        if len(uniques) == len(texts):
+            return texts, by_value.to_numpy(np.int64)
+        # Distinct values can share a text (0.0 and -0.0 are "0"): add their counts.
+        summed = np.bincount(codes, weights=by_value.to_numpy(np.float64))
+        return np.asarray(uniques, dtype=object), summed.astype(np.int64)
+    counted = category_keys(values[values.notna().to_numpy()]).value_counts(sort=False)
+    return counted.index.to_numpy(dtype=object), counted.to_numpy(np.int64)
 
 
 class WindowSummary:
@@ -423,10 +445,10 @@ def _more_than_chance(count: int, rows: int, rate: float, level: float) -> bool:
 
 
 def _performance(summary: WindowSummary, labelled: pd.DataFrame) -> Performance | None:
-    from modelyard.monitoring.performance import window_metrics
-
     if labelled.empty:
         return None
+    from modelyard.monitoring.performance import window_metrics  # sklearn: only with labels
+
     profile = summary.profile
     return Performance(
         labelled_rows=len(labelled),
