@@ -30,8 +30,9 @@ def _columns(rng: np.random.Generator, size: int) -> dict[str, pd.Series]:
         "flags": pd.Series(rng.random(size) < 0.3),
         "mixed": pd.Series(rng.choice(np.array([1, True, 1.0, "1", 2, False, 0.0], object), size)),
         "categorical": pd.Series(
-            pd.Categorical(rng.choice(["x", "y"], size), categories=["z", "y", "x"])
+            pd.Categorical(rng.choice(["x", "y", None], size), categories=["z", "y", "x"])
         ),
+        "categorical_numbers": pd.Series(pd.Categorical(rng.choice([1.0, 2.5, 2.0**70], size))),
     }
 
 

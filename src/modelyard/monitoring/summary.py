@@ -143,6 +143,12 @@ def category_counts(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     two texts), so they are turned into text row by row first.
     """
     dtype = values.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        codes = values.cat.codes.to_numpy()
+        codes = codes[codes >= 0]
+        seen = pd.unique(codes)  # in order of first appearance
+        counts = np.bincount(codes, minlength=len(dtype.categories))[seen]
+        return _merged(category_texts(dtype.categories.to_numpy()[seen]), counts)
     if isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow":
         counted = pc.value_counts(pa.array(values.array))
         present = counted.field("values").is_valid()
@@ -151,15 +157,19 @@ def category_counts(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
         return keys.astype(object), counts.astype(np.int64)  # text is its own category
     if isinstance(dtype, pd.StringDtype) or (isinstance(dtype, np.dtype) and dtype.kind in "fiub"):
         by_value = values.value_counts(sort=False)  # missing values left out
-        texts = category_texts(by_value.index.to_numpy())
-        codes, uniques = pd.factorize(texts)
-        if len(uniques) == len(texts):
-            return texts, by_value.to_numpy(np.int64)
-        # Distinct values can share a text (0.0 and -0.0 are "0"): add their counts.
-        summed = np.bincount(codes, weights=by_value.to_numpy(np.float64))
-        return np.asarray(uniques, dtype=object), summed.astype(np.int64)
+        return _merged(category_texts(by_value.index.to_numpy()), by_value.to_numpy(np.int64))
     counted = category_keys(values[values.notna().to_numpy()]).value_counts(sort=False)
     return counted.index.to_numpy(dtype=object), counted.to_numpy(np.int64)
+
+
+def _merged(texts: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The counts of distinct values added up by their text: distinct values can share
+    one (0.0 and -0.0 are "0")."""
+    codes, uniques = pd.factorize(texts)
+    if len(uniques) == len(texts):
+        return texts, counts.astype(np.int64)
+    summed = np.bincount(codes, weights=counts.astype(np.float64))
+    return np.asarray(uniques, dtype=object), summed.astype(np.int64)
 
 
 class WindowSummary:
