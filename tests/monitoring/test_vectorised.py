@@ -13,9 +13,10 @@ import pytest
 from scipy import stats
 
 from modelyard.data.schema import category_keys
-from modelyard.monitoring.drift import ks_and_wasserstein
+from modelyard.monitoring.drift import MonitorConfig, ks_and_wasserstein
+from modelyard.monitoring.profile import build_profile
 from modelyard.monitoring.sample import RowSample
-from modelyard.monitoring.summary import category_counts
+from modelyard.monitoring.summary import WindowSummary, category_counts
 
 
 def _columns(rng: np.random.Generator, size: int) -> dict[str, pd.Series]:
@@ -108,3 +109,32 @@ def test_ks_and_wasserstein_match_scipy(seed: int) -> None:
     assert distance == pytest.approx(stats.ks_2samp(grid, current).statistic, abs=1e-12)
     effective = reference.size * current.size / (reference.size + current.size)
     assert p_value == pytest.approx(stats.kstwo.sf(distance, max(1, round(effective))))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_categorical_chunks_count_as_their_texts(seed: int) -> None:
+    """The log's text inputs come as categoricals: counted from their codes, a window
+    holds what the same values as text give (bins, missing, unseen and its examples)."""
+    rng = np.random.default_rng(200 + seed)
+    train = pd.DataFrame({"town": rng.choice(["a", "b", "c", "1"], 300)})
+    profile = build_profile(
+        model="m",
+        version=1,
+        task="regression",
+        train=train,
+        kinds={"town": "categorical"},
+        predictions=np.zeros(3),
+    )
+    as_codes = WindowSummary(profile, config=MonitorConfig())
+    as_text = WindowSummary(profile, config=MonitorConfig())
+    for _ in range(int(rng.integers(1, 8))):
+        size = int(rng.integers(0, 400))
+        values = rng.choice(np.array(["a", "b", "1", 1, "new", "x", 2.0, None], object), size)
+        categories = pd.unique(pd.Series(values).dropna())[::-1]  # any order, and unused
+        coded = pd.Categorical(values, categories=[*categories, "unused"])
+        as_codes.add(pd.DataFrame({"town": coded}))
+        as_text.add(pd.DataFrame({"town": pd.Series(values, dtype=object)}))
+    codes, text = as_codes.column("town"), as_text.column("town")
+    assert codes.bins.tolist() == text.bins.tolist()
+    assert (codes.rows, codes.missing, codes.unseen) == (text.rows, text.missing, text.unseen)
+    assert list(codes.examples.items()) == list(text.examples.items())

@@ -79,6 +79,7 @@ class _Column:
     bins: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     examples: Counter[str] = field(default_factory=Counter)
     _index: dict[str, int] = field(default_factory=dict)
+    _plans: dict[tuple[object, ...], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if isinstance(self.profile, NumericProfile):
@@ -94,18 +95,50 @@ class _Column:
             self._add_numbers(values, profile)
         elif profile.too_many:
             self.missing += int(values.isna().sum())
+        elif isinstance(values.dtype, pd.CategoricalDtype):
+            self._add_codes(values.array)
         else:
             keys, counts = category_counts(values)
             self.missing += len(values) - int(counts.sum())
-            # A dict, not Index.get_indexer: a chunk has few distinct keys, and building
-            # an Index of them cost more than counting the rows.
-            at = np.asarray([self._index.get(key, -1) for key in keys.tolist()], np.int64)
-            known = at >= 0
-            np.add.at(self.bins, at[known], counts[known])
-            self.unseen += int(counts[~known].sum())
-            if len(self.examples) < 1000:  # bounded: a flood of new values keeps only some
-                unseen = zip(keys[~known].tolist(), counts[~known].tolist(), strict=True)
-                self.examples.update(dict(unseen))
+            self._add_counts(keys, counts)
+
+    def _add_counts(self, keys: np.ndarray, counts: np.ndarray) -> None:
+        """Add the counts of distinct category texts (in order of first appearance)."""
+        # A dict, not Index.get_indexer: a chunk has few distinct keys, and building
+        # an Index of them cost more than counting the rows.
+        at = np.asarray([self._index.get(key, -1) for key in keys.tolist()], np.int64)
+        known = at >= 0
+        np.add.at(self.bins, at[known], counts[known])
+        self.unseen += int(counts[~known].sum())
+        if len(self.examples) < 1000:  # bounded: a flood of new values keeps only some
+            unseen = zip(keys[~known].tolist(), counts[~known].tolist(), strict=True)
+            self.examples.update(dict(unseen))
+
+    def _add_codes(self, values: pd.Categorical) -> None:
+        """Add a categorical chunk (the log's text inputs) from its codes: the texts of
+        its categories and their reference bins are worked out once per distinct set of
+        categories, and a chunk costs one ``bincount``."""
+        categories = values.categories
+        key = tuple(categories.tolist())
+        plan = self._plans.get(key)
+        if plan is None:
+            if len(self._plans) > 64:  # bounded: segments usually share a few sets
+                self._plans.clear()
+            texts = category_texts(categories.to_numpy())
+            at = np.asarray([self._index.get(text, -1) for text in texts.tolist()], np.int64)
+            plan = self._plans[key] = (texts, at)
+        texts, at = plan
+        codes = values.codes
+        counts = np.bincount(codes + 1, minlength=len(categories) + 1)  # -1: missing
+        self.missing += int(counts[0])
+        counts = counts[1:]
+        known = at >= 0
+        np.add.at(self.bins, at[known], counts[known])
+        if np.any(counts[~known]):
+            seen = pd.unique(codes[codes >= 0])  # in order of first appearance
+            new = seen[~known[seen]]
+            keys, unseen = _merged(texts[new], counts[new])
+            self._add_counts(keys, unseen)
 
     def _add_numbers(self, values: pd.Series, profile: NumericProfile) -> None:
         if self.kind == "numeric" and values.dtype == np.float64:
