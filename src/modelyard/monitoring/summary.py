@@ -195,6 +195,16 @@ def category_counts(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return counted.index.to_numpy(dtype=object), counted.to_numpy(np.int64)
 
 
+def _plain(values: pd.Series) -> pd.Series:
+    """A categorical column as objects (missing: NaN), so that the sampled rows of
+    chunks with different categories join without a union of their categories."""
+    if not isinstance(values.dtype, pd.CategoricalDtype):
+        return values
+    categories = values.array.categories.to_numpy(dtype=object)
+    objects = np.append(categories, np.nan).take(values.array.codes)  # code -1: NaN
+    return pd.Series(objects, index=values.index, dtype=object)
+
+
 def _merged(texts: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The counts of distinct values added up by their text: distinct values can share
     one (0.0 and -0.0 are "0")."""
@@ -281,7 +291,7 @@ class WindowSummary:
             prediction and the probabilities."""
             taken = features.iloc[at].reset_index(drop=True)
             frame = {
-                name: taken[name]
+                name: _plain(taken[name])
                 if name in taken.columns
                 else pd.Series(None, index=taken.index, dtype=object)
                 for name in self._columns
