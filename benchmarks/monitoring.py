@@ -28,7 +28,8 @@ against the injected ones.
 
 Run: ``.venv/bin/python benchmarks/monitoring.py`` (about 20 minutes on 2 cores; the
 peers' venv takes a few more the first time); ``--rows 100000 --runs 1`` for a quick
-look. Results: ``benchmarks/results/monitoring.json`` and a Markdown table on stdout.
+look; ``--tools modelyard`` runs modelyard alone (no peers' venv). Results:
+``benchmarks/results/monitoring.json`` and a Markdown table on stdout.
 """
 
 from __future__ import annotations
@@ -269,7 +270,9 @@ def main() -> None:
     if args.run_one:
         print(json.dumps(run_modelyard(args.run_one, args.rows)))
         return
-    ensure_peer_venv()
+    tools = args.tools.split(",")
+    if set(tools) - {"modelyard"}:
+        ensure_peer_venv()  # before the setup: a failing install fails fast
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="monitoring-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -279,7 +282,6 @@ def main() -> None:
         data = {**setup(workdir, args.rows), "rows": args.rows}
         saved.write_text(json.dumps(data))  # a kept --workdir skips the setup next time
     print(f"setup done in {time.perf_counter() - started:.0f} s", flush=True)
-    tools = args.tools.split(",")
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for repeat in range(args.runs):
         for case in ("drift", "bootstrap"):

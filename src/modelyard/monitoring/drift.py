@@ -42,6 +42,7 @@ __all__ = [
     "categorical_tests",
     "correct",
     "domain_classifier",
+    "ks_and_wasserstein",
     "numeric_tests",
     "population_stability_index",
 ]
@@ -103,19 +104,28 @@ def _chi2(reference: np.ndarray, current: np.ndarray) -> tuple[float, float]:
     return float(result.statistic), float(result.pvalue)
 
 
-def _ks(grid: np.ndarray, sample: np.ndarray, reference_rows: int) -> tuple[float, float]:
-    """Kolmogorov-Smirnov distance between the reference (its quantile grid) and a sample.
+def ks_and_wasserstein(
+    grid: np.ndarray, ordered: np.ndarray, reference_rows: int
+) -> tuple[float, float, float]:
+    """Kolmogorov-Smirnov distance and p-value, and Wasserstein distance, between the
+    reference (its quantile grid) and a sorted sample, from one merged order of both.
 
     The p-value is that of a two-sample test with ``reference_rows`` reference rows, as
-    ``scipy.stats.ks_2samp``'s asymptotic method computes it.
+    ``scipy.stats.ks_2samp``'s asymptotic method computes it. The Wasserstein distance
+    is the area between the two step CDFs, as ``scipy.stats.wasserstein_distance``
+    computes it; done here because scipy sorts both sides again and takes the area
+    with a BLAS dot product, whose threads cost more than the sum on a busy machine.
     """
-    ordered = np.sort(sample)
+    grid = np.sort(grid)
     points = np.concatenate([grid, ordered])
+    points.sort(kind="stable")  # two sorted runs: a merge
     ref_cdf = np.searchsorted(grid, points, side="right") / grid.size
     cur_cdf = np.searchsorted(ordered, points, side="right") / ordered.size
-    distance = float(np.max(np.abs(ref_cdf - cur_cdf)))
+    gaps = np.abs(ref_cdf - cur_cdf)
+    distance = float(np.max(gaps))
+    moved = float(np.sum(gaps[:-1] * np.diff(points)))
     effective = reference_rows * ordered.size / (reference_rows + ordered.size)
-    return distance, float(stats.kstwo.sf(distance, max(1, round(effective))))
+    return distance, float(stats.kstwo.sf(distance, max(1, round(effective)))), moved
 
 
 def numeric_tests(
@@ -141,9 +151,12 @@ def numeric_tests(
     finite = sample[np.isfinite(sample)]
     if reference.quantiles and finite.size:
         grid = np.asarray(reference.quantiles)
-        distance, p_value = _ks(grid, finite, reference.present)
-        moved = stats.wasserstein_distance(grid, finite) / reference.scale
-        results.append(_result("ks", distance, p_value, "wasserstein", moved, config.wasserstein))
+        distance, p_value, moved = ks_and_wasserstein(grid, np.sort(finite), reference.present)
+        results.append(
+            _result(
+                "ks", distance, p_value, "wasserstein", moved / reference.scale, config.wasserstein
+            )
+        )
     return results
 
 

@@ -220,7 +220,8 @@ def read_segments(
 
     Yields the segment's index record and its rows received in the range, sorted by
     time: request_id, row, received_at, prediction, ``proba.<class>``, and the inputs
-    named in ``features`` under their own names (absent inputs are left out).
+    named in ``features`` under their own names (absent inputs are left out; text
+    inputs as pandas categoricals).
 
     Raises:
         DataError: a segment the index lists is missing or unreadable.
@@ -231,16 +232,24 @@ def read_segments(
     for record in records:
         path = home / record.path
         try:
-            names = pq.read_schema(path).names
+            schema = pq.read_schema(path)
             columns = [
                 n
-                for n in names
+                for n in schema.names
                 if n in ("request_id", "row", "received_at", "prediction")
                 or n.startswith("proba.")
                 or n in wanted
             ]
+            # Text inputs stay dictionary-encoded (as Parquet stores them): decoding
+            # them to strings was most of the read, and their categories are counted
+            # from the codes.
+            texts = [n for n in columns if n in wanted and pa.types.is_string(schema.field(n).type)]
             table = pq.read_table(
-                path, columns=columns, filters=_between(start, end), partitioning=None
+                path,
+                columns=columns,
+                filters=_between(start, end),
+                partitioning=None,
+                read_dictionary=texts,
             )
         except FileNotFoundError:
             raise DataError(
@@ -253,7 +262,9 @@ def read_segments(
         frame.columns = [
             c[len(INPUT_PREFIX) :] if c in wanted else c for c in frame.columns.astype(str)
         ]
-        yield record, frame.sort_values("received_at", kind="stable").reset_index(drop=True)
+        if not frame["received_at"].is_monotonic_increasing:  # a stable sort of sorted rows
+            frame = frame.sort_values("received_at", kind="stable").reset_index(drop=True)
+        yield record, frame
 
 
 def _between(start: datetime | None, end: datetime | None) -> list[tuple[str, str, Any]] | None:

@@ -3,8 +3,8 @@
 :class:`WindowSummary` takes the rows of a window one chunk (a segment, or part of one)
 at a time and keeps only what the checks need: per column, counts over the reference
 bins or categories, missing, unseen, out-of-range and unparsable counts; a uniform
-sample of at most ``sample_rows`` whole rows (bottom-k sampling on random keys, the
-vectorised form of reservoir sampling); and the labelled rows' label and prediction.
+sample of at most ``sample_rows`` whole rows (:class:`~modelyard.monitoring.sample.RowSample`:
+bottom-k sampling on random keys); and the labelled rows' label and prediction.
 Everything else is dropped with the chunk, so memory does not grow with the window.
 :func:`assess` turns a summary into a :class:`~modelyard.monitoring.results.WindowReport`.
 """
@@ -18,7 +18,10 @@ from datetime import datetime
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from modelyard.contract.text import category_texts
 from modelyard.data.schema import category_keys
 from modelyard.monitoring.drift import (
     MonitorConfig,
@@ -43,6 +46,7 @@ from modelyard.monitoring.results import (
     Performance,
     WindowReport,
 )
+from modelyard.monitoring.sample import RowSample
 from modelyard.monitoring.skew import Replay, skew_check
 from modelyard.predlog.tables import PROBA_PREFIX
 
@@ -75,6 +79,7 @@ class _Column:
     bins: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     examples: Counter[str] = field(default_factory=Counter)
     _index: dict[str, int] = field(default_factory=dict)
+    _plans: dict[tuple[object, ...], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if isinstance(self.profile, NumericProfile):
@@ -84,38 +89,130 @@ class _Column:
             self._index = {key: i for i, key in enumerate(self.profile.counts)}
 
     def add(self, values: pd.Series) -> None:
-        absent = values.isna().to_numpy()
         self.rows += len(values)
-        self.missing += int(absent.sum())
         profile = self.profile
         if isinstance(profile, NumericProfile):
+            self._add_numbers(values, profile)
+        elif profile.too_many:
+            self.missing += int(values.isna().sum())
+        elif isinstance(values.dtype, pd.CategoricalDtype):
+            self._add_codes(values.array)
+        else:
+            keys, counts = category_counts(values)
+            self.missing += len(values) - int(counts.sum())
+            self._add_counts(keys, counts)
+
+    def _add_counts(self, keys: np.ndarray, counts: np.ndarray) -> None:
+        """Add the counts of distinct category texts (in order of first appearance)."""
+        # A dict, not Index.get_indexer: a chunk has few distinct keys, and building
+        # an Index of them cost more than counting the rows.
+        at = np.asarray([self._index.get(key, -1) for key in keys.tolist()], np.int64)
+        known = at >= 0
+        np.add.at(self.bins, at[known], counts[known])
+        self.unseen += int(counts[~known].sum())
+        if len(self.examples) < 1000:  # bounded: a flood of new values keeps only some
+            unseen = zip(keys[~known].tolist(), counts[~known].tolist(), strict=True)
+            self.examples.update(dict(unseen))
+
+    def _add_codes(self, values: pd.Categorical) -> None:
+        """Add a categorical chunk (the log's text inputs) from its codes: the texts of
+        its categories and their reference bins are worked out once per distinct set of
+        categories, and a chunk costs one ``bincount``."""
+        categories = values.categories
+        key = tuple(categories.tolist())
+        plan = self._plans.get(key)
+        if plan is None:
+            if len(self._plans) > 64:  # bounded: segments usually share a few sets
+                self._plans.clear()
+            texts = category_texts(categories.to_numpy())
+            at = np.asarray([self._index.get(text, -1) for text in texts.tolist()], np.int64)
+            plan = self._plans[key] = (texts, at)
+        texts, at = plan
+        codes = values.codes
+        counts = np.bincount(codes + 1, minlength=len(categories) + 1)  # -1: missing
+        self.missing += int(counts[0])
+        counts = counts[1:]
+        known = at >= 0
+        np.add.at(self.bins, at[known], counts[known])
+        if np.any(counts[~known]):
+            seen = pd.unique(codes[codes >= 0])  # in order of first appearance
+            new = seen[~known[seen]]
+            keys, unseen = _merged(texts[new], counts[new])
+            self._add_counts(keys, unseen)
+
+    def _add_numbers(self, values: pd.Series, profile: NumericProfile) -> None:
+        if self.kind == "numeric" and values.dtype == np.float64:
+            # Logged numbers: NaN is missing, nothing is unparsable.
+            numbers = values.to_numpy()
+            present = numbers[~np.isnan(numbers)]
+            self.missing += len(values) - present.size
+        else:
+            absent = values.isna().to_numpy()
+            self.missing += int(absent.sum())
             numbers = numeric_values(values, self.kind)
             unparsable = ~absent & np.isnan(numbers)
             self.type_problems += int(unparsable.sum())
             present = numbers[~np.isnan(numbers)]
-            if profile.bin_edges or profile.bin_counts:
-                edges = np.asarray(profile.bin_edges)
-                where = np.searchsorted(edges, present, side="left")
-                self.bins += np.bincount(where, minlength=edges.size + 1)
-            if profile.min is not None and profile.max is not None:
-                self.out_of_range += int(((present < profile.min) | (present > profile.max)).sum())
-            return
-        keys = category_keys(values[~absent])
-        counts = keys.value_counts(sort=False)
-        if profile.too_many:
-            return
-        known = counts.index.isin(list(self._index))
-        for key, count in counts[known].items():
-            self.bins[self._index[str(key)]] += int(count)
-        unseen = counts[~known]
-        self.unseen += int(unseen.sum())
-        if len(self.examples) < 1000:  # bounded: a flood of new values keeps only some
-            self.examples.update({str(k): int(v) for k, v in unseen.items()})
+        if profile.bin_edges or profile.bin_counts:
+            edges = np.asarray(profile.bin_edges)
+            where = np.searchsorted(edges, present, side="left")
+            self.bins += np.bincount(where, minlength=edges.size + 1)
+        if profile.min is not None and profile.max is not None:
+            self.out_of_range += int(((present < profile.min) | (present > profile.max)).sum())
 
     @property
     def unparsed(self) -> int:
         """Rows in the missing bin of the drift tests: missing or unparsable."""
         return self.missing + self.type_problems
+
+
+def category_counts(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """The category texts (:func:`~modelyard.data.schema.category_keys`) of the present
+    values of ``values`` and the count of each, in order of first appearance.
+
+    Columns of one plain type (text, numbers, booleans) are counted by value first
+    (Arrow's ``value_counts`` for Arrow-backed text) and only their distinct values
+    turned into text; object columns may mix ``1`` and ``True`` (one key to hashing,
+    two texts), so they are turned into text row by row first.
+    """
+    dtype = values.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        codes = values.cat.codes.to_numpy()
+        codes = codes[codes >= 0]
+        seen = pd.unique(codes)  # in order of first appearance
+        counts = np.bincount(codes, minlength=len(dtype.categories))[seen]
+        return _merged(category_texts(dtype.categories.to_numpy()[seen]), counts)
+    if isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow":
+        counted = pc.value_counts(pa.array(values.array))
+        present = counted.field("values").is_valid()
+        keys = counted.field("values").filter(present).to_numpy(zero_copy_only=False)
+        counts = counted.field("counts").filter(present).to_numpy()
+        return keys.astype(object), counts.astype(np.int64)  # text is its own category
+    if isinstance(dtype, pd.StringDtype) or (isinstance(dtype, np.dtype) and dtype.kind in "fiub"):
+        by_value = values.value_counts(sort=False)  # missing values left out
+        return _merged(category_texts(by_value.index.to_numpy()), by_value.to_numpy(np.int64))
+    counted = category_keys(values[values.notna().to_numpy()]).value_counts(sort=False)
+    return counted.index.to_numpy(dtype=object), counted.to_numpy(np.int64)
+
+
+def _plain(values: pd.Series) -> pd.Series:
+    """A categorical column as objects (missing: NaN), so that the sampled rows of
+    chunks with different categories join without a union of their categories."""
+    if not isinstance(values.dtype, pd.CategoricalDtype):
+        return values
+    categories = values.array.categories.to_numpy(dtype=object)
+    objects = np.append(categories, np.nan).take(values.array.codes)  # code -1: NaN
+    return pd.Series(objects, index=values.index, dtype=object)
+
+
+def _merged(texts: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The counts of distinct values added up by their text: distinct values can share
+    one (0.0 and -0.0 are "0")."""
+    codes, uniques = pd.factorize(texts)
+    if len(uniques) == len(texts):
+        return texts, counts.astype(np.int64)
+    summed = np.bincount(codes, weights=counts.astype(np.float64))
+    return np.asarray(uniques, dtype=object), summed.astype(np.int64)
 
 
 class WindowSummary:
@@ -145,13 +242,11 @@ class WindowSummary:
         self.rows = 0
         self.first_at: datetime | None = None
         self.last_at: datetime | None = None
-        self._rng = np.random.default_rng(seed)
         self._columns = {
             name: _Column(feature, feature.kind) for name, feature in profile.features.items()
         }
         self._prediction = _Column(profile.prediction, profile.prediction.kind)
-        self._sample = pd.DataFrame()
-        self._keys = np.zeros(0)
+        self._sample = RowSample(config.sample_rows, np.random.default_rng(seed))
         self._labelled: list[pd.DataFrame] = []
 
     def add(
@@ -183,44 +278,45 @@ class WindowSummary:
             first, last = received_at.min().to_pydatetime(), received_at.max().to_pydatetime()
             self.first_at = first if self.first_at is None else min(self.first_at, first)
             self.last_at = last if self.last_at is None else max(self.last_at, last)
-        frame = pd.DataFrame(index=features.index)
         for name, column in self._columns.items():
-            values = (
-                features[name]
-                if name in features.columns
-                else pd.Series(None, index=features.index, dtype=object)
-            )
-            column.add(values)
-            frame[name] = values
+            if name in features.columns:
+                column.add(features[name])
+            else:
+                column.add(pd.Series(None, index=features.index, dtype=object))
         if predictions is not None:
             self._prediction.add(predictions)
-            frame[PREDICTION] = predictions.to_numpy()
-        if proba is not None:
-            for name in proba.columns:
-                frame[name] = proba[name].to_numpy()
-        self._keep_sample(frame)
+
+        def rows(at: np.ndarray) -> pd.DataFrame:
+            """The chunk's rows at ``at`` that enter the sample: the features, the
+            prediction and the probabilities."""
+            taken = features.iloc[at].reset_index(drop=True)
+            frame = {
+                name: _plain(taken[name])
+                if name in taken.columns
+                else pd.Series(None, index=taken.index, dtype=object)
+                for name in self._columns
+            }
+            if predictions is not None:
+                frame[PREDICTION] = predictions.to_numpy()[at]
+            if proba is not None:
+                for name in proba.columns:
+                    frame[name] = proba[name].to_numpy()[at]
+            return pd.DataFrame(frame, index=taken.index)
+
+        self._sample.offer(count, rows)
         if labelled is not None and len(labelled):
             self._labelled.append(labelled)
-
-    def _keep_sample(self, frame: pd.DataFrame) -> None:
-        keys = np.concatenate([self._keys, self._rng.random(len(frame))])
-        both = pd.concat([self._sample, frame.reset_index(drop=True)], ignore_index=True)
-        limit = self.config.sample_rows
-        if len(both) > limit:
-            kept = np.argpartition(keys, limit)[:limit]
-            both, keys = both.iloc[kept].reset_index(drop=True), keys[kept]
-        self._sample, self._keys = both, keys
 
     @property
     def sample(self) -> pd.DataFrame:
         """The uniform sample of the window's rows (features and prediction)."""
-        return self._sample
+        return self._sample.frame
 
     def subsample(self, rows: int) -> pd.DataFrame:
         """A uniform sample of at most ``rows`` of the window's rows: those with the
         smallest random keys (the sample itself is in no random order)."""
-        kept = np.argsort(self._keys, kind="stable")[:rows]
-        return self._sample.iloc[kept].reset_index(drop=True)
+        kept = np.argsort(self._sample.keys, kind="stable")[:rows]
+        return self.sample.iloc[kept].reset_index(drop=True)
 
     def labelled(self) -> pd.DataFrame:
         """The labelled rows of the window."""
@@ -402,10 +498,10 @@ def _more_than_chance(count: int, rows: int, rate: float, level: float) -> bool:
 
 
 def _performance(summary: WindowSummary, labelled: pd.DataFrame) -> Performance | None:
-    from modelyard.monitoring.performance import window_metrics
-
     if labelled.empty:
         return None
+    from modelyard.monitoring.performance import window_metrics  # sklearn: only with labels
+
     profile = summary.profile
     return Performance(
         labelled_rows=len(labelled),

@@ -1,0 +1,90 @@
+"""A uniform sample of at most ``limit`` rows of a stream of chunks, in bounded memory.
+
+Bottom-k sampling, the vectorised form of reservoir sampling: every row gets a uniform
+random key and the sample is the ``limit`` rows with the smallest keys. Deciding which
+rows are kept needs only the keys, so :class:`RowSample` works on the keys alone and
+builds the frame of a chunk's rows only for those that enter the sample; a chunk late
+in a large window contributes a few rows, not a frame of all of them. The pieces are
+joined when the sample is read (and compacted as they pile up, so memory stays within
+a few times ``limit`` rows).
+
+The sample is the same frame, rows in the same order, as keeping the whole frame of
+each chunk and cutting it down to the smallest keys after each chunk would give: the
+same keys are drawn from the same generator and cut by the same
+:func:`numpy.argpartition`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["RowSample"]
+
+_MAX_PIECES = 32  # pieces kept before they are joined into one
+
+
+class RowSample:
+    """A uniform sample of at most ``limit`` rows of the chunks offered to it.
+
+    Args:
+        limit: the most rows kept.
+        rng: draws the rows' keys.
+    """
+
+    def __init__(self, limit: int, rng: np.random.Generator) -> None:
+        self.limit = limit
+        self._rng = rng
+        self._seen = 0
+        self._keys = np.zeros(0)
+        self._ids = np.zeros(0, np.int64)  # the kept rows, as positions in the stream
+        # Rows that entered the sample, each piece's ids ascending and above the last's.
+        self._pieces: list[tuple[np.ndarray, pd.DataFrame]] = []
+        self._stored = 0
+        self._frame: pd.DataFrame | None = None
+
+    def offer(self, count: int, rows: Callable[[np.ndarray], pd.DataFrame]) -> None:
+        """Offer the next ``count`` rows of the stream.
+
+        Args:
+            count: the chunk's rows.
+            rows: builds the frame of the chunk's rows at the given positions
+                (ascending; possibly none, which still gives the columns' types).
+        """
+        keys = np.concatenate([self._keys, self._rng.random(count)])
+        ids = np.concatenate([self._ids, np.arange(self._seen, self._seen + count)])
+        if len(keys) > self.limit:
+            kept = np.argpartition(keys, self.limit)[: self.limit]
+            keys, ids = keys[kept], ids[kept]
+        entered = np.sort(ids[ids >= self._seen])
+        self._pieces.append((entered, rows(entered - self._seen).reset_index(drop=True)))
+        self._stored += entered.size
+        self._seen += count
+        self._keys, self._ids, self._frame = keys, ids, None
+        if self._stored > 2 * self.limit or len(self._pieces) > _MAX_PIECES:
+            self._compact()
+
+    @property
+    def keys(self) -> np.ndarray:
+        """The random keys of the sample's rows, in the sample's order."""
+        return self._keys
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """The sampled rows (an empty frame before any rows were offered)."""
+        if self._frame is None:
+            self._frame = self._select(self._ids) if self._pieces else pd.DataFrame()
+        return self._frame
+
+    def _select(self, ids: np.ndarray) -> pd.DataFrame:
+        stored = np.concatenate([piece[0] for piece in self._pieces])
+        joined = pd.concat([piece[1] for piece in self._pieces], ignore_index=True)
+        return joined.iloc[np.searchsorted(stored, ids)].reset_index(drop=True)
+
+    def _compact(self) -> None:
+        """Join the pieces into one holding only the rows still in the sample."""
+        ids = np.sort(self._ids)
+        self._pieces = [(ids, self._select(ids))]
+        self._stored = ids.size
