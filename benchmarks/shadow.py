@@ -11,7 +11,8 @@ of ``off`` and ``on`` alternates between runs.
 
 The shadow's own counters (compared, skipped at its in-flight cap) are read from the
 server's ``/v1/experiments`` after each phase: at 16 connections the cap (``--in-flight``,
-default the policy's 4) decides how many copies are scored at all.
+default the policy's 64) decides how many copies are scored at all; copies wait up to
+``--batch-ms`` (the policy's default, 20) and are scored together.
 
 Run: ``.venv/bin/python benchmarks/shadow.py`` (about 5 minutes with the default 10-s
 phases; needs wrk). ``--quick``: 1 run of 2-s phases. Results: a Markdown table on
@@ -53,11 +54,23 @@ RESULTS = HERE / "results"
 
 
 def set_policy(
-    env: dict[str, str], *, enabled: bool, in_flight: int, sample: float, idle: bool
+    env: dict[str, str],
+    *,
+    enabled: bool,
+    in_flight: int,
+    sample: float,
+    idle: bool,
+    batch_ms: float,
 ) -> None:
     modelyard = str(BIN / "modelyard")
     if enabled:
-        shadow = {"ref": REF, "max_in_flight": in_flight, "sample": sample, "idle": idle}
+        shadow = {
+            "ref": REF,
+            "max_in_flight": in_flight,
+            "sample": sample,
+            "idle": idle,
+            "batch_ms": batch_ms,
+        }
         policy = {"shadow": shadow}
         cmd = [modelyard, "experiments", "set", MODEL, "--policy", json.dumps(policy)]
         cmd += ["--reason", "shadow benchmark"]
@@ -168,7 +181,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--quick", action="store_true", help="1 run of 2-second phases")
-    parser.add_argument("--in-flight", type=int, default=4, help="the shadow's max_in_flight")
+    parser.add_argument(
+        "--in-flight", type=int, default=64, help="the shadow's max_in_flight (the default)"
+    )
+    parser.add_argument(
+        "--batch-ms",
+        type=float,
+        default=20.0,
+        help="the shadow's batch_ms (the default); 0 scores each copy at once",
+    )
     parser.add_argument("--sample", type=float, default=1.0, help="share of requests copied")
     parser.add_argument("--idle", action="store_true", help="shadow threads under SCHED_IDLE")
     parser.add_argument("--output", type=Path, default=RESULTS / "shadow.json")
@@ -217,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
                     env,
                     enabled=mode == "on",
                     in_flight=args.in_flight,
+                    batch_ms=args.batch_ms,
                     sample=args.sample,
                     idle=args.idle,
                 )
@@ -241,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
                 "shadow": {
                     "ref": REF,
                     "max_in_flight": args.in_flight,
+                    "batch_ms": args.batch_ms,
                     "sample": args.sample,
                     "idle": args.idle,
                 },

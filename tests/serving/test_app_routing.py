@@ -166,6 +166,25 @@ def test_shadow_scores_copies_off_the_response_path(
     )
 
 
+def test_shadow_copies_waiting_together_are_scored_in_one_runtime_call(
+    live: LiveServer, registry: Registry, two_houses: Yard
+) -> None:
+    # a wait longer than the requests take: every copy joins the first batch
+    policy = {"shadow": {"ref": "houses:2", "max_in_flight": 64, "batch_ms": 10_000}}
+    _apply(live, registry, policy, "shadow v2")
+    calls = _arm(live, "shadow").batcher.stats
+    with live.client() as client:
+        for _ in range(10):
+            assert client.post(PREDICT, json={"rows": HOUSE_ROWS}).status_code == 200
+        [entry] = client.get("/v1/experiments").json()["experiments"]
+        assert entry["shadow"]["compared"] == 0  # still waiting for their batch
+    shadow = _shadow_stats(live)
+    assert (shadow["compared"], shadow["failed"]) == (10, 0), shadow
+    done = _arm(live, "shadow").batcher.stats
+    assert done.requests - calls.requests == 10
+    assert done.batches - calls.batches == 1  # ten copies, one runtime call
+
+
 def test_a_failing_shadow_never_fails_a_response(
     live: LiveServer, registry: Registry, two_houses: Yard
 ) -> None:

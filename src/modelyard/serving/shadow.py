@@ -3,10 +3,14 @@
 A :class:`ShadowRunner` offers a request's copy to the shadow version once the request
 has been answered: the copy is queued in the request's scope (:data:`AFTER_RESPONSE_KEY`)
 and the app's middleware starts it after the response is out
-(:func:`run_after_response`). It runs on threads of its own (never inline on the event
-loop), at most ``max_in_flight`` at once per route (more are skipped and counted). A copy
-that fails or is late only counts; one on time is paired with the answer for the
-differential test (:class:`~modelyard.serving.arms.ShadowStats`).
+(:func:`run_after_response`). Copies wait up to the policy's ``batch_ms`` and are then
+scored together: the shadow's micro-batcher merges them into a few runtime calls, so a
+shadow takes a fraction of the CPU time its copies would take one by one, in short bursts
+rather than right after every answer (when the next request arrives). It runs on threads
+of its own (never inline on the event loop), at most ``max_in_flight`` copies waiting or
+scored at once per route (more are skipped and counted). A copy that fails or is late
+only counts; one on time is paired with the answer for the differential test
+(:class:`~modelyard.serving.arms.ShadowStats`).
 
 A late copy is not cancelled (its runtime call cannot be stopped mid-way): it holds its
 in-flight place until it ends, so a stalled candidate fills its places and further copies
@@ -15,6 +19,7 @@ are skipped, while answers go on unaffected.
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import logging
 import os
@@ -69,6 +74,9 @@ class ShadowRunner:
         self._idle_executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._random = np.random.default_rng()
         self._contracts: dict[tuple[int, int], bool] = {}
+        # copies waiting for their batch, per shadow version; each list is scored by one
+        # drain, started when its first copy arrives
+        self._waiting: dict[int, list[Coroutine[Any, Any, None]]] = {}
 
     def _same_contract(self, answered: InputContract, shadow: InputContract) -> bool:
         """Whether both versions decode requests alike (remembered per pair)."""
@@ -135,9 +143,29 @@ class ShadowRunner:
         call = {**call, "endpoint": "shadow", "offload": offload}
 
         def start() -> None:
-            self.background(self._run(name, policy, stats, shadow, decode, answered, call))
+            copy = self._run(name, policy, stats, shadow, decode, answered, call)
+            if policy.batch_ms <= 0:
+                self.background(copy)
+                return
+            waiting = self._waiting.get(id(shadow))
+            if waiting is None:  # the first of a batch: its drain scores what came meanwhile
+                waiting = self._waiting[id(shadow)] = []
+                self.background(self._drain(id(shadow), policy.batch_ms / 1000))
+            waiting.append(copy)
 
         scope.setdefault(AFTER_RESPONSE_KEY, []).append(start)
+
+    async def _drain(self, key: int, wait: float) -> None:
+        """After ``wait`` seconds, score the copies waiting for shadow ``key`` together
+        (the shadow's micro-batcher merges them); copies arriving meanwhile start the
+        next batch."""
+        try:
+            await asyncio.sleep(wait)
+        except asyncio.CancelledError:  # shutting down: the waiting copies are dropped
+            for copy in self._waiting.pop(key, []):
+                copy.close()
+            raise
+        await asyncio.gather(*self._waiting.pop(key, []))
 
     async def _run(
         self,
