@@ -191,8 +191,7 @@ class PredictionEngine:
                 whether to predict the requests one by one instead.
         """
         contract = version.input_spec
-        counts = [count for _, count in parts]
-        rows = sum(counts)
+        rows = sum(count for _, count in parts)
         outside = 0
         if contract.ranges == "warn" and isinstance(columns, ColumnBlocks):
             outside = contract.count_out_of_range(columns)
