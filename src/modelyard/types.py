@@ -109,6 +109,16 @@ class ColumnBlocks(Mapping[str, np.ndarray]):
     def __len__(self) -> int:
         return len(self.layout.order)
 
+    def take(self, rows: slice | np.ndarray) -> ColumnBlocks:
+        """Some of the rows: a slice (as views: nothing is copied) or positions."""
+        blocks = self.blocks
+        part: ColumnBlocks = object.__new__(ColumnBlocks)
+        # cut from blocks checked once: checking every cut again costs more than the cut
+        part.blocks = (blocks[0][rows], blocks[1][rows], blocks[2][rows])
+        part.layout = self.layout
+        part.rows = len(part.blocks[0])
+        return part
+
     @classmethod
     def of(cls, layout: ColumnLayout, columns: Columns, rows: int) -> ColumnBlocks:
         """Blocks holding ``columns`` (one 1-D array per name of ``layout``), copied.

@@ -23,7 +23,7 @@ from modelyard.contract import InputColumn, InputContract, RequestValidationErro
 from modelyard.engine import PredictionEngine
 from modelyard.models.runtime import SklearnRuntime
 from modelyard.predlog import PredictionLog, read_predictions
-from modelyard.serving.batching import MicroBatcher
+from modelyard.serving.batching import BatchStats, MicroBatcher
 from modelyard.settings import Settings
 
 CONTRACT = InputContract(
@@ -165,3 +165,54 @@ def test_a_prediction_that_overflows_is_refused_naming_its_row(
     assert "GET /v1/models/houses" in problem.message
     predlog.flush()
     assert not list((tmp_path / "home").glob("predictions/**/*.parquet"))
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # NumPy's, inside
+def test_requests_decoded_together_get_what_each_gets_alone(
+    pipeline: Pipeline, predlog: PredictionLog, tmp_path: Path
+) -> None:
+    parts = [
+        [{"size": 100.0, "town": "a"}],
+        [{"size": 60.0, "town": "b"}, {"size": 1.7e308, "town": "b"}],  # overflows
+        [{"size": 500.0, "town": "a"}, {"size": 90.0, "town": "b"}],  # one out of range
+    ]
+    counted: list[tuple[str, int]] = []
+    engine = PredictionEngine(predlog, on_out_of_range=lambda m, n: counted.append((m, n)))
+
+    async def main() -> tuple[list[Any], BatchStats]:
+        batcher = MicroBatcher(SklearnRuntime(pipeline, ["size", "town"]))
+        try:
+            version = Version("houses", 3, CONTRACT, batcher)
+            columns, _ = decode_records([row for part in parts for row in part], CONTRACT)
+            answers = await engine.predict_decoded(
+                version,
+                columns,
+                [(f"p{i}", len(part)) for i, part in enumerate(parts)],
+                received_at=datetime.now(UTC),
+                started=time.perf_counter(),
+                endpoint="stream",
+            )
+            return answers, batcher.stats
+        finally:
+            await batcher.aclose()
+
+    (first, refused, third), stats = asyncio.run(main())
+    assert (stats.batches, stats.rows) == (1, 5)  # one model call
+    alone_first = _run(pipeline, PredictionEngine(), parts[0])
+    np.testing.assert_array_equal(first.output.values, alone_first.output.values)
+    alone_third = _run(pipeline, PredictionEngine(), parts[2])
+    np.testing.assert_array_equal(third.output.values, alone_third.output.values)
+    assert (first.request_id, first.rows, third.request_id, third.rows) == ("p0", 1, "p2", 2)
+    with pytest.raises(RequestValidationError) as alone:
+        _run(pipeline, PredictionEngine(), parts[1])
+    assert isinstance(refused, RequestValidationError)
+    assert str(refused) == str(alone.value) and refused.problems == alone.value.problems
+    # counted per request, as each alone: the overflowing one's size is out of range too
+    assert counted == [("houses", 1), ("houses", 1)] and third.out_of_range == 1
+    predlog.flush()
+    logged = read_predictions(Settings(home=tmp_path / "home"), "houses")
+    assert sorted(zip(logged["request_id"], logged["row"], strict=True)) == [
+        ("p0", 0),
+        ("p2", 0),
+        ("p2", 1),
+    ]

@@ -20,7 +20,7 @@ from sklearn.preprocessing import OneHotEncoder
 
 from modelyard.errors import ModelyardError
 from modelyard.models.runtime import SklearnRuntime
-from modelyard.predlog import PredictionLog, read_predictions
+from modelyard.predlog import FeedbackItem, PredictionLog, read_predictions
 from modelyard.predlog.tables import TRUNCATED
 from modelyard.settings import Settings
 from modelyard.types import ColumnBlocks, ColumnLayout, RuntimeOutput
@@ -440,3 +440,51 @@ def test_decoded_blocks_are_written_like_separate_arrays(
     ]
     assert len(frames[0]) == sum(sizes)
     pd.testing.assert_frame_equal(frames[0], frames[1])
+
+
+def test_several_requests_logged_in_one_call_read_back_as_if_logged_apart(
+    settings: Settings, predlog: PredictionLog
+) -> None:
+    """``request_ids`` (a stream consumer's batch): each row under its own request's id
+    and position, the very rows that one call per request gives; feedback finds them."""
+    sizes = [2, 1, 3]
+    columns = house_columns(sum(sizes))
+    values = np.arange(sum(sizes), dtype=np.float64)
+    ids = np.array(["a", "a", "b", "c", "c", "c"], dtype=object)
+    positions = np.array([0, 1, 0, 0, 1, 2])
+    common = {"received_at": T0, "latency_ms": 2.0, "endpoint": "stream"}
+    predlog.log(
+        model="together",
+        version=1,
+        request_id="a",
+        columns=columns,
+        rows=len(values),
+        output=RuntimeOutput(values=values),
+        row_numbers=positions,
+        request_ids=ids,
+        **common,
+    )
+    assert predlog.unknown_feedback(
+        "together",
+        [FeedbackItem("c", 1.0, 2), FeedbackItem("c", 1.0, 3), FeedbackItem("b", 1.0, 0)],
+    ) == [1]  # held in memory: found pair by pair
+    start = 0
+    for request_id, rows in zip(("a", "b", "c"), sizes, strict=True):
+        piece = slice(start, start + rows)
+        start += rows
+        predlog.log(
+            model="apart",
+            version=1,
+            request_id=request_id,
+            columns={name: array[piece] for name, array in columns.items()},
+            rows=rows,
+            output=RuntimeOutput(values=values[piece]),
+            **common,
+        )
+    predlog.flush()
+    together, apart = (
+        read_predictions(settings, model).drop(columns=["model"]) for model in ("together", "apart")
+    )
+    assert together["request_id"].tolist() == ids.tolist()
+    assert together["row"].tolist() == positions.tolist()
+    pd.testing.assert_frame_equal(together, apart)

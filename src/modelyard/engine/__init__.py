@@ -17,14 +17,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from modelyard.contract import InputContract, Problems, decode_frame
+from modelyard.contract import InputContract, Problems, RequestValidationError, decode_frame
 from modelyard.types import ColumnBlocks, Columns, RuntimeOutput
 
 if TYPE_CHECKING:
@@ -37,6 +37,7 @@ __all__ = [
     "PredictionSink",
     "ServedVersion",
     "refuse_non_finite",
+    "rows_of",
 ]
 
 logger = logging.getLogger(__name__)
@@ -82,6 +83,8 @@ class PredictionSink(Protocol):
         output: RuntimeOutput,
         latency_ms: float,
         endpoint: str,
+        row_numbers: np.ndarray | None = None,
+        request_ids: np.ndarray | None = None,
     ) -> None: ...
 
 
@@ -163,6 +166,111 @@ class PredictionEngine:
         )
         return Prediction(request_id, rows, columns, output, outside)
 
+    async def predict_decoded(
+        self,
+        version: ServedVersion,
+        columns: Columns,
+        parts: Sequence[tuple[str, int]],
+        *,
+        received_at: datetime,
+        started: float,
+        endpoint: str,
+    ) -> list[Prediction | RequestValidationError]:
+        """Predict the already decoded rows of several requests in one model call.
+
+        ``columns`` holds the rows of ``parts`` (``(request_id, rows)``) one request
+        after the other, as the contract decoded them. Each request gets what
+        :meth:`predict` would give it: its rows' output, or, when the model's output
+        for one of its rows is not finite, the :class:`RequestValidationError`
+        :meth:`predict` would raise, in place. Numbers outside their training range are
+        counted per request, as :meth:`predict` counts them. The rows predicted go to
+        the prediction log in one call, each under its own request's id and position.
+
+        Raises:
+            Exception: whatever the runtime raised for the call: the caller decides
+                whether to predict the requests one by one instead.
+        """
+        contract = version.input_spec
+        rows = sum(count for _, count in parts)
+        outside = 0
+        if contract.ranges == "warn" and isinstance(columns, ColumnBlocks):
+            outside = contract.count_out_of_range(columns)
+        output = await version.batcher.predict(columns, rows)
+        latency_ms = (time.perf_counter() - started) * 1000
+        try:  # the whole output at once: a per-request check costs more than the call
+            refuse_non_finite(output, version.name)
+            refused = False
+        except RequestValidationError:
+            refused = True
+        answers: list[Prediction | RequestValidationError] = []
+        kept = np.ones(rows, dtype=bool) if refused else None
+        start = 0
+        for request_id, count in parts:
+            piece = slice(start, start + count)
+            start += count
+            mine = rows_of(columns, piece) if len(parts) > 1 else columns
+            proba = output.proba
+            answer = RuntimeOutput(
+                output.values[piece], None if proba is None else proba[piece], output.classes
+            )
+            counted = contract.count_out_of_range(mine) if outside else 0
+            if counted:
+                self._warn(version, counted, request_id)
+            if kept is not None:
+                try:
+                    refuse_non_finite(answer, version.name)
+                except RequestValidationError as problem:  # what predict() raises for it
+                    answers.append(problem)
+                    kept[piece] = False
+                    continue
+            answers.append(Prediction(request_id, count, mine, answer, counted))
+        self._log_parts(version, parts, columns, output, kept, received_at, latency_ms, endpoint)
+        return answers
+
+    def _log_parts(
+        self,
+        version: ServedVersion,
+        parts: Sequence[tuple[str, int]],
+        columns: Columns,
+        output: RuntimeOutput,
+        kept: np.ndarray | None,
+        received_at: datetime,
+        latency_ms: float,
+        endpoint: str,
+    ) -> None:
+        """Log the rows of ``parts`` (those ``kept``: all when None) in one call."""
+        if self.predlog is None:
+            return
+        ids = np.empty(len(parts), dtype=object)
+        ids[:] = [request_id for request_id, _ in parts]
+        counts = np.fromiter((count for _, count in parts), dtype=np.int64, count=len(parts))
+        starts = np.cumsum(counts) - counts
+        rows = int(counts.sum())
+        numbers = np.arange(rows) - np.repeat(starts, counts)  # the position in its request
+        request_ids = np.repeat(ids, counts)
+        if kept is not None:  # a request refused: its rows are not logged, as predict() does
+            if not kept.any():
+                return
+            where = np.flatnonzero(kept)
+            columns = rows_of(columns, where)
+            proba = output.proba
+            output = RuntimeOutput(
+                output.values[where], None if proba is None else proba[where], output.classes
+            )
+            numbers, request_ids, rows = numbers[where], request_ids[where], len(where)
+        self.log(
+            version,
+            request_id=parts[0][0],
+            received_at=received_at,
+            columns=columns,
+            rows=rows,
+            output=output,
+            latency_ms=latency_ms,
+            endpoint=endpoint,
+            row_numbers=numbers,
+            request_ids=request_ids,
+        )
+
     async def predict_frame(
         self,
         version: ServedVersion,
@@ -206,6 +314,13 @@ class PredictionEngine:
                 request_id,
                 count,
             )
+
+
+def rows_of(columns: Columns, rows: slice | np.ndarray) -> Columns:
+    """Some rows of decoded columns: a slice (as views, nothing copied) or positions."""
+    if isinstance(columns, ColumnBlocks):
+        return columns.take(rows)
+    return {name: np.asarray(values)[rows] for name, values in columns.items()}
 
 
 def refuse_non_finite(output: RuntimeOutput, model: str) -> None:

@@ -104,6 +104,8 @@ class LoggedRequest:
     latency_ms: float
     endpoint: str
     row_numbers: np.ndarray | None = None  # default: 0, 1, ... (positions in the request)
+    # one id per row: the rows of several requests logged in one call (default: request_id)
+    request_ids: np.ndarray | None = None
 
 
 def request_bytes(request: LoggedRequest) -> int:
@@ -115,6 +117,8 @@ def request_bytes(request: LoggedRequest) -> int:
     columns = request.columns
     arrays = list(columns.blocks) if isinstance(columns, ColumnBlocks) else list(columns.values())
     arrays.append(np.asarray(request.output.values))
+    if request.request_ids is not None:
+        arrays.append(request.request_ids)
     if request.output.proba is not None:
         arrays.append(np.asarray(request.output.proba))
     return _OVERHEAD + sum(_array_bytes(array) for array in arrays)
@@ -171,6 +175,9 @@ def problem_of(request: LoggedRequest) -> str | None:
     numbers = request.row_numbers
     if numbers is not None and (np.ndim(numbers) != 1 or len(numbers) != rows):
         return f"row numbers have shape {np.shape(numbers)}, expected ({rows},)"
+    ids = request.request_ids
+    if ids is not None and (np.ndim(ids) != 1 or len(ids) != rows):
+        return f"request ids have shape {np.shape(ids)}, expected ({rows},)"
     values = request.output.values
     if np.ndim(values) != 1 or len(values) != rows:
         return f"predictions have shape {np.shape(values)}, expected ({rows},)"
@@ -228,8 +235,12 @@ def _build_uniform(requests: Sequence[LoggedRequest], max_text_chars: int | None
     def repeated(values: Iterable[Any], dtype: Any) -> np.ndarray:
         return np.repeat(np.array(list(values), dtype=dtype), counts)
 
+    ids = repeated((r.request_id for r in requests), object)
+    for request, start in zip(requests, starts, strict=True):
+        if request.request_ids is not None:
+            ids[start : start + request.rows] = request.request_ids
     arrays: dict[str, pa.Array] = {
-        "request_id": pa.array(repeated((r.request_id for r in requests), object), pa.string()),
+        "request_id": pa.array(ids, pa.string()),
         "row": pa.array(_row_numbers(requests, counts, starts, total)),
         "received_at": pa.array(
             repeated((micros(r.received_at) for r in requests), np.int64), TIMESTAMP

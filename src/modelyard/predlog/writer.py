@@ -232,13 +232,17 @@ class PredictionLog:
         latency_ms: float,
         endpoint: str,
         row_numbers: np.ndarray | None = None,
+        request_ids: np.ndarray | None = None,
     ) -> None:
         """Queue a request's predicted rows; returns at once and never raises.
 
         A naive ``received_at`` is taken to be UTC. The rows are dropped (and counted in
         :attr:`dropped_rows`) when the buffer is full or the log is closed.
         ``row_numbers`` (one integer per row) replaces the rows' positions in the
-        request: a batch job logs each row's input row number.
+        request: a batch job logs each row's input row number. ``request_ids`` (one id
+        per row) logs the rows of several requests in one call (a stream consumer's
+        batch): each row is logged under its own request's id, and ``row_numbers``
+        then gives each row's position in its request.
         """
         try:
             if rows <= 0:
@@ -254,6 +258,7 @@ class PredictionLog:
                 latency_ms=latency_ms,
                 endpoint=endpoint,
                 row_numbers=row_numbers,
+                request_ids=request_ids,
             )
             size = request_bytes(request)
             with self._lock:
@@ -469,8 +474,16 @@ class PredictionLog:
             held = [*self._buffer, *self._flushing]
         found: set[tuple[str, int]] = set()
         for request in held:  # one dict look-up per waiting request
+            if request.model != model:
+                continue
+            if request.request_ids is not None:  # several requests' rows: pair by pair
+                numbers = request.row_numbers
+                rows = numbers.tolist() if numbers is not None else range(request.rows)
+                pairs = zip(request.request_ids.tolist(), rows, strict=True)
+                found.update(pair for pair in pairs if pair in wanted)
+                continue
             asked = rows_by_id.get(request.request_id)
-            if asked is None or request.model != model:
+            if asked is None:
                 continue
             numbers = request.row_numbers
             logged = set(numbers.tolist()) if numbers is not None else range(request.rows)

@@ -11,8 +11,10 @@ The loop, one batch at a time:
 1. read up to ``max_batch_rows`` messages (its own unacknowledged ones first after a
    restart; every ``claim_every_seconds``, those a dead member left pending for
    ``claim_idle_ms``), waiting at most ``max_wait_ms``;
-2. take the version currently served, once for the whole batch, and predict each
-   message on it (the engine's micro-batcher merges them into few model calls);
+2. take the version currently served, once for the whole batch, and predict the
+   messages on it: together, one contract call and one model call per
+   ``max_batch_rows`` rows (:mod:`~modelyard.streaming.batched`), or, under a routing
+   policy, each on its own (the engine's micro-batcher merges them into few model calls);
 3. write every output (and every dead letter), then acknowledge the inputs;
 4. only then read again. A slow runtime or out stream slows the reads: the consumer
    holds one batch at a time, so its memory stays bounded.

@@ -33,6 +33,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from modelyard.serving.routing import AFTER_RESPONSE_KEY, ROUTE_KEY, Router, run_after_response
+from modelyard.streaming.batched import predict_batched
 
 if TYPE_CHECKING:
     from modelyard.engine import PredictionEngine
@@ -75,6 +76,9 @@ class StreamRouting:
         engine: the consumer's prediction engine.
         metrics: where the per-arm metrics go (the consumer's registry).
         poll_seconds: how often policies are re-read (0: at start only).
+        batched: predict the messages of a batch without a routing policy together
+            (:mod:`~modelyard.streaming.batched`); False predicts each on its own, the
+            path a routed message takes (the two give the same documents).
     """
 
     def __init__(
@@ -84,8 +88,10 @@ class StreamRouting:
         metrics: ServingMetrics,
         *,
         poll_seconds: float,
+        batched: bool = True,
     ) -> None:
         self.engine = engine
+        self.batched = batched
         self.router = Router(manager, engine, metrics, poll_seconds=poll_seconds, actor=ACTOR)
         self._after: list[MutableMapping[str, Any]] = []
 
@@ -121,6 +127,23 @@ class StreamRouting:
         """
         self._after = []
         route = self.router.routes.get(loaded.name)
+        if route is None and self.batched:  # every message goes to ``loaded``
+            answers = await predict_batched(
+                self.engine,
+                loaded,
+                requests,
+                received_at=received_at,
+                started=started,
+                one=lambda request, offload: self.engine.predict(
+                    loaded, request.decode, **_call(request, received_at, started, offload)
+                ),
+            )
+            return [
+                answer
+                if isinstance(answer, BaseException)
+                else Answer(loaded, answer.rows, answer.output)
+                for answer in answers
+            ]
         calls = [
             self._one(route, loaded, request, received_at, started, offload)
             for request, offload in requests
@@ -142,13 +165,7 @@ class StreamRouting:
         started: float,
         offload: bool,
     ) -> Answer:
-        call: dict[str, Any] = {
-            "request_id": request.id,
-            "received_at": received_at,
-            "started": started,
-            "endpoint": "stream",
-            "offload": offload,
-        }
+        call = _call(request, received_at, started, offload)
         if route is None:
             answer = await self.engine.predict(loaded, request.decode, **call)
             return Answer(loaded, answer.rows, answer.output)
@@ -160,6 +177,17 @@ class StreamRouting:
         if message.scope.get(AFTER_RESPONSE_KEY):
             self._after.append(message.scope)
         return Answer(answering, rows, output, dict(message.scope.get(ROUTE_KEY) or {}))
+
+
+def _call(request: Request, received_at: datetime, started: float, offload: bool) -> dict[str, Any]:
+    """The engine's keyword arguments for one message."""
+    return {
+        "request_id": request.id,
+        "received_at": received_at,
+        "started": started,
+        "endpoint": "stream",
+        "offload": offload,
+    }
 
 
 def _message_call(route: Route, request: Request) -> _MessageCall:
