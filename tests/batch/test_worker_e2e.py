@@ -55,7 +55,9 @@ def test_sigkill_mid_job_then_restart_gives_one_prediction_per_valid_row(
     done = status(job.id, settings=settings)
     assert done.status == "done", second.output()
     assert done.attempts == 2
-    assert "queued again" in second.output()
+    # Queued again by a live worker's reaper: the second's, or, on a machine slow enough
+    # that the first's lease ran out before the kill, the first's own.
+    assert "queued again" in first.output() + second.output()
 
     scored = _rows_in(settings, db.batch_results, job.id)
     failed = _rows_in(settings, db.batch_failures, job.id)
