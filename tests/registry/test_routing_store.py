@@ -54,7 +54,8 @@ def test_set_policy_resolves_refs_bumps_revision_and_audits(registry: Registry, 
             "ref": "houses@candidate",
             "sample": 1.0,
             "timeout_ms": 2000.0,
-            "max_in_flight": 4,
+            "max_in_flight": 64,
+            "batch_ms": 20.0,
             "idle": False,
         }
     }
