@@ -367,3 +367,33 @@ def test_a_lone_small_request_runs_on_the_loop_thread_only_when_alone() -> None:
         await plain.aclose()
 
     _run(main)
+
+
+def test_a_burst_of_small_requests_is_batched_not_answered_one_by_one_inline() -> None:
+    """Requests that arrive together start as tasks one after another; each counts itself
+    in ``activity`` only once it runs. The first must not take the loop thread for its
+    runtime call before the others have started, or none of them is ever batched."""
+    brief = BriefRowSums()
+    activity = Activity()
+    batches: list[tuple[int, int]] = []
+
+    async def main() -> list[RuntimeOutput]:
+        batcher = MicroBatcher(
+            brief, activity=activity, on_batch=lambda r, n: batches.append((r, n))
+        )
+
+        async def request(value: float) -> RuntimeOutput:  # as the app's middleware does
+            activity.requests += 1
+            try:
+                return await batcher.predict(_request(value, 1), 1)
+            finally:
+                activity.requests -= 1
+
+        outputs = await asyncio.gather(*(request(float(i)) for i in range(16)))
+        await batcher.aclose()
+        return outputs
+
+    outputs = _run(main)
+    assert [output.values.tolist() for output in outputs] == [[float(i)] for i in range(16)]
+    assert sum(n for _, n in batches) == 16
+    assert len(batches) < 16, batches  # merged: fewer runtime calls than requests

@@ -142,19 +142,17 @@ class MicroBatcher:
                 f"the {self.runtime.name} batcher is closed (the model is being unloaded); "
                 "retry the request"
             )
-        if (
-            self._inline
-            and rows <= INLINE_MAX_ROWS
-            and self.activity is not None
-            and self.activity.requests <= 1
-            and not self._queue
-            and not self._in_flight
-            and not self._direct
-        ):
-            self._record(rows, 1)
-            output = self.runtime.predict(columns, rows)
-            _check_length(output, rows, self.runtime.name)
-            return output
+        if self._alone(rows):
+            # Requests that arrived together are tasks the event loop has not started yet,
+            # so they are not counted in ``activity``. Yield once to let them start: an
+            # inline call never yields, so without this a burst would be answered one
+            # request at a time on the loop's thread and never batched.
+            await asyncio.sleep(0)
+            if self._alone(rows):
+                self._record(rows, 1)
+                output = self.runtime.predict(columns, rows)
+                _check_length(output, rows, self.runtime.name)
+                return output
         if not self.enabled:
             return await self._call_alone(columns, rows)
         loop = asyncio.get_running_loop()
@@ -165,6 +163,18 @@ class MicroBatcher:
             self._worker = loop.create_task(self._work(), name="modelyard-micro-batcher")
         self._wakeup.set()
         return await future
+
+    def _alone(self, rows: int) -> bool:
+        """Whether this small request is the only one the server handles (run it inline)."""
+        return (
+            self._inline
+            and rows <= INLINE_MAX_ROWS
+            and self.activity is not None
+            and self.activity.requests <= 1
+            and not self._queue
+            and not self._in_flight
+            and not self._direct
+        )
 
     async def aclose(self) -> None:
         """Refuse new requests, finish the queued and running ones, then stop."""
