@@ -57,7 +57,6 @@ from peers.harness import (
     first_number,
     free_port,
     measure_route,
-    median_call_us,
     running,
     served_runtime,
     wait_ready,
@@ -218,34 +217,24 @@ def make_mlflow_models(
 # --- in-process reference ----------------------------------------------------------------
 
 
-def runtime_reference(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """One call of modelyard's ONNX runtime on 1 row, and the pipeline's prediction.
-
-    The row is decoded beforehand by the input contract, as the server decodes a
-    request: decoding is the server's work, not the runtime call's.
-    """
-    import numpy as np
+def pipeline_prediction(records: list[dict[str, Any]]) -> float:
+    """The pipeline's prediction for the first record: what every server must answer."""
     import pandas as pd
 
     import modelyard
-    from modelyard.api import open_registry
-    from modelyard.contract import InputContract, decode_records
-    from modelyard.runtime import select_runtime
 
-    with open_registry() as registry:
-        version = registry.get_version(REF)
-        runtime, reason = select_runtime(registry, version, preference="onnx")
-    # Decoded by the contract, as the server decodes a request.
-    contract = InputContract.from_version(version, max_rows=10)
-    columns, _ = decode_records(records[:1], contract)
     pipeline = modelyard.load_model(REF)
-    return {
-        "runtime": runtime.name,
-        "note": reason,
-        "runtime_call_us": median_call_us(lambda: runtime.predict(columns, 1)),
-        "runtime_prediction": float(np.ravel(runtime.predict(columns, 1).values)[0]),
-        "pipeline_prediction": float(pipeline.predict(pd.DataFrame(records[:1]))[0]),
-    }
+    return float(pipeline.predict(pd.DataFrame(records[:1]))[0])
+
+
+def runtime_call(body: Path, env: dict[str, str], cpus: Cpus) -> dict[str, Any]:
+    """One call of modelyard's ONNX runtime on 1 row, timed in a fresh process on the
+    servers' core(s) with their thread settings (benchmarks/peers/runtime_call.py)."""
+    command = [*cpus.prefix(cpus.server), str(BIN / "python"), str(PEERS / "runtime_call.py")]
+    output = run_checked([*command, str(body), REF], env=env, timeout=300)
+    line = next(line for line in reversed(output.splitlines()) if line.startswith("{"))
+    measured: dict[str, Any] = json.loads(line)
+    return measured
 
 
 # --- servers -----------------------------------------------------------------------------
@@ -407,20 +396,17 @@ def main(argv: list[str] | None = None) -> int:
         lua.write_text(WRK_LUA)
         training_csv = work / "example" / "data" / "ames.csv.gz"  # written by make_bodies
         setup_errors = make_mlflow_models(args.servers, work, env, training_csv)
-        print("timing the in-process runtime ...", flush=True)
-        if cpus.pinned:  # on the servers' core(s), like the servers
-            os.sched_setaffinity(0, cpus.server)
-        reference = runtime_reference(records)
-        if cpus.pinned:  # this process (and its /proc sampler) keeps off the servers' cores
-            os.sched_setaffinity(0, cpus.wrk)
-        if not math.isclose(
-            reference["runtime_prediction"], reference["pipeline_prediction"], rel_tol=1e-3
-        ):
-            print(f"  warning: runtime and pipeline disagree: {reference}", flush=True)
+        expected = pipeline_prediction(records)
+        reference: dict[str, Any] = {"pipeline_prediction": expected, "runs": []}
         servers: dict[str, dict[str, Any]] = {name: {"runs": []} for name in args.servers}
         loadavg_start = os.getloadavg()
         for run in range(args.runs):
             print(f"run {run + 1} of {args.runs}", flush=True)
+            print("  timing one runtime call in a fresh process ...", flush=True)
+            call = runtime_call(bodies["mlflow"]["one"], env, cpus)
+            if not math.isclose(call["runtime_prediction"], expected, rel_tol=1e-3):
+                print(f"  warning: runtime and pipeline disagree: {call}", flush=True)
+            reference["runs"].append(call)
             for name in args.servers:
                 if name in setup_errors:
                     servers[name]["error"] = setup_errors[name]
@@ -434,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
                     bodies=bodies,
                     lua=lua,
                     seconds=args.seconds,
-                    expected=reference["pipeline_prediction"],
+                    expected=expected,
                     cpus=cpus,
                 )
                 measured["loadavg_before"] = loadavg
@@ -462,7 +448,9 @@ def main(argv: list[str] | None = None) -> int:
             "reference": reference,
             "servers": servers,
         }
-        report["summary"] = summarize(servers, reference["runtime_call_us"])
+        report["summary"] = summarize(
+            servers, [call["runtime_call_us"] for call in reference["runs"]]
+        )
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(report, indent=2, default=str) + "\n")
         print()

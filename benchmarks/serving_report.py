@@ -140,14 +140,18 @@ def _clean(servers: dict[str, Any], name: str) -> bool:
     )
 
 
-def ratio(servers: dict[str, Any], item: Ratio, runtime_us: float) -> dict[str, Any]:
-    """One comparison: per-run ratios, their median and range, and the goal's status."""
+def ratio(servers: dict[str, Any], item: Ratio, runtime_us: list[float]) -> dict[str, Any]:
+    """One comparison: per-run ratios, their median and range, and the goal's status.
+
+    ``runtime_us`` is each run's one runtime call (added to the bottom where the item
+    says so): each run's ratio uses its own run's reference.
+    """
     tops = _per_run(servers, *item.top)
     bottoms = _per_run(servers, *item.bottom)
-    extra = runtime_us / 1e3 if item.add_runtime_call else 0.0
+    extras = [us / 1e3 if item.add_runtime_call else 0.0 for us in runtime_us]
     per_run = [
         top / (bottom + extra)
-        for top, bottom in zip(tops, bottoms, strict=False)
+        for top, bottom, extra in zip(tops, bottoms, extras, strict=False)
         if top is not None and bottom is not None and bottom + extra > 0
     ]
     found = spread(per_run)
@@ -171,7 +175,7 @@ def ratio(servers: dict[str, Any], item: Ratio, runtime_us: float) -> dict[str, 
     }
 
 
-def summarize(servers: dict[str, Any], runtime_us: float) -> dict[str, Any]:
+def summarize(servers: dict[str, Any], runtime_us: list[float]) -> dict[str, Any]:
     """Per server and route: the spread of every metric; then every ratio."""
     table: dict[str, Any] = {}
     for name, route, _ in ROWS:
@@ -217,6 +221,7 @@ def _error_of(server: dict[str, Any]) -> str | None:
 
 def render(report: dict[str, Any]) -> str:
     servers, summary, ref = report["servers"], report["summary"], report["reference"]
+    calls = ", ".join(f"{call['runtime_call_us']:,.0f}" for call in ref["runs"]) or "-"
     settings, machine = report["settings"], report["machine"]
     runs = settings["runs"]
     how = "median (min–max) of " + f"{runs} runs" if runs > 1 else "1 run"
@@ -266,8 +271,10 @@ def render(report: dict[str, Any]) -> str:
     lines += [
         "",
         f"Served with: {'; '.join(served) or 'unknown'}.",
-        f"One in-process call of modelyard's {ref['runtime']} runtime on 1 row: "
-        f"{ref['runtime_call_us']:,.0f} µs (median, timeit; {ref['note']}).",
+        "One call of modelyard's runtime on 1 row, timed in a fresh process on the servers' "
+        f"core before each run: {calls} µs (median of timeit batches per run; "
+        f"{ref['runs'][0]['runtime'] if ref['runs'] else '-'}"
+        f"{', ' + ref['runs'][0]['note'] if ref['runs'] and ref['runs'][0]['note'] else ''}).",
         f"Threads: {', '.join(f'{k}={v}' for k, v in settings['thread_env'].items())} for "
         f"every server; ONNX Runtime {settings['onnxruntime_threads']}; one worker each, "
         "no access log.",
