@@ -46,7 +46,7 @@ from modelyard.monitoring.results import (
     Performance,
     WindowReport,
 )
-from modelyard.monitoring.sample import RowSample
+from modelyard.monitoring.sample import RowSample, TableSample
 from modelyard.monitoring.skew import Replay, skew_check
 from modelyard.predlog.tables import PROBA_PREFIX
 
@@ -96,11 +96,40 @@ class _Column:
         elif profile.too_many:
             self.missing += int(values.isna().sum())
         elif isinstance(values.dtype, pd.CategoricalDtype):
-            self._add_codes(values.array)
+            array = values.array
+            self._add_codes(np.asarray(array.codes), array.categories.to_numpy())
         else:
             keys, counts = category_counts(values)
             self.missing += len(values) - int(counts.sum())
             self._add_counts(keys, counts)
+
+    def add_arrow(self, values: pa.ChunkedArray) -> None:
+        """Add a column of a prediction segment as Arrow read it: logged numbers
+        (float64, null missing) and dictionary-encoded texts are counted from their
+        buffers; any other type as the pandas column it converts to."""
+        profile = self.profile
+        if isinstance(profile, NumericProfile) and self.kind == "numeric":
+            if pa.types.is_floating(values.type):
+                self.rows += len(values)
+                numbers = values.to_numpy().astype(np.float64, copy=False)  # null: NaN
+                self._add_present(numbers[~np.isnan(numbers)], len(values), profile)
+                return
+        elif isinstance(profile, CategoricalProfile):
+            if profile.too_many:
+                self.rows += len(values)
+                self.missing += values.null_count
+                return
+            if pa.types.is_dictionary(values.type):
+                self.rows += len(values)
+                codes, categories = dictionary_codes(values)
+                self._add_codes(codes, categories)
+                return
+        self.add(values.to_pandas())
+
+    def add_missing(self, rows: int) -> None:
+        """Add ``rows`` rows without this column (an input the requests did not send)."""
+        self.rows += rows
+        self.missing += rows
 
     def _add_counts(self, keys: np.ndarray, counts: np.ndarray) -> None:
         """Add the counts of distinct category texts (in order of first appearance)."""
@@ -114,21 +143,20 @@ class _Column:
             unseen = zip(keys[~known].tolist(), counts[~known].tolist(), strict=True)
             self.examples.update(dict(unseen))
 
-    def _add_codes(self, values: pd.Categorical) -> None:
-        """Add a categorical chunk (the log's text inputs) from its codes: the texts of
-        its categories and their reference bins are worked out once per distinct set of
-        categories, and a chunk costs one ``bincount``."""
-        categories = values.categories
+    def _add_codes(self, codes: np.ndarray, categories: np.ndarray) -> None:
+        """Add a categorical chunk (the log's text inputs) from its codes (-1: missing)
+        into ``categories``: the texts of its categories and their reference bins are
+        worked out once per distinct set of categories, and a chunk costs one
+        ``bincount``."""
         key = tuple(categories.tolist())
         plan = self._plans.get(key)
         if plan is None:
             if len(self._plans) > 64:  # bounded: segments usually share a few sets
                 self._plans.clear()
-            texts = category_texts(categories.to_numpy())
+            texts = category_texts(categories)
             at = np.asarray([self._index.get(text, -1) for text in texts.tolist()], np.int64)
             plan = self._plans[key] = (texts, at)
         texts, at = plan
-        codes = values.codes
         counts = np.bincount(codes + 1, minlength=len(categories) + 1)  # -1: missing
         self.missing += int(counts[0])
         counts = counts[1:]
@@ -153,6 +181,13 @@ class _Column:
             unparsable = ~absent & np.isnan(numbers)
             self.type_problems += int(unparsable.sum())
             present = numbers[~np.isnan(numbers)]
+        self._add_present(present, 0, profile)
+
+    def _add_present(self, present: np.ndarray, rows: int, profile: NumericProfile) -> None:
+        """Count present numbers into the reference bins and the range; ``rows``: the
+        chunk's rows, whose other rows are missing (0: already counted)."""
+        if rows:
+            self.missing += rows - present.size
         if profile.bin_edges or profile.bin_counts:
             edges = np.asarray(profile.bin_edges)
             where = np.searchsorted(edges, present, side="left")
@@ -205,6 +240,31 @@ def _plain(values: pd.Series) -> pd.Series:
     return pd.Series(objects, index=values.index, dtype=object)
 
 
+def dictionary_codes(values: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """The codes (-1: missing) and categories (an object array) of a dictionary-encoded
+    column, its chunks' dictionaries unified first."""
+    if values.num_chunks > 1:
+        values = values.unify_dictionaries()
+    if values.num_chunks == 0:
+        return np.zeros(0, np.int64), np.zeros(0, object)
+    categories = values.chunk(0).dictionary.to_numpy(zero_copy_only=False).astype(object)
+    codes = [
+        (pc.fill_null(chunk.indices, -1) if chunk.null_count else chunk.indices).to_numpy()
+        for chunk in values.chunks
+    ]
+    return np.concatenate(codes).astype(np.int64, copy=False), categories
+
+
+def _plain_arrow(values: pa.ChunkedArray) -> pd.Series:
+    """A column of sampled rows as :func:`_plain` gives its pandas form: dictionary
+    texts as objects (missing: NaN), any other type as pandas converts it."""
+    if not pa.types.is_dictionary(values.type):
+        converted: pd.Series = values.to_pandas()
+        return converted
+    codes, categories = dictionary_codes(values)
+    return pd.Series(np.append(categories, np.nan).take(codes), dtype=object)
+
+
 def _merged(texts: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The counts of distinct values added up by their text: distinct values can share
     one (0.0 and -0.0 are "0")."""
@@ -246,7 +306,10 @@ class WindowSummary:
             name: _Column(feature, feature.kind) for name, feature in profile.features.items()
         }
         self._prediction = _Column(profile.prediction, profile.prediction.kind)
-        self._sample = RowSample(config.sample_rows, np.random.default_rng(seed))
+        self._sample: RowSample | TableSample = RowSample(
+            config.sample_rows, np.random.default_rng(seed)
+        )
+        self._frame: pd.DataFrame | None = None  # the Arrow sample in pandas, once read
         self._labelled: list[pd.DataFrame] = []
 
     def add(
@@ -307,10 +370,74 @@ class WindowSummary:
         if labelled is not None and len(labelled):
             self._labelled.append(labelled)
 
+    def add_arrow(self, table: pa.Table, *, labelled: pd.DataFrame | None = None) -> None:
+        """Add a chunk of rows as read from the prediction log, without turning the
+        whole chunk into pandas (that conversion cost more than every count of it).
+
+        The same as :meth:`add` of the chunk's pandas form: counts come from the Arrow
+        buffers (:meth:`_Column.add_arrow`), and only the rows entering the sample are
+        converted.
+
+        Args:
+            table: the rows: the inputs under their own names (absent ones count as
+                missing), ``prediction``, ``proba.<class>`` and ``received_at``.
+            labelled: the rows whose label arrived (as :meth:`add` says).
+        """
+        count = table.num_rows
+        if count == 0:
+            return
+        self.rows += count
+        names = set(table.column_names)
+        if "received_at" in names:
+            low, high = pc.min_max(table["received_at"]).values()
+            first, last = low.as_py(), high.as_py()
+            self.first_at = first if self.first_at is None else min(self.first_at, first)
+            self.last_at = last if self.last_at is None else max(self.last_at, last)
+        for name, column in self._columns.items():
+            if name in names:
+                column.add_arrow(table[name])
+            else:
+                column.add_missing(count)
+        logged = [n for n in table.column_names if n == PREDICTION or n.startswith(PROBA_PREFIX)]
+        if PREDICTION in names:
+            self._prediction.add_arrow(table[PREDICTION])
+
+        if not isinstance(self._sample, TableSample):
+            if self._sample.seen:
+                raise TypeError("a window's chunks are all pandas (add) or all Arrow (add_arrow)")
+            self._sample = TableSample(self._sample.limit, self._sample.rng)
+        wanted = [n for n in table.column_names if n in self._columns]
+        kept = table.select(wanted + logged)
+        self._sample.offer(count, kept.take)
+        self._frame = None
+        if labelled is not None and len(labelled):
+            self._labelled.append(labelled)
+
     @property
     def sample(self) -> pd.DataFrame:
         """The uniform sample of the window's rows (features and prediction)."""
-        return self._sample.frame
+        if not isinstance(self._sample, TableSample):
+            return self._sample.frame
+        if self._frame is None:
+            self._frame = self._sample_frame(self._sample.frame)
+        return self._frame
+
+    def _sample_frame(self, table: pa.Table) -> pd.DataFrame:
+        """The Arrow sample as :meth:`add` would have made it of the same rows."""
+        if not table.num_columns:
+            return pd.DataFrame()
+        index = pd.RangeIndex(table.num_rows)
+        names = set(table.column_names)
+        frame = {
+            name: _plain_arrow(table[name]).set_axis(index)
+            if name in names
+            else pd.Series(None, index=index, dtype=object)
+            for name in self._columns
+        }
+        for name in table.column_names:
+            if name == PREDICTION or name.startswith(PROBA_PREFIX):
+                frame[name] = pd.Series(table[name].to_pandas().to_numpy(), index=index)
+        return pd.DataFrame(frame, index=index)
 
     def subsample(self, rows: int) -> pd.DataFrame:
         """A uniform sample of at most ``rows`` of the window's rows: those with the
