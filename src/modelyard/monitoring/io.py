@@ -7,8 +7,9 @@ in the ``evaluation`` artifact: the split covers every row) and its ``evaluation
 predictions, both read through :meth:`Registry.read_artifact`, which refuses bytes
 whose checksum does not match.
 
-:func:`read_segments` reads the prediction log one segment at a time, only the columns
-monitoring needs, so memory holds one segment's columns at once.
+:func:`read_segments` reads the prediction log one segment at a time into Arrow, only the
+columns monitoring needs, so memory holds two segments' columns at once (the one being
+counted and the next, read meanwhile).
 """
 
 from __future__ import annotations
