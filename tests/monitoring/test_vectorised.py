@@ -14,10 +14,11 @@ import pytest
 from scipy import stats
 
 from modelyard.data.schema import category_keys
+from modelyard.monitoring.columns import category_counts
 from modelyard.monitoring.drift import MonitorConfig, ks_and_wasserstein
 from modelyard.monitoring.profile import build_profile
 from modelyard.monitoring.sample import RowSample
-from modelyard.monitoring.summary import WindowSummary, category_counts
+from modelyard.monitoring.summary import WindowSummary
 
 
 def _columns(rng: np.random.Generator, size: int) -> dict[str, pd.Series]:
