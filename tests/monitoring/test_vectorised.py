@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from scipy import stats
 
 from modelyard.data.schema import category_keys
+from modelyard.monitoring.columns import category_counts
 from modelyard.monitoring.drift import MonitorConfig, ks_and_wasserstein
 from modelyard.monitoring.profile import build_profile
 from modelyard.monitoring.sample import RowSample
-from modelyard.monitoring.summary import WindowSummary, category_counts
+from modelyard.monitoring.summary import WindowSummary
 
 
 def _columns(rng: np.random.Generator, size: int) -> dict[str, pd.Series]:
@@ -138,3 +140,100 @@ def test_categorical_chunks_count_as_their_texts(seed: int) -> None:
     assert codes.bins.tolist() == text.bins.tolist()
     assert (codes.rows, codes.missing, codes.unseen) == (text.rows, text.missing, text.unseen)
     assert list(codes.examples.items()) == list(text.examples.items())
+
+
+def _logged_chunk(rng: np.random.Generator, size: int, number: int) -> pa.Table:
+    """A chunk as the monitor reads it from the log: float64 numbers with nulls, texts
+    dictionary-encoded (each chunk its own dictionary), a prediction and probabilities;
+    ``town`` absent from some chunks, as an input some requests did not send."""
+    towns = rng.choice(np.array(["a", "b", "c", "new", "2", None], object), size)
+    columns: dict[str, pa.Array] = {
+        "area": pa.array(rng.choice([1.0, 2.5, 40.0, np.nan, -3.0, 1e9], size), from_pandas=True),
+        "zone": pa.array(rng.choice(np.array(["x", "y", None], object), size)).dictionary_encode(),
+        "prediction": pa.array(rng.normal(size=size)),
+        "proba.yes": pa.array(rng.random(size)),
+        "received_at": pa.array(
+            np.arange(size, dtype=np.int64) + 10**15, pa.timestamp("us", "UTC")
+        ),
+    }
+    if number % 3 != 2:
+        columns["town"] = pa.array(towns).dictionary_encode()
+    return pa.table(columns)
+
+
+def _as_pandas(table: pa.Table) -> pd.DataFrame:
+    frame = table.to_pandas()
+    frame["received_at"] = pd.to_datetime(frame["received_at"], utc=True)
+    return frame
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_arrow_chunks_summarise_as_their_pandas_form(seed: int) -> None:
+    """A window fed the log's Arrow chunks (add_arrow) holds what the same chunks in
+    pandas (add) give: counts, unseen examples, first and last times, and the sample."""
+    rng = np.random.default_rng(300 + seed)
+    train = pd.DataFrame(
+        {
+            "area": rng.choice([1.0, 2.5, 40.0, np.nan], 400),
+            "town": rng.choice(["a", "b", "c"], 400),
+            "zone": rng.choice(["x", "y"], 400),
+        }
+    )
+    profile = build_profile(
+        model="m",
+        version=1,
+        task="regression",
+        train=train,
+        kinds={"area": "numeric", "town": "categorical", "zone": "categorical"},
+        predictions=rng.normal(size=50),
+    )
+    config = MonitorConfig(sample_rows=int(rng.integers(100, 400)))
+    arrow = WindowSummary(profile, config=config, seed=seed)
+    plain = WindowSummary(profile, config=config, seed=seed)
+    for number in range(int(rng.integers(1, 12))):
+        table = _logged_chunk(rng, int(rng.integers(0, 300)), number)
+        arrow.add_arrow(table)
+        frame = _as_pandas(table)
+        plain.add(
+            frame[[c for c in ("area", "town", "zone") if c in frame.columns]],
+            frame["prediction"],
+            proba=frame[["proba.yes"]],
+            received_at=frame["received_at"],
+        )
+    assert (arrow.rows, arrow.first_at, arrow.last_at) == (
+        plain.rows,
+        plain.first_at,
+        plain.last_at,
+    )
+    for name in ("area", "town", "zone", "prediction"):
+        ours, theirs = arrow.column(name), plain.column(name)
+        assert ours.bins.tolist() == theirs.bins.tolist(), name
+        assert (ours.rows, ours.missing, ours.unseen, ours.out_of_range) == (
+            theirs.rows,
+            theirs.missing,
+            theirs.unseen,
+            theirs.out_of_range,
+        ), name
+        assert list(ours.examples.items()) == list(theirs.examples.items()), name
+    np.testing.assert_array_equal(arrow.subsample(10**6).index, plain.subsample(10**6).index)
+    ours, theirs = arrow.sample, plain.sample
+    assert list(ours.columns) == list(theirs.columns)
+    for name in ours.columns:  # missing texts: None in one, NaN in the other
+        left, right = ours[name], theirs[name]
+        assert left.isna().tolist() == right.isna().tolist(), name
+        assert left[left.notna()].tolist() == right[right.notna()].tolist(), name
+
+
+def test_a_window_takes_chunks_of_one_kind() -> None:
+    profile = build_profile(
+        model="m",
+        version=1,
+        task="regression",
+        train=pd.DataFrame({"area": [1.0, 2.0, 3.0]}),
+        kinds={"area": "numeric"},
+        predictions=np.zeros(3),
+    )
+    summary = WindowSummary(profile, config=MonitorConfig())
+    summary.add(pd.DataFrame({"area": [1.0, 2.0]}))
+    with pytest.raises(TypeError, match="all pandas"):
+        summary.add_arrow(pa.table({"area": [1.0]}))

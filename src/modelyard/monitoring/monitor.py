@@ -16,18 +16,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from modelyard.monitoring.drift import MonitorConfig
 from modelyard.monitoring.io import Reference, logged_versions, open_reference, read_segments
 from modelyard.monitoring.results import MonitorReport, VersionReport, WindowReport
 from modelyard.monitoring.skew import Replay, replay_tolerance
 from modelyard.monitoring.summary import WindowSummary, assess
-from modelyard.monitoring.windows import WindowSpec, window_start
+from modelyard.monitoring.windows import WindowSpec
 from modelyard.predlog import store
 from modelyard.predlog.tables import PROBA_PREFIX
 from modelyard.registry.refs import parse_ref
@@ -37,6 +39,9 @@ from modelyard.settings import Settings
 __all__ = ["FailOn", "monitor", "window_drifts"]
 
 logger = logging.getLogger(__name__)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 FailOn = Literal["feature", "prediction", "multivariate", "skew", "any", "none"]
 
@@ -147,20 +152,29 @@ def _windows(
 ) -> Iterator[WindowReport]:
     profile = reference.profile
     features = list(profile.features)
-    segments = read_segments(settings, model, version, features=features, start=since, end=until)
+    labelled = _Labels(labels)
+    segments = read_segments(
+        settings,
+        model,
+        version,
+        features=features,
+        start=since,
+        end=until,
+        ids=not labels.empty,  # the ids only join labels
+    )
 
     def finish(summary: WindowSummary, seed: int) -> WindowReport:
         return assess(summary, reference_sample=reference.sample, replay=replay, seed=seed)
 
     if window.rows is not None:
         index, current = 0, None
-        for _, frame in segments:
+        for _, table in segments:
             position = 0
-            while position < len(frame):
+            while position < table.num_rows:
                 if current is None:
                     current = WindowSummary(profile, config=config, seed=index)
-                take = min(window.rows - current.rows, len(frame) - position)
-                _add(current, frame.iloc[position : position + take], features, labels)
+                take = min(window.rows - current.rows, table.num_rows - position)
+                _add(current, table.slice(position, take), labelled)
                 position += take
                 if current.rows == window.rows:
                     yield finish(current, index)
@@ -170,48 +184,53 @@ def _windows(
         return
 
     assert window.length is not None
-    length = pd.Timedelta(window.length)
+    length = window.length // _MICROSECOND
     open_windows: dict[int, WindowSummary] = {}
-    for record, frame in segments:
+    for record, table in segments:
         # Segments come ordered by their earliest row: a window ending before this one's
         # earliest row gets no more rows.
         horizon = store.as_utc(record.min_received_at)
         for key in sorted(open_windows):
             if open_windows[key].end <= horizon:  # type: ignore[operator]
                 yield finish(open_windows.pop(key), key)
-        moments = pd.to_datetime(frame["received_at"], utc=True)
-        keys = ((moments - pd.Timestamp(0, tz="UTC")) // length).to_numpy(np.int64)
+        # Microseconds since 1970 (the log's timestamps), cut as window_start cuts them.
+        micros = pc.cast(table["received_at"], pa.int64()).to_numpy()
+        keys = micros // length
         for key in np.unique(keys).tolist():
-            start = window_start(moments[keys == key].iloc[0].to_pydatetime(), window.length)
             summary = open_windows.get(key)
             if summary is None:
+                start = _EPOCH + key * window.length  # what window_start gives its rows
                 summary = WindowSummary(
                     profile, config=config, start=start, end=start + window.length, seed=key
                 )
                 open_windows[key] = summary
-            _add(summary, frame[keys == key], features, labels)
+            _add(summary, table.filter(pa.array(keys == key)), labelled)
     for key in sorted(open_windows):
         yield finish(open_windows.pop(key), key)
 
 
-def _add(
-    summary: WindowSummary, rows: pd.DataFrame, features: list[str], labels: pd.DataFrame
-) -> None:
-    rows = rows.reset_index(drop=True)
+class _Labels:
+    """The labels to join to logged rows, and the set of their request ids."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.frame = frame
+        ids = np.asarray(frame["request_id"].unique(), dtype=object)
+        self.request_ids = pa.array(ids, pa.string())
+
+
+def _add(summary: WindowSummary, rows: pa.Table, labels: _Labels) -> None:
+    """Add ``rows`` to ``summary``, with those of them whose label arrived."""
     labelled = None
-    if not labels.empty:
-        proba = [c for c in rows.columns if c.startswith(PROBA_PREFIX)]
-        labelled = rows[["request_id", "row", "prediction", *proba]].merge(
-            labels, on=["request_id", "row"], how="inner", validate="many_to_one"
+    if len(labels.frame):
+        logged = [c for c in rows.column_names if c == "prediction" or c.startswith(PROBA_PREFIX)]
+        # Only the rows of requests with labels are turned into pandas for the join.
+        candidates = rows.filter(pc.is_in(rows["request_id"], value_set=labels.request_ids))
+        labelled = (
+            candidates.select(["request_id", "row", *logged])
+            .to_pandas()
+            .merge(labels.frame, on=["request_id", "row"], how="inner", validate="many_to_one")
         )
-    proba = [c for c in rows.columns if c.startswith(PROBA_PREFIX)]
-    summary.add(
-        rows[[c for c in features if c in rows.columns]],
-        rows["prediction"],
-        proba=rows[proba] if proba else None,
-        labelled=labelled,
-        received_at=rows["received_at"],
-    )
+    summary.add_arrow(rows, labelled=labelled)
 
 
 def _replay(registry: Registry, version: ModelVersion) -> Replay:

@@ -2,7 +2,8 @@
 
 :class:`WindowSummary` takes the rows of a window one chunk (a segment, or part of one)
 at a time and keeps only what the checks need: per column, counts over the reference
-bins or categories, missing, unseen, out-of-range and unparsable counts; a uniform
+bins or categories, missing, unseen, out-of-range and unparsable counts
+(:class:`~modelyard.monitoring.columns.ColumnCounts`); a uniform
 sample of at most ``sample_rows`` whole rows (:class:`~modelyard.monitoring.sample.RowSample`:
 bottom-k sampling on random keys); and the labelled rows' label and prediction.
 Everything else is dropped with the chunk, so memory does not grow with the window.
@@ -12,8 +13,6 @@ Everything else is dropped with the chunk, so memory does not grow with the wind
 from __future__ import annotations
 
 import logging
-from collections import Counter
-from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
@@ -21,8 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from modelyard.contract.text import category_texts
-from modelyard.data.schema import category_keys
+from modelyard.monitoring.columns import ColumnCounts, plain, plain_arrow
 from modelyard.monitoring.drift import (
     MonitorConfig,
     categorical_tests,
@@ -33,7 +31,6 @@ from modelyard.monitoring.drift import (
 from modelyard.monitoring.profile import (
     CategoricalProfile,
     FeatureKind,
-    FeatureProfile,
     NumericProfile,
     ReferenceProfile,
     numeric_values,
@@ -46,7 +43,7 @@ from modelyard.monitoring.results import (
     Performance,
     WindowReport,
 )
-from modelyard.monitoring.sample import RowSample
+from modelyard.monitoring.sample import RowSample, TableSample
 from modelyard.monitoring.skew import Replay, skew_check
 from modelyard.predlog.tables import PROBA_PREFIX
 
@@ -63,156 +60,6 @@ _CATEGORIES = 12  # categories a histogram shows by name; the rest are "other"
 def kinds_of(profile: ReferenceProfile) -> dict[str, FeatureKind]:
     """The comparison kind of each feature of ``profile``."""
     return {name: feature.kind for name, feature in profile.features.items()}
-
-
-@dataclass
-class _Column:
-    """Running counts of one column over a window."""
-
-    profile: FeatureProfile
-    kind: FeatureKind
-    rows: int = 0
-    missing: int = 0
-    type_problems: int = 0
-    out_of_range: int = 0
-    unseen: int = 0
-    bins: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    examples: Counter[str] = field(default_factory=Counter)
-    _index: dict[str, int] = field(default_factory=dict)
-    _plans: dict[tuple[object, ...], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if isinstance(self.profile, NumericProfile):
-            self.bins = np.zeros(len(self.profile.bin_edges) + 1, np.int64)
-        else:
-            self.bins = np.zeros(len(self.profile.counts), np.int64)
-            self._index = {key: i for i, key in enumerate(self.profile.counts)}
-
-    def add(self, values: pd.Series) -> None:
-        self.rows += len(values)
-        profile = self.profile
-        if isinstance(profile, NumericProfile):
-            self._add_numbers(values, profile)
-        elif profile.too_many:
-            self.missing += int(values.isna().sum())
-        elif isinstance(values.dtype, pd.CategoricalDtype):
-            self._add_codes(values.array)
-        else:
-            keys, counts = category_counts(values)
-            self.missing += len(values) - int(counts.sum())
-            self._add_counts(keys, counts)
-
-    def _add_counts(self, keys: np.ndarray, counts: np.ndarray) -> None:
-        """Add the counts of distinct category texts (in order of first appearance)."""
-        # A dict, not Index.get_indexer: a chunk has few distinct keys, and building
-        # an Index of them cost more than counting the rows.
-        at = np.asarray([self._index.get(key, -1) for key in keys.tolist()], np.int64)
-        known = at >= 0
-        np.add.at(self.bins, at[known], counts[known])
-        self.unseen += int(counts[~known].sum())
-        if len(self.examples) < 1000:  # bounded: a flood of new values keeps only some
-            unseen = zip(keys[~known].tolist(), counts[~known].tolist(), strict=True)
-            self.examples.update(dict(unseen))
-
-    def _add_codes(self, values: pd.Categorical) -> None:
-        """Add a categorical chunk (the log's text inputs) from its codes: the texts of
-        its categories and their reference bins are worked out once per distinct set of
-        categories, and a chunk costs one ``bincount``."""
-        categories = values.categories
-        key = tuple(categories.tolist())
-        plan = self._plans.get(key)
-        if plan is None:
-            if len(self._plans) > 64:  # bounded: segments usually share a few sets
-                self._plans.clear()
-            texts = category_texts(categories.to_numpy())
-            at = np.asarray([self._index.get(text, -1) for text in texts.tolist()], np.int64)
-            plan = self._plans[key] = (texts, at)
-        texts, at = plan
-        codes = values.codes
-        counts = np.bincount(codes + 1, minlength=len(categories) + 1)  # -1: missing
-        self.missing += int(counts[0])
-        counts = counts[1:]
-        known = at >= 0
-        np.add.at(self.bins, at[known], counts[known])
-        if np.any(counts[~known]):
-            seen = pd.unique(codes[codes >= 0])  # in order of first appearance
-            new = seen[~known[seen]]
-            keys, unseen = _merged(texts[new], counts[new])
-            self._add_counts(keys, unseen)
-
-    def _add_numbers(self, values: pd.Series, profile: NumericProfile) -> None:
-        if self.kind == "numeric" and values.dtype == np.float64:
-            # Logged numbers: NaN is missing, nothing is unparsable.
-            numbers = values.to_numpy()
-            present = numbers[~np.isnan(numbers)]
-            self.missing += len(values) - present.size
-        else:
-            absent = values.isna().to_numpy()
-            self.missing += int(absent.sum())
-            numbers = numeric_values(values, self.kind)
-            unparsable = ~absent & np.isnan(numbers)
-            self.type_problems += int(unparsable.sum())
-            present = numbers[~np.isnan(numbers)]
-        if profile.bin_edges or profile.bin_counts:
-            edges = np.asarray(profile.bin_edges)
-            where = np.searchsorted(edges, present, side="left")
-            self.bins += np.bincount(where, minlength=edges.size + 1)
-        if profile.min is not None and profile.max is not None:
-            self.out_of_range += int(((present < profile.min) | (present > profile.max)).sum())
-
-    @property
-    def unparsed(self) -> int:
-        """Rows in the missing bin of the drift tests: missing or unparsable."""
-        return self.missing + self.type_problems
-
-
-def category_counts(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """The category texts (:func:`~modelyard.data.schema.category_keys`) of the present
-    values of ``values`` and the count of each, in order of first appearance.
-
-    Columns of one plain type (text, numbers, booleans) are counted by value first
-    (Arrow's ``value_counts`` for Arrow-backed text) and only their distinct values
-    turned into text; object columns may mix ``1`` and ``True`` (one key to hashing,
-    two texts), so they are turned into text row by row first.
-    """
-    dtype = values.dtype
-    if isinstance(dtype, pd.CategoricalDtype):
-        codes = values.cat.codes.to_numpy()
-        codes = codes[codes >= 0]
-        seen = pd.unique(codes)  # in order of first appearance
-        counts = np.bincount(codes, minlength=len(dtype.categories))[seen]
-        return _merged(category_texts(dtype.categories.to_numpy()[seen]), counts)
-    if isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow":
-        counted = pc.value_counts(pa.array(values.array))
-        present = counted.field("values").is_valid()
-        keys = counted.field("values").filter(present).to_numpy(zero_copy_only=False)
-        counts = counted.field("counts").filter(present).to_numpy()
-        return keys.astype(object), counts.astype(np.int64)  # text is its own category
-    if isinstance(dtype, pd.StringDtype) or (isinstance(dtype, np.dtype) and dtype.kind in "fiub"):
-        by_value = values.value_counts(sort=False)  # missing values left out
-        return _merged(category_texts(by_value.index.to_numpy()), by_value.to_numpy(np.int64))
-    counted = category_keys(values[values.notna().to_numpy()]).value_counts(sort=False)
-    return counted.index.to_numpy(dtype=object), counted.to_numpy(np.int64)
-
-
-def _plain(values: pd.Series) -> pd.Series:
-    """A categorical column as objects (missing: NaN), so that the sampled rows of
-    chunks with different categories join without a union of their categories."""
-    if not isinstance(values.dtype, pd.CategoricalDtype):
-        return values
-    categories = values.array.categories.to_numpy(dtype=object)
-    objects = np.append(categories, np.nan).take(values.array.codes)  # code -1: NaN
-    return pd.Series(objects, index=values.index, dtype=object)
-
-
-def _merged(texts: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The counts of distinct values added up by their text: distinct values can share
-    one (0.0 and -0.0 are "0")."""
-    codes, uniques = pd.factorize(texts)
-    if len(uniques) == len(texts):
-        return texts, counts.astype(np.int64)
-    summed = np.bincount(codes, weights=counts.astype(np.float64))
-    return np.asarray(uniques, dtype=object), summed.astype(np.int64)
 
 
 class WindowSummary:
@@ -243,10 +90,13 @@ class WindowSummary:
         self.first_at: datetime | None = None
         self.last_at: datetime | None = None
         self._columns = {
-            name: _Column(feature, feature.kind) for name, feature in profile.features.items()
+            name: ColumnCounts(feature, feature.kind) for name, feature in profile.features.items()
         }
-        self._prediction = _Column(profile.prediction, profile.prediction.kind)
-        self._sample = RowSample(config.sample_rows, np.random.default_rng(seed))
+        self._prediction = ColumnCounts(profile.prediction, profile.prediction.kind)
+        self._sample: RowSample | TableSample = RowSample(
+            config.sample_rows, np.random.default_rng(seed)
+        )
+        self._frame: pd.DataFrame | None = None  # the Arrow sample in pandas, once read
         self._labelled: list[pd.DataFrame] = []
 
     def add(
@@ -291,7 +141,7 @@ class WindowSummary:
             prediction and the probabilities."""
             taken = features.iloc[at].reset_index(drop=True)
             frame = {
-                name: _plain(taken[name])
+                name: plain(taken[name])
                 if name in taken.columns
                 else pd.Series(None, index=taken.index, dtype=object)
                 for name in self._columns
@@ -307,10 +157,74 @@ class WindowSummary:
         if labelled is not None and len(labelled):
             self._labelled.append(labelled)
 
+    def add_arrow(self, table: pa.Table, *, labelled: pd.DataFrame | None = None) -> None:
+        """Add a chunk of rows as read from the prediction log, without turning the
+        whole chunk into pandas (that conversion cost more than every count of it).
+
+        The same as :meth:`add` of the chunk's pandas form: counts come from the Arrow
+        buffers (:meth:`ColumnCounts.add_arrow`), and only the rows entering the sample are
+        converted.
+
+        Args:
+            table: the rows: the inputs under their own names (absent ones count as
+                missing), ``prediction``, ``proba.<class>`` and ``received_at``.
+            labelled: the rows whose label arrived (as :meth:`add` says).
+        """
+        count = table.num_rows
+        if count == 0:
+            return
+        self.rows += count
+        names = set(table.column_names)
+        if "received_at" in names:
+            low, high = pc.min_max(table["received_at"]).values()
+            first, last = low.as_py(), high.as_py()
+            self.first_at = first if self.first_at is None else min(self.first_at, first)
+            self.last_at = last if self.last_at is None else max(self.last_at, last)
+        for name, column in self._columns.items():
+            if name in names:
+                column.add_arrow(table[name])
+            else:
+                column.add_missing(count)
+        logged = [n for n in table.column_names if n == PREDICTION or n.startswith(PROBA_PREFIX)]
+        if PREDICTION in names:
+            self._prediction.add_arrow(table[PREDICTION])
+
+        if not isinstance(self._sample, TableSample):
+            if self._sample.seen:
+                raise TypeError("a window's chunks are all pandas (add) or all Arrow (add_arrow)")
+            self._sample = TableSample(self._sample.limit, self._sample.rng)
+        wanted = [n for n in table.column_names if n in self._columns]
+        kept = table.select(wanted + logged)
+        self._sample.offer(count, kept.take)
+        self._frame = None
+        if labelled is not None and len(labelled):
+            self._labelled.append(labelled)
+
     @property
     def sample(self) -> pd.DataFrame:
         """The uniform sample of the window's rows (features and prediction)."""
-        return self._sample.frame
+        if not isinstance(self._sample, TableSample):
+            return self._sample.frame
+        if self._frame is None:
+            self._frame = self._sample_frame(self._sample.frame)
+        return self._frame
+
+    def _sample_frame(self, table: pa.Table) -> pd.DataFrame:
+        """The Arrow sample as :meth:`add` would have made it of the same rows."""
+        if not table.num_columns:
+            return pd.DataFrame()
+        index = pd.RangeIndex(table.num_rows)
+        names = set(table.column_names)
+        frame = {
+            name: plain_arrow(table[name]).set_axis(index)
+            if name in names
+            else pd.Series(None, index=index, dtype=object)
+            for name in self._columns
+        }
+        for name in table.column_names:
+            if name == PREDICTION or name.startswith(PROBA_PREFIX):
+                frame[name] = pd.Series(table[name].to_pandas().to_numpy(), index=index)
+        return pd.DataFrame(frame, index=index)
 
     def subsample(self, rows: int) -> pd.DataFrame:
         """A uniform sample of at most ``rows`` of the window's rows: those with the
@@ -322,7 +236,7 @@ class WindowSummary:
         """The labelled rows of the window."""
         return pd.concat(self._labelled, ignore_index=True) if self._labelled else pd.DataFrame()
 
-    def column(self, name: str) -> _Column:
+    def column(self, name: str) -> ColumnCounts:
         return self._prediction if name == PREDICTION else self._columns[name]
 
 
@@ -421,7 +335,7 @@ def _drift(name: str, summary: WindowSummary, sample: pd.DataFrame) -> ColumnDri
     )
 
 
-def _histogram(column: _Column) -> Histogram:
+def _histogram(column: ColumnCounts) -> Histogram:
     """The column's shares beside the reference's, for the report's charts."""
     profile = column.profile
     if isinstance(profile, NumericProfile):
@@ -449,13 +363,13 @@ def _shares(counts: list[int]) -> list[float]:
     return [count / total if total else 0.0 for count in counts]
 
 
-def _skipped(name: str, column: _Column, why: str) -> ColumnDrift:
+def _skipped(name: str, column: ColumnCounts, why: str) -> ColumnDrift:
     return ColumnDrift(
         column=name, kind=column.kind, rows=column.rows, tests=[], drift=False, skipped=why
     )
 
 
-def _quality(name: str, column: _Column, config: MonitorConfig, level: float) -> ColumnQuality:
+def _quality(name: str, column: ColumnCounts, config: MonitorConfig, level: float) -> ColumnQuality:
     profile, rows = column.profile, max(column.rows, 1)
     reference_rate = profile.missing / max(profile.rows, 1)
     rate = column.missing / rows
