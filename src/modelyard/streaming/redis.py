@@ -16,6 +16,8 @@
   were claimed) is skipped, so the out stream gets one output per input. On Redis
   Cluster the three streams must share a hash slot: name them with one hash tag, e.g.
   ``{orders}.in``, ``{orders}.out``, ``{orders}.in.dead``.
+- Replies are parsed by hiredis (a dependency of the ``stream`` extra; redis-py uses it
+  when installed): a batch of entries parsed in Python cost more than predicting it.
 - Model events are entries of the control stream (``data``: the event as JSON), read
   with plain ``XREAD`` by every consumer.
 """
