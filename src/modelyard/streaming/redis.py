@@ -74,6 +74,8 @@ class RedisTransport:
         streams: where to read and write.
     """
 
+    overlapping = True  # each commit acks its own entries (see Transport)
+
     def __init__(self, broker: str, streams: Streams) -> None:
         self.broker = broker
         self.streams = streams
