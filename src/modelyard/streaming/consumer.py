@@ -143,7 +143,7 @@ class StreamConsumer:
     # -- control ----------------------------------------------------------------------
 
     def stop(self) -> None:
-        """Finish the batch in hand, acknowledge it, and return from :meth:`run`.
+        """Finish the batches in hand, acknowledge them, and return from :meth:`run`.
 
         Safe to call from any thread and from signal handlers.
         """
@@ -234,6 +234,9 @@ class StreamConsumer:
             try:
                 messages: list[InMessage] = []
                 if time.monotonic() >= next_claim:
+                    if in_hand is not None:  # its entries are pending: not to be claimed
+                        await in_hand
+                        in_hand = None
                     messages = await self.transport.claim_stale(
                         config.claim_idle_ms, config.max_batch_rows
                     )
@@ -242,9 +245,8 @@ class StreamConsumer:
                 if not messages:
                     messages = await self.transport.read(config.max_batch_rows, config.max_wait_ms)
                 if messages:
-                    overlap = self.transport.overlapping and self.routing.plain(self.ref.name)
                     batch = asyncio.create_task(self._handle(messages, after=in_hand))
-                    if not overlap:
+                    if not self._overlaps(messages):
                         await batch
                         batch = None
                 if in_hand is not None:  # written before a third batch is read
@@ -266,11 +268,23 @@ class StreamConsumer:
                     await self.transport.rewind()
                 except Exception as again:  # still unreachable: the next round retries
                     logger.debug("rewinding failed: %s", again)
-        if in_hand is not None:  # stopping: the batch in hand is finished and written
+        if in_hand is not None:  # stopping: the last batch in hand is finished and written
             try:
                 await in_hand
             except Exception as exc:  # left unacknowledged: delivered again later
                 logger.error("%s: the last batch failed (%s)", self.ref, exc, exc_info=exc)
+
+    def _overlaps(self, messages: list[InMessage]) -> bool:
+        """Whether the batch after ``messages`` may be read while they are written: on
+        a transport whose commits acknowledge their own messages only, without a
+        routing policy, and when none was delivered before (those are read again by
+        position among this consumer's pending entries, or claimed: reading on while
+        they are pending would deliver them once more)."""
+        return (
+            self.transport.overlapping
+            and self.routing.plain(self.ref.name)
+            and not any(message.redelivered for message in messages)
+        )
 
     async def _back_off(self, what: str, exc: Exception, failures: int) -> None:
         """Log a failure, then wait (longer after each of ``failures``) or until stopped."""
@@ -586,7 +600,7 @@ def _report_stuck() -> None:
 
 
 def run_stream(config: StreamConfig) -> StreamStats:
-    """Run a consumer until SIGTERM or SIGINT (blocks); each finishes the batch in hand.
+    """Run a consumer until SIGTERM or SIGINT (blocks); each finishes the batches in hand.
 
     Raises:
         ModelyardError: the model cannot be loaded, or the broker not reached.
