@@ -163,3 +163,31 @@ def test_the_batch_path_logs_each_message_under_its_own_id(
 
     logged = logged_rows()
     assert logged == {f"logged-{i}": list(range(1 + i % 3)) for i in range(90)}
+
+
+def test_overlapping_batches_write_their_outputs_in_input_order(
+    yard: Yard, redis_url: str, client: redis.Redis
+) -> None:
+    # batches of 8: the next one is read and predicted while the one before is written
+    messages: list[dict[str, Any] | bytes] = [
+        {"id": f"order-{i}", "row": house_row(i)} for i in range(300)
+    ]
+    running = start_consumer(
+        yard.settings,
+        redis_url,
+        model="houses",
+        in_stream="order.in",
+        out_stream="order.out",
+        group="order",
+        max_batch_rows=8,
+    )
+    assert running.consumer.transport.overlapping
+    try:
+        push(client, "order.in", messages)
+        wait_for(lambda: client.xlen("order.out") >= len(messages), 120, "outputs")
+    finally:
+        stats = running.stop()
+    assert stats.batches >= len(messages) // 8
+    ids = [document["id"] for document in read_all(client, "order.out")]
+    assert ids == [f"order-{i}" for i in range(300)]  # each once, in the order pushed
+    assert client.xpending("order.in", "order")["pending"] == 0

@@ -75,8 +75,8 @@ def stream(
     ({"id": "o-1", "row": {...}}, "rows": [...], or "columns" + "data"); on Redis, in
     the entry's "data" field, on Kafka the message value. Messages that cannot be
     predicted go to <in>.dead with the reason. Promotions announced on the control
-    stream switch versions between two batches. SIGTERM finishes the batch in hand,
-    acknowledges it and flushes the log.
+    stream switch versions between two batches. SIGTERM finishes the batches in hand,
+    acknowledges them and flushes the log.
 
     Example: modelyard stream house-prices --broker redis://127.0.0.1:6379/0
     --in houses.in --out houses.out --group scorers

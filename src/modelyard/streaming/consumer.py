@@ -6,7 +6,7 @@ checksums verified, the runtime selected, warmed up off the hot path) and predic
 through the same :class:`~modelyard.engine.PredictionEngine` (input contract, runtime,
 prediction log with endpoint ``stream`` and the message id as request id).
 
-The loop, one batch at a time:
+The loop:
 
 1. read up to ``max_batch_rows`` messages (its own unacknowledged ones first after a
    restart; every ``claim_every_seconds``, those a dead member left pending for
@@ -16,8 +16,14 @@ The loop, one batch at a time:
    ``max_batch_rows`` rows (:mod:`~modelyard.streaming.batched`), or, under a routing
    policy, each on its own (the engine's micro-batcher merges them into few model calls);
 3. write every output (and every dead letter), then acknowledge the inputs;
-4. only then read again. A slow runtime or out stream slows the reads: the consumer
-   holds one batch at a time, so its memory stays bounded.
+4. on Redis Streams, meanwhile, the next batch is read and predicted (the runtime's
+   call runs on a worker thread, and the event loop decodes the next batch during it),
+   but written only after the batch before it, so outputs keep the order of the inputs;
+   a third is read only once the first is written. A slow runtime or out stream slows
+   the reads: the consumer holds at most two batches, so its memory stays bounded.
+   Under a routing policy (its shadow copies start after their batch is written), and
+   on Kafka (a committed offset acknowledges every record before it) and NATS, one
+   batch at a time.
 
 A version trained with windowed aggregates (``features.windows``) gets their columns
 computed from the stream, in the order the messages are read
@@ -137,7 +143,7 @@ class StreamConsumer:
     # -- control ----------------------------------------------------------------------
 
     def stop(self) -> None:
-        """Finish the batch in hand, acknowledge it, and return from :meth:`run`.
+        """Finish the batches in hand, acknowledge them, and return from :meth:`run`.
 
         Safe to call from any thread and from signal handlers.
         """
@@ -221,10 +227,16 @@ class StreamConsumer:
         config = self.config
         next_claim = time.monotonic() + config.claim_every_seconds
         failures = 0
+        # the batch being predicted or written while the next one is read (at most one)
+        in_hand: asyncio.Task[None] | None = None
         while not self._stop.is_set():
+            batch: asyncio.Task[None] | None = None
             try:
                 messages: list[InMessage] = []
                 if time.monotonic() >= next_claim:
+                    if in_hand is not None:  # its entries are pending: not to be claimed
+                        await in_hand
+                        in_hand = None
                     messages = await self.transport.claim_stale(
                         config.claim_idle_ms, config.max_batch_rows
                     )
@@ -233,18 +245,46 @@ class StreamConsumer:
                 if not messages:
                     messages = await self.transport.read(config.max_batch_rows, config.max_wait_ms)
                 if messages:
-                    await self._handle(messages)
+                    batch = asyncio.create_task(self._handle(messages, after=in_hand))
+                    if not self._overlaps(messages):
+                        await batch
+                        batch = None
+                if in_hand is not None:  # written before a third batch is read
+                    await in_hand
+                in_hand, batch = batch, None
                 failures = 0
             except Exception as exc:  # the broker unreachable, say: keep trying
                 # A batch that was not acknowledged stays pending on the broker; rewind
                 # delivers it again (Redis: this consumer's pending entries; Kafka: from
-                # the committed offsets), so nothing is skipped.
+                # the committed offsets), so nothing is skipped. The batch read after a
+                # failed one is not written (it waits for the failed one, and fails too).
+                for task in (in_hand, batch):
+                    if task is not None:
+                        await asyncio.gather(task, return_exceptions=True)
+                in_hand = None
                 failures += 1
                 await self._back_off("reading or predicting", exc, failures)
                 try:
                     await self.transport.rewind()
                 except Exception as again:  # still unreachable: the next round retries
                     logger.debug("rewinding failed: %s", again)
+        if in_hand is not None:  # stopping: the last batch in hand is finished and written
+            try:
+                await in_hand
+            except Exception as exc:  # left unacknowledged: delivered again later
+                logger.error("%s: the last batch failed (%s)", self.ref, exc, exc_info=exc)
+
+    def _overlaps(self, messages: list[InMessage]) -> bool:
+        """Whether the batch after ``messages`` may be read while they are written: on
+        a transport whose commits acknowledge their own messages only, without a
+        routing policy, and when none was delivered before (those are read again by
+        position among this consumer's pending entries, or claimed: reading on while
+        they are pending would deliver them once more)."""
+        return (
+            self.transport.overlapping
+            and self.routing.plain(self.ref.name)
+            and not any(message.redelivered for message in messages)
+        )
 
     async def _back_off(self, what: str, exc: Exception, failures: int) -> None:
         """Log a failure, then wait (longer after each of ``failures``) or until stopped."""
@@ -279,19 +319,35 @@ class StreamConsumer:
                 await self._back_off("writing a batch", exc, failures)
                 commits = [_as_redelivered(commit) for commit in commits]
 
-    async def _handle(self, messages: list[InMessage]) -> None:
-        """Handle a batch; the messages delivered before go one at a time, first: if one
-        of them is a poison message that stops its consumer, the others are
-        acknowledged and not counted against the delivery limit again."""
+    async def _handle(
+        self, messages: list[InMessage], *, after: asyncio.Task[None] | None = None
+    ) -> None:
+        """Handle a batch, written after the batch ``after``; the messages delivered
+        before go one at a time, first: if one of them is a poison message that stops
+        its consumer, the others are acknowledged and not counted against the delivery
+        limit again."""
         again = [message for message in messages if message.redelivered]
         for message in again:
-            await self.handle_batch([message])
+            await self.handle_batch([message], after=after)
+            after = None
         if len(again) < len(messages):
-            await self.handle_batch([message for message in messages if not message.redelivered])
+            await self.handle_batch(
+                [message for message in messages if not message.redelivered], after=after
+            )
 
-    async def handle_batch(self, messages: list[InMessage]) -> int:
+    async def handle_batch(
+        self, messages: list[InMessage], *, after: asyncio.Task[None] | None = None
+    ) -> int:
         """Predict ``messages`` on the version served now, write their outputs and dead
-        letters, then acknowledge them; returns how many documents were written."""
+        letters, then acknowledge them; returns how many documents were written.
+
+        With ``after`` (the batch read before, still in hand), the prediction may run
+        while that batch is written, but the writing waits for it, and is not done
+        when it failed (its exception is raised here too): on Kafka, this batch's
+        offsets would count the failed one as consumed.
+        """
+        if after is not None and not self.routing.plain(self.ref.name):
+            await after  # a routing policy: its state is the batch's until it is written
         slot = self.manager.get(self.ref.name)
         assert slot is not None and slot.current is not None  # run() loaded it first
         loaded = slot.current
@@ -301,6 +357,10 @@ class StreamConsumer:
             commits = await self._predict(loaded, messages)
         finally:
             loaded.release()
+        if after is not None:
+            waited = time.perf_counter()
+            await after
+            started += time.perf_counter() - waited  # the batch's own time only
         written = await self._write(commits)
         self.routing.after_output()  # shadow copies start once the outputs are out
         self._count(loaded, messages, commits, written, time.perf_counter() - started)
@@ -336,6 +396,9 @@ class StreamConsumer:
             started=started,
         )
         predict_ms = (time.perf_counter() - started) * 1000
+        # rows per version, counted once per batch: a metric update per message costs
+        # more than the rest of its bookkeeping
+        predicted: dict[tuple[str, int], int] = {}
         for (index, message, request), answer in zip(requests, answers, strict=True):
             if isinstance(answer, RequestValidationError):
                 commits[index] = self._dead(
@@ -364,8 +427,8 @@ class StreamConsumer:
                 commits[index] = self._dead(message, fault, loaded)
             else:
                 answered = answer.loaded
-                self.metrics.count_rows(answered.name, answered.number, answer.rows)
-                self.stats.rows += answer.rows
+                key = (answered.name, answered.number)
+                predicted[key] = predicted.get(key, 0) + answer.rows
                 document = output_document(
                     request,
                     message,
@@ -378,6 +441,9 @@ class StreamConsumer:
                     predict_ms=predict_ms,
                 )
                 commits[index] = Commit(message, document)
+        for (name, number), rows in predicted.items():
+            self.metrics.count_rows(name, number, rows)
+            self.stats.rows += rows
         return [commit for commit in commits if commit is not None]
 
     def _dead(self, message: InMessage, error: BadMessage, loaded: LoadedModel) -> Commit:
@@ -534,7 +600,7 @@ def _report_stuck() -> None:
 
 
 def run_stream(config: StreamConfig) -> StreamStats:
-    """Run a consumer until SIGTERM or SIGINT (blocks); each finishes the batch in hand.
+    """Run a consumer until SIGTERM or SIGINT (blocks); each finishes the batches in hand.
 
     Raises:
         ModelyardError: the model cannot be loaded, or the broker not reached.

@@ -81,6 +81,8 @@ class KafkaTransport:
     """One consumer of a Kafka topic in a consumer group (``streams.out_maxlen`` is not
     used: how long topics keep records is their retention's business)."""
 
+    overlapping = False  # a committed offset covers every record before it (see Transport)
+
     def __init__(self, broker: str, streams: Streams) -> None:
         self.servers = _servers(broker)
         self.broker = broker

@@ -93,6 +93,8 @@ class NatsTransport:
     ``ack_wait``) before it is delivered again.
     """
 
+    overlapping = False  # kept to one batch at a time (see Transport)
+
     def __init__(self, broker: str, streams: Streams) -> None:
         self.broker = broker
         self.streams = streams

@@ -16,6 +16,8 @@
   were claimed) is skipped, so the out stream gets one output per input. On Redis
   Cluster the three streams must share a hash slot: name them with one hash tag, e.g.
   ``{orders}.in``, ``{orders}.out``, ``{orders}.in.dead``.
+- Replies are parsed by hiredis (a dependency of the ``stream`` extra; redis-py uses it
+  when installed): a batch of entries parsed in Python cost more than predicting it.
 - Model events are entries of the control stream (``data``: the event as JSON), read
   with plain ``XREAD`` by every consumer.
 """
@@ -71,6 +73,8 @@ class RedisTransport:
         broker: the Redis URL, e.g. ``redis://127.0.0.1:6379/0``.
         streams: where to read and write.
     """
+
+    overlapping = True  # each commit acks its own entries (see Transport)
 
     def __init__(self, broker: str, streams: Streams) -> None:
         self.broker = broker

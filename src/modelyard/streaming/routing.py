@@ -111,6 +111,12 @@ class StreamRouting:
         """The live routes, as a server's ``GET /v1/experiments`` shows them."""
         return self.router.describe()
 
+    def plain(self, name: str) -> bool:
+        """Whether a batch for ``name`` takes the batched path now (no routing policy):
+        such a batch keeps no state here between its prediction and its output, so it
+        may be predicted while the batch before it is still being written."""
+        return self.batched and self.router.routes.get(name) is None
+
     async def predict_all(
         self,
         loaded: LoadedModel,

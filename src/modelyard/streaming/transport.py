@@ -89,7 +89,15 @@ class GroupLag:
 
 
 class Transport(Protocol):
-    """One consumer's connection to a broker."""
+    """One consumer's connection to a broker.
+
+    ``overlapping`` says whether the next batch may be read and predicted while the
+    batch before it is written: true where a commit acknowledges exactly its own
+    messages (Redis: by entry id, in one script with the writes); false where
+    acknowledging a batch also acknowledges those read before it (Kafka's offsets).
+    """
+
+    overlapping: bool
 
     async def open(self) -> None:
         """Connect, and create the consumer group if it does not exist."""
