@@ -11,11 +11,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
+from modelyard.batch import submit
+from modelyard.batch.backends import LocalBackend
 from modelyard.batch.inputs import Chunk, InputFile, source_of
 from modelyard.batch.scoring import ChunkScore, ChunkScorer
 from modelyard.contract import csv_values
+from modelyard.errors import DataError
 from modelyard.registry import Registry
 from modelyard.types import ColumnBlocks
 
@@ -129,3 +133,40 @@ def test_every_reason_of_a_row_is_kept_past_50_problems(
     reason = dict(scored.rejected)[150]
     assert "'size'" in reason and "'rooms'" in reason, reason
     _same(scored, scorer.score(_row_path(chunk, scorer), request_id="job"))
+
+
+def test_the_local_backend_reads_ahead_without_changing_scores_or_when_errors_show(
+    batch_yard: BatchYard, tmp_path: Path
+) -> None:
+    """The next chunk is read and checked while one is scored: the same scores, in
+    order; a chunk-wide problem is raised when its chunk is reached, not before."""
+    frame = _corrupted(house_rows(batch_yard, 300), seed=3, cells=30)
+    path = tmp_path / "in.csv"
+    frame.to_csv(path, index=False)
+    settings = batch_yard.settings
+    job = submit(path, model="houses@production", settings=settings)
+    with Registry.open(settings) as registry:
+        version = registry.get_version("houses@production")
+        scorer = ChunkScorer(registry, version, chunk_rows=100, runtime="auto")
+    chunks = list(InputFile(source_of(path), 100).chunks())
+    assert [chunk.first_row for chunk in chunks] == [0, 100, 200]
+
+    ahead = list(LocalBackend().score(iter(chunks), scorer, job, settings))
+    in_turn = list(LocalBackend(read_ahead=False).score(iter(chunks), scorer, job, settings))
+    assert [chunk.first_row for chunk, _ in ahead] == [0, 100, 200]
+    for (_, mine), (_, other) in zip(ahead, in_turn, strict=True):
+        _same(mine, other)
+        assert mine.log is not None and other.log is not None
+        assert mine.log["output"].values.tolist() == other.log["output"].values.tolist()
+
+    assert isinstance(chunks[1].table, pa.Table)
+    broken = Chunk(100, chunks[1].table.drop_columns(["size"]), True, chunks[1].progress)
+    scoring = LocalBackend().score(iter([chunks[0], broken, chunks[2]]), scorer, job, settings)
+    first, _ = next(scoring)
+    assert first.first_row == 0
+    with pytest.raises(DataError, match="size"):
+        next(scoring)
+
+    scoring = LocalBackend().score(iter(chunks), scorer, job, settings)
+    next(scoring)
+    scoring.close()  # waits for the read in flight; the reader is then stopped

@@ -4,7 +4,8 @@ The worker that holds a job's lease always reads its input, commits each chunk a
 writes the prediction log (:mod:`modelyard.batch.worker`); a backend only turns chunks
 into :class:`~modelyard.batch.scoring.ChunkScore`, in input order:
 
-- :class:`LocalBackend` scores each chunk on the worker's thread;
+- :class:`LocalBackend` scores each chunk on the worker's thread (the next chunk read
+  and checked meanwhile on a helper thread);
 - :class:`DaskBackend` sends chunks to a Dask cluster (``modelyard worker --backend
   dask [--address tcp://scheduler:8786]``; without an address, a local cluster bound to
   127.0.0.1). Each Dask worker builds its own :class:`~modelyard.batch.scoring.ChunkScorer`
@@ -24,6 +25,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Generator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -31,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from modelyard._optional import require
 from modelyard.batch.config import BatchSettings
 from modelyard.batch.inputs import Chunk
-from modelyard.batch.scoring import ChunkScore, ChunkScorer
+from modelyard.batch.scoring import CheckedChunk, ChunkScore, ChunkScorer
 from modelyard.settings import Settings
 
 if TYPE_CHECKING:
@@ -51,13 +53,43 @@ class Backend(Protocol):
 
 
 class LocalBackend:
-    """Scores each chunk on the calling thread, when it is asked for."""
+    """Scores each chunk on the calling thread, when it is asked for, while a helper
+    thread reads the next chunk and checks it against the contract.
+
+    Why read ahead: ONNX Runtime (and scikit-learn's compiled predict) release the GIL,
+    so reading and checking chunk ``n + 1`` (mostly Arrow kernels, which release it
+    too) runs on a second core while chunk ``n`` is predicted, instead of after it. One
+    chunk is read ahead, so memory stays bounded; a chunk's error (a file that turns
+    unreadable, a chunk-wide contract problem) is raised when the worker reaches that
+    chunk, after the chunks before it were committed, as without read-ahead.
+
+    Args:
+        read_ahead: False reads, checks and scores each chunk in turn on the caller's
+            thread.
+    """
+
+    def __init__(self, *, read_ahead: bool = True) -> None:
+        self.read_ahead = read_ahead
 
     def score(
         self, chunks: Iterator[Chunk], scorer: ChunkScorer, job: Job, settings: Settings
     ) -> Generator[tuple[Chunk, ChunkScore]]:
-        for chunk in chunks:
-            yield chunk, scorer.score(chunk, request_id=job.id)
+        if not self.read_ahead:
+            for chunk in chunks:
+                yield chunk, scorer.score(chunk, request_id=job.id)
+            return
+
+        def read() -> CheckedChunk | None:
+            chunk = next(chunks, None)
+            return None if chunk is None else scorer.checked(chunk)
+
+        # The pool's one thread alone advances ``chunks``; leaving the ``with`` block
+        # (the job ended, failed or was stopped) waits for its read in flight.
+        with ThreadPoolExecutor(1, thread_name_prefix=f"modelyard-read-{job.id[:8]}") as pool:
+            pending = pool.submit(read)
+            while (checked := pending.result()) is not None:
+                pending = pool.submit(read)
+                yield checked.chunk, scorer.predict(checked, request_id=job.id)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ So after any crash, each valid input row has exactly one result row.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -110,15 +110,26 @@ class Job:
 
 @dataclass(frozen=True)
 class ChunkCommit:
-    """One chunk's outcome, written by :meth:`JobStore.commit_chunk` in one transaction."""
+    """One chunk's outcome, written by :meth:`JobStore.commit_chunk` in one transaction.
+
+    ``results`` holds the scored rows column by column (``row_number``, ``version``,
+    ``prediction``, ``label``, ``probabilities``, ``ids``: a list each, one value per
+    row), built without a Python object per row and cell; ``failures`` one dict per
+    rejected row (``row_number``, ``reason``, ``ids``).
+    """
 
     first_row: int
     next_row: int
-    results: Sequence[dict[str, Any]]
+    results: Mapping[str, Sequence[Any]]
     failures: Sequence[dict[str, Any]]
     progress: float
     rows_per_second: float | None
     eta_seconds: float | None
+
+    @property
+    def scored(self) -> int:
+        """How many rows ``results`` holds."""
+        return len(self.results["row_number"]) if self.results else 0
 
 
 @dataclass(frozen=True)
@@ -408,7 +419,9 @@ class JobStore:
                 return "lost"
             if job.cancel_requested:
                 return "cancelled"
-            db.insert_many(conn, _results, [{"job_id": job_id, **r} for r in chunk.results])
+            scored = chunk.scored
+            if scored:
+                db.insert_columns(conn, _results, {"job_id": [job_id] * scored, **chunk.results})
             db.insert_many(conn, _failures, [{"job_id": job_id, **f} for f in chunk.failures])
             now = db.utcnow()
             conn.execute(
@@ -416,7 +429,7 @@ class JobStore:
                 .where(_jobs.c.id == job_id)
                 .values(
                     next_row=chunk.next_row,
-                    rows_done=_jobs.c.rows_done + len(chunk.results),
+                    rows_done=_jobs.c.rows_done + scored,
                     rows_failed=_jobs.c.rows_failed + len(chunk.failures),
                     progress=chunk.progress,
                     rows_per_second=chunk.rows_per_second,

@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     from modelyard.registry.records import ModelVersion
     from modelyard.registry.registry import Registry
 
-__all__ = ["ENDPOINT", "ChunkScore", "ChunkScorer"]
+__all__ = ["ENDPOINT", "CheckedChunk", "ChunkScore", "ChunkScorer"]
 
 #: The prediction log's endpoint for batch rows.
 ENDPOINT = "batch"
@@ -68,6 +68,16 @@ class ChunkScore:
     output: RuntimeOutput | None
     rejected: list[tuple[int, str]]
     log: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class CheckedChunk:
+    """A chunk checked by the contract: its decoded columns (every row) and the reasons
+    of the rows it rejects, by position in the chunk."""
+
+    chunk: Chunk
+    blocks: ColumnBlocks
+    rejected: dict[int, list[str]]
 
 
 class _Direct:
@@ -136,18 +146,35 @@ class ChunkScorer:
             )
 
     def score(self, chunk: Chunk, *, request_id: str) -> ChunkScore:
-        """Check every row of ``chunk`` and predict the valid ones through the engine.
+        """Check every row of ``chunk`` and predict the valid ones through the engine
+        (:meth:`checked`, then :meth:`predict`)."""
+        return self.predict(self.checked(chunk), request_id=request_id)
+
+    def checked(self, chunk: Chunk) -> CheckedChunk:
+        """Every row of ``chunk`` checked by the contract, with the reasons of the rows
+        it rejects.
 
         CSV text goes through the contract's columnar CSV front (Arrow columns); other
         values are taken as the JSON values they stand for (dates as ISO-8601 text).
         Every problem of every row is its reason (one per problem, in the contract's
-        order); the rows whose prediction is not finite are rejected too.
+        order). Safe to call on one thread while another runs :meth:`predict` (the
+        contract is read-only), which is how :class:`~modelyard.batch.backends.LocalBackend`
+        reads ahead.
+
+        Raises:
+            DataError: a problem of the whole chunk (a missing column, say).
         """
         blocks, problems = self.check(chunk)
         rejected = {
             position: [_reason(problem.message, position) for problem in found]
             for position, found in problems.by_row().items()
         }
+        return CheckedChunk(chunk, blocks, rejected)
+
+    def predict(self, checked: CheckedChunk, *, request_id: str) -> ChunkScore:
+        """Predict the rows of ``checked`` the contract kept, through the engine; the
+        rows whose prediction is not finite are rejected too."""
+        chunk, blocks, rejected = checked.chunk, checked.blocks, dict(checked.rejected)
         keep = np.ones(chunk.rows, dtype=bool)
         keep[list(rejected)] = False
         positions = np.flatnonzero(keep)

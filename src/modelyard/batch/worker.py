@@ -230,32 +230,32 @@ class _Run:
             )
         return "done", ""
 
-    def _results(self, chunk: Chunk, scored: ChunkScore) -> list[dict[str, Any]]:
+    def _results(self, chunk: Chunk, scored: ChunkScore) -> dict[str, list[Any]]:
+        """The scored rows of ``chunk``, column by column (see :class:`ChunkCommit`)."""
         from modelyard.predlog.tables import label_text
 
         output = scored.output
         if output is None:
-            return []
-        ids = self._ids(chunk, scored.positions)
+            return {}
+        count = len(scored.positions)
+        nulls: list[Any] = [None] * count
         values = np.asarray(output.values)
         classifier = output.classes is not None or values.dtype.kind in "OUSb"
-        classes = [label_text(c) for c in output.classes] if output.classes is not None else None
-        proba = None if output.proba is None else np.asarray(output.proba, dtype=np.float64)
-        rows = []
-        for index, position in enumerate(scored.positions.tolist()):
-            row: dict[str, Any] = {
-                "row_number": chunk.first_row + position,
-                "version": self.job.version,
-                "prediction": None if classifier else float(values[index]),
-                "label": label_text(values[index]) if classifier else None,
-                "probabilities": None,
-                "ids": ids[index] if ids is not None else None,
-            }
-            if proba is not None:
-                names = classes or [str(i) for i in range(proba.shape[1])]
-                row["probabilities"] = dict(zip(names, proba[index].tolist(), strict=True))
-            rows.append(row)
-        return rows
+        ids = self._ids(chunk, scored.positions)
+        probabilities = nulls
+        if output.proba is not None:
+            proba = np.asarray(output.proba, dtype=np.float64)
+            classes = [label_text(c) for c in output.classes or ()]
+            names = classes or [str(i) for i in range(proba.shape[1])]
+            probabilities = [dict(zip(names, row, strict=True)) for row in proba.tolist()]
+        return {
+            "row_number": (scored.positions + chunk.first_row).tolist(),
+            "version": [self.job.version] * count,
+            "prediction": nulls if classifier else values.astype(np.float64).tolist(),
+            "label": [label_text(value) for value in values] if classifier else nulls,
+            "probabilities": probabilities,
+            "ids": nulls if ids is None else ids,
+        }
 
     def _failures(self, chunk: Chunk, scored: ChunkScore) -> list[dict[str, Any]]:
         if not scored.rejected:

@@ -75,6 +75,7 @@ __all__ = [
     "current_revision",
     "feedback_segments",
     "head_revision",
+    "insert_columns",
     "insert_many",
     "mask_url",
     "metadata",
@@ -334,34 +335,39 @@ def run_read(engine: Engine, work: Callable[[Connection], T]) -> T:
 
 def insert_many(conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert ``rows`` (each with the same keys, columns of ``table``) in one DB-API
-    ``executemany``, each value bound by its column type's own bind processor.
+    ``executemany`` (see :func:`insert_columns`)."""
+    if not rows:
+        return
+    insert_columns(conn, table, {name: [row[name] for row in rows] for name in rows[0]})
+
+
+def insert_columns(conn: Connection, table: sa.Table, columns: Mapping[str, Sequence[Any]]) -> None:
+    """Insert rows given column by column (``columns`` maps columns of ``table`` to
+    their values, all of one length) in one DB-API ``executemany``, each value bound by
+    its column type's own bind processor.
 
     Why not ``conn.execute(table.insert(), rows)``: SQLAlchemy then prepares every row's
     parameters through its generic per-row machinery, which for a 10,000-row batch chunk
     costs several times the insert itself. The processors it would apply are looked up
-    once per column and applied here, so the stored values are the same.
+    once per column and applied here, a column at a time, so the stored values are the
+    same.
     """
-    if not rows:
+    if not columns or not len(next(iter(columns.values()))):
         return
     dialect = conn.dialect
-    names = list(rows[0])
-    compiled = table.insert().compile(dialect=dialect, column_keys=names)
-    order = list(compiled.positiontup or ()) if compiled.positional else names
-    processors = [
-        table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in order
-    ]
-    # A null is bound once per column (a JSON column's 'null', say): most batch rows
-    # leave their probabilities and ids null.
-    nulls = [None if process is None else process(None) for process in processors]
-    bound: list[Any] = [
-        tuple(
-            null if value is None else value if process is None else process(value)
-            for value, process, null in zip(
-                map(row.__getitem__, order), processors, nulls, strict=True
-            )
-        )
-        for row in rows
-    ]
+    compiled = table.insert().compile(dialect=dialect, column_keys=list(columns))
+    order = list(compiled.positiontup or ()) if compiled.positional else list(columns)
+    bound_columns = []
+    for name in order:
+        values = columns[name]
+        process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None:
+            # A null is bound once per column (a JSON column's 'null', say): most batch
+            # rows leave their probabilities and ids null.
+            null = process(None)
+            values = [null if value is None else process(value) for value in values]
+        bound_columns.append(values)
+    bound: list[Any] = list(zip(*bound_columns, strict=True))
     if not compiled.positional:
         bound = [dict(zip(order, values, strict=True)) for values in bound]
     conn.exec_driver_sql(compiled.string, bound)
