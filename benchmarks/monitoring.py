@@ -30,10 +30,11 @@ Each side's time includes reading its data, not importing the libraries; peak me
 the process's peak resident set (imports included). Agreement: the columns each flags,
 against the injected ones.
 
-Run: ``.venv/bin/python benchmarks/monitoring.py`` (about 25 minutes on 2 cores once the example is trained; the
-peers' venv takes a few more the first time); ``--rows 100000 --runs 1`` for a quick
-look; ``--tools modelyard`` runs modelyard alone (no peers' venv). Results:
-``benchmarks/results/monitoring.json`` and a Markdown table on stdout.
+Run: ``.venv/bin/python benchmarks/monitoring.py`` (about 25 minutes on 2 cores once
+the example is trained; the peers' venv takes a few more the first time); ``--rows
+100000 --runs 1`` for a quick look; ``--tools modelyard`` runs modelyard alone (no
+peers' venv). Results: ``benchmarks/results/monitoring.json`` and a Markdown table on
+stdout.
 """
 
 from __future__ import annotations
