@@ -16,6 +16,7 @@ same keys are drawn from the same generator and cut by the same
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
@@ -30,7 +31,7 @@ _Frame = TypeVar("_Frame", pd.DataFrame, pa.Table)
 _MAX_PIECES = 32  # pieces kept before they are joined into one
 
 
-class _BottomK(Generic[_Frame]):
+class _BottomK(ABC, Generic[_Frame]):
     """A uniform sample of at most ``limit`` rows of the chunks offered to it, kept as
     frames of one kind (pandas in :class:`RowSample`, Arrow in :class:`TableSample`).
 
@@ -93,17 +94,21 @@ class _BottomK(Generic[_Frame]):
         joined = self._join([piece[1] for piece in self._pieces])
         return self._take(joined, np.searchsorted(stored, ids))
 
+    @abstractmethod
     def _fresh(self, frame: _Frame) -> _Frame:
-        raise NotImplementedError
+        """Implemented by each kind of frame (pandas, Arrow)."""
 
+    @abstractmethod
     def _join(self, frames: Sequence[_Frame]) -> _Frame:
-        raise NotImplementedError
+        """Implemented by each kind of frame (pandas, Arrow)."""
 
+    @abstractmethod
     def _take(self, frame: _Frame, at: np.ndarray) -> _Frame:
-        raise NotImplementedError
+        """Implemented by each kind of frame (pandas, Arrow)."""
 
+    @abstractmethod
     def _empty(self) -> _Frame:
-        raise NotImplementedError
+        """Implemented by each kind of frame (pandas, Arrow)."""
 
     def _compact(self) -> None:
         """Join the pieces into one holding only the rows still in the sample."""
