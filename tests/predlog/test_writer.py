@@ -488,3 +488,69 @@ def test_several_requests_logged_in_one_call_read_back_as_if_logged_apart(
     assert together["request_id"].tolist() == ids.tolist()
     assert together["row"].tolist() == positions.tolist()
     pd.testing.assert_frame_equal(together, apart)
+
+
+def test_rows_converted_on_log_are_written_as_rows_converted_at_flush(tmp_path: Path) -> None:
+    """``convert_on_log`` (a stream consumer's log) builds each call's Arrow table on the
+    caller's thread: the segments, the counts of skipped rows, the cut texts and the
+    feedback look-up of waiting rows are those of a log that converts at flush time."""
+    layout = ColumnLayout(("area", "district", "built"), ("numeric", "categorical", "datetime"))
+    frames, stats, unknown = [], [], []
+    for convert in (False, True):
+        settings = Settings(home=tmp_path / f"convert-{convert}")
+        with PredictionLog.open(
+            settings,
+            flush_rows=1_000_000,
+            flush_seconds=3600,
+            max_text_chars=4,
+            convert_on_log=convert,
+        ) as log:
+            common = {"model": "house-prices", "version": 1, "latency_ms": 1.5}
+            columns = house_columns(6)
+            log.log(  # a stream batch: three requests in one call, as blocks
+                request_id="a",
+                received_at=T0,
+                columns=ColumnBlocks.of(layout, columns, 6),
+                rows=6,
+                output=RuntimeOutput(values=np.arange(6, dtype=np.float64)),
+                endpoint="stream",
+                row_numbers=np.array([0, 1, 0, 0, 1, 2]),
+                request_ids=np.array(["a", "a", "b", "c", "c", "c"], dtype=object),
+                **common,
+            )
+            log.log(  # one request as a dict of columns, a long text among them
+                request_id="d",
+                received_at=at(1),
+                columns={**house_columns(2), "district": np.array(["abcdefgh", None], object)},
+                rows=2,
+                output=RuntimeOutput(values=np.array([7.0, 8.0])),
+                endpoint="predict",
+                **common,
+            )
+            log.log(  # its output is too short: skipped and counted, never raised
+                request_id="bad",
+                received_at=at(2),
+                columns=house_columns(3),
+                rows=3,
+                output=RuntimeOutput(values=np.array([1.0])),
+                endpoint="predict",
+                **common,
+            )
+            unknown.append(
+                log.unknown_feedback(
+                    "house-prices",
+                    [
+                        FeedbackItem("c", 1.0, 2),
+                        FeedbackItem("c", 1.0, 3),
+                        FeedbackItem("d", 1.0, 1),
+                    ],
+                )
+            )
+            log.flush()
+            stats.append((log.stats().written_rows, log.stats().failed_rows))
+        frames.append(read_predictions(settings, "house-prices"))
+    assert stats[0] == stats[1] == (8, 3)
+    assert unknown[0] == unknown[1] == [1]
+    assert frames[1]["request_id"].tolist() == ["a", "a", "b", "c", "c", "c", "d", "d"]
+    assert frames[1]["input.district"].iloc[6] == "abcd" + TRUNCATED
+    pd.testing.assert_frame_equal(frames[0], frames[1])
