@@ -472,7 +472,14 @@ def test_admin_load_serves_an_exact_version(module_server: LiveServer, admin_key
         back = client.post(
             "/v1/admin/models/houses/load", json={"ref": "houses@production"}, headers=admin
         )
+        by_bearer = client.post(
+            "/v1/admin/reload", headers={"Authorization": f"Bearer {admin_key}"}
+        )
     assert no_key.status_code == wrong_key.status_code == 401
+    # the message names both ways of sending the key, and both work
+    assert "X-API-Key" in no_key.json()["detail"][0]["msg"]
+    assert "Authorization: Bearer" in no_key.json()["detail"][0]["msg"]
+    assert by_bearer.status_code == 200
     assert pinned.status_code == 200
     assert pinned.json()["changes"][0]["status"] == "unchanged"
     assert listed["houses"]["ref"] == "houses:1"
@@ -554,6 +561,16 @@ def test_feedback_is_refused_for_predictions_never_made(
         still_unknown = send(client, ("my-own-id", 0))
     with external.client() as client:
         accepted = send(client, ("my-own-id", 0))
+        # unchecked against the log, the labels' own checks still hold: 4xx, never 5xx
+        huge_row = send(client, ("my-own-id", 2**31))
+        refused_labels = [
+            client.post(
+                "/v1/feedback",
+                content=b'{"model": "houses", "items": [{"request_id": "x", "label": %s}]}' % label,
+                headers={"content-type": "application/json"},
+            )
+            for label in (b"1" + b"0" * 400, b'"\\ud800"')
+        ]
     assert fresh.status_code == 200 and fresh.json()["stored"] == 2
     assert made_up.status_code == 422, made_up.text
     details = made_up.json()["detail"]
@@ -568,6 +585,8 @@ def test_feedback_is_refused_for_predictions_never_made(
     assert still_unknown.status_code == 422
     assert "--feedback-external-ids" in still_unknown.json()["detail"][0]["msg"]
     assert accepted.status_code == 200
+    assert huge_row.status_code == 422
+    assert [answer.status_code for answer in refused_labels] == [422, 422]
 
 
 def test_feedback_needs_the_prediction_log(start_server: StartServer, yard: Yard) -> None:

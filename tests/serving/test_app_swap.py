@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from modelyard import api
+from modelyard.errors import IntegrityError
 
 if TYPE_CHECKING:
     from conftest import LiveServer, StartServer, Yard
@@ -142,14 +143,24 @@ def _corrupt(yard: Yard, ref: str, role: str) -> str:
 
 
 @pytest.mark.e2e
-def test_a_tampered_pipeline_is_refused_even_when_onnx_serves(
-    start_server: StartServer, fresh_yard: Yard, house_rows: Rows
+@pytest.mark.parametrize(
+    ("role", "runtime"),
+    [
+        pytest.param("model", "onnx", id="pipeline-while-onnx-serves"),
+        pytest.param("onnx", "sklearn", id="graph-while-the-pipeline-serves"),
+    ],
+)
+def test_a_tampered_artifact_is_refused_at_promote_and_swap_whichever_runtime_serves(
+    start_server: StartServer, fresh_yard: Yard, house_rows: Rows, role: str, runtime: str
 ) -> None:
     yard = fresh_yard
     yard.train_houses(max_iter=30)
-    live = start_server(yard.settings, models=["houses"], runtime="onnx", admin_key=ADMIN)
+    live = start_server(yard.settings, models=["houses"], runtime=runtime, admin_key=ADMIN)
     second = yard.train_houses(max_iter=20, promote=False)
-    digest = _corrupt(yard, second, "model")  # the skops pipeline, not the ONNX graph
+    digest = _corrupt(yard, second, role)  # an artifact the serving runtime does not read
+    with pytest.raises(IntegrityError, match=rf"(?s)refusing to promote {second}:.*- {role}: "):
+        api.promote(second, reason="t", allow_failed_gates=True, settings=yard.settings)
+    # an operator forcing it (audited) must still not get a broken version served
     api.promote(
         second, reason="t", allow_failed_gates=True, allow_corrupt=True, settings=yard.settings
     )
@@ -164,12 +175,13 @@ def test_a_tampered_pipeline_is_refused_even_when_onnx_serves(
 
 
 @pytest.mark.e2e
+@pytest.mark.parametrize("role", ["model", "onnx"], ids=["pipeline", "graph"])
 def test_a_tampered_version_is_refused_at_start_and_nothing_secret_is_shown(
-    start_server: StartServer, fresh_yard: Yard
+    start_server: StartServer, fresh_yard: Yard, role: str
 ) -> None:
     yard = fresh_yard
     ref = yard.train_houses(max_iter=30)
-    digest = _corrupt(yard, ref, "model")
+    digest = _corrupt(yard, ref, role)
     live = start_server(yard.settings, models=["houses"], wait=False)
     with live.client() as client:
         deadline = time.monotonic() + 60

@@ -8,8 +8,11 @@ uploads and slow headers exhausting memory, and huge texts bloating the predicti
 from __future__ import annotations
 
 import os
+import random
+import re
 import signal
 import socket
+import string
 import subprocess
 import sys
 import threading
@@ -20,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
+import pyarrow.parquet as pq
 import pytest
 
 if TYPE_CHECKING:
@@ -147,7 +151,9 @@ def test_one_clients_bad_text_never_fails_another(served: Served) -> None:
     assert hostile_statuses and set(hostile_statuses) <= {400, 422}, set(hostile_statuses)
 
 
-def _health_latency_while(served: Served, path: str, body: bytes) -> tuple[float, int]:
+def _health_latency_while(
+    served: Served, path: str, body: bytes, content_type: str = "application/json"
+) -> tuple[float, int]:
     """The slowest /healthz answer while ``body`` is being handled, and its status."""
     done = threading.Event()
     result: dict[str, Any] = {}
@@ -156,7 +162,7 @@ def _health_latency_while(served: Served, path: str, body: bytes) -> tuple[float
         answer = httpx.post(
             f"{served.url}{path}",
             content=body,
-            headers={"content-type": "application/json"},
+            headers={"content-type": content_type},
             timeout=300,
         )
         result["status"] = answer.status_code
@@ -176,33 +182,48 @@ def _health_latency_while(served: Served, path: str, body: bytes) -> tuple[float
     return worst, int(result["status"])
 
 
+def _names(count: int) -> bytes:
+    return b",".join(b'"c%d"' % i for i in range(count))
+
+
 @pytest.mark.parametrize(
-    ("path", "body"),
+    ("path", "body", "content_type", "expected"),
     [
         pytest.param(
             "/v1/models/houses/predict",
-            b'{"columns": ['
-            + b",".join(b'"c%d"' % i for i in range(100_000))
-            + b'], "data": [[1]]}',
+            b'{"columns": [' + _names(100_000) + b'], "data": [[1]]}',
+            "application/json",
+            422,
             id="100k-column-names",
         ),
         pytest.param(
             "/v1/models/houses/predict",
             b'{"rows": [{' + b",".join(b'"k%d": 1' % i for i in range(100_000)) + b"}]}",
+            "application/json",
+            422,
             id="100k-junk-keys",
         ),
         pytest.param(
             "/invocations?model=houses",
-            b'{"dataframe_split": {"columns": ['
-            + b",".join(b'"c%d"' % i for i in range(100_000))
-            + b'], "data": [[1]]}}',
+            b'{"dataframe_split": {"columns": [' + _names(100_000) + b'], "data": [[1]]}}',
+            "application/json",
+            400,
             id="mlflow-split",
+        ),
+        pytest.param(
+            "/invocations?model=houses",
+            b",".join(b"c%d" % i for i in range(100_000)) + b"\n" + b"1," * 99_999 + b"1\n",
+            "text/csv",
+            400,
+            id="csv-header-100k-names",
         ),
     ],
 )
-def test_a_single_body_never_freezes_the_server(served: Served, path: str, body: bytes) -> None:
-    worst, status = _health_latency_while(served, path, body)
-    assert 400 <= status < 500
+def test_a_single_body_never_freezes_the_server(
+    served: Served, path: str, body: bytes, content_type: str, expected: int
+) -> None:
+    worst, status = _health_latency_while(served, path, body, content_type)
+    assert status == expected
     assert worst < 0.1, f"/healthz took {worst * 1000:.0f} ms while the body was handled"
 
 
@@ -264,3 +285,95 @@ def test_huge_texts_are_refused_or_stored_cut(served: Served) -> None:
     )
     assert answer.status_code in (413, 422), answer.status_code
     assert huge[:1000] not in answer.text
+
+
+def _logged_towns(home: Path, request_ids: set[str]) -> list[str]:
+    """The ``town`` values the prediction log holds for ``request_ids``."""
+    towns: list[str] = []
+    for segment in (home / "predictions" / "model=houses").glob("**/*.parquet"):
+        table = pq.read_table(segment, columns=["request_id", "input.town"], partitioning=None)
+        pairs = zip(table["request_id"].to_pylist(), table["input.town"].to_pylist(), strict=True)
+        for rid, town in pairs:
+            if rid in request_ids:
+                towns.append(town)
+    return towns
+
+
+def test_maximal_length_texts_keep_the_log_and_memory_bounded(served: Served) -> None:
+    """Every row carries an unseen category of the longest length accepted: memory stays
+    bounded, and the log stores each value at that length at most."""
+    url = f"{served.url}/v1/models/houses/predict"
+    refused = httpx.post(url, json={"rows": [{**HOUSE, "town": "x" * 5_000}]}, timeout=30)
+    assert refused.status_code == 422
+    found = re.search(r"longer than the ([\d,]+) allowed", refused.text)
+    assert found, refused.text
+    limit = int(found.group(1).replace(",", ""))
+    assert limit <= 4_096  # the default cap (max_text_length)
+    rng = random.Random(7)
+    before = served.rss_mib()
+    request_ids: set[str] = set()
+    with httpx.Client(timeout=30) as client:
+        for _ in range(50):
+            rows = [
+                {**HOUSE, "town": "".join(rng.choices(string.ascii_letters, k=limit))}
+                for _ in range(100)
+            ]
+            answer = client.post(url, json={"rows": rows})
+            assert answer.status_code == 200, answer.text[:300]
+            request_ids.add(answer.json()["request_id"])
+    assert served.rss_mib() - before < 200
+    deadline = time.monotonic() + 30  # the log writes a segment within 2 s of a row
+    while len(towns := _logged_towns(served.home, request_ids)) < 5_000:
+        assert time.monotonic() < deadline, f"{len(towns)} of 5,000 rows logged"
+        time.sleep(0.2)
+    assert max(len(town) for town in towns) == limit
+
+
+def test_plain_input_that_once_answered_500_is_the_clients_mistake(served: Served) -> None:
+    """Feedback with a huge row, an overflowing or non-Unicode label; a V2 value its
+    datatype cannot hold; CSV numbers in forms JSON refuses: each a 4xx, never a 5xx,
+    and the keep-alive connection answers on. A version path reads alike everywhere and
+    MLflow replies name the version that answered."""
+    json_type = {"content-type": "application/json"}
+    with httpx.Client(base_url=served.url, timeout=30) as client:
+        predicted = client.post("/v1/models/houses/predict", json={"rows": [HOUSE]}).json()
+        rid, version = predicted["request_id"], predicted["version"]
+        feedback: list[bytes] = [
+            b'{"model": "houses", "items": [{"request_id": "%s", "row": %d, "label": 1.0}]}'
+            % (rid.encode(), row)
+            for row in (2**31, 2**63, 10**30)
+        ]
+        feedback += [
+            b'{"model": "houses", "items": [{"request_id": "%s", "label": %s}]}'
+            % (rid.encode(), label)
+            for label in (b"1" + b"0" * 400, b"1e400", SURROGATE)
+        ]
+        answers = [
+            client.post("/v1/feedback", content=body, headers=json_type) for body in feedback
+        ]
+        assert [a.status_code for a in answers] == [422] * len(feedback), [
+            a.text[:200] for a in answers
+        ]
+        int8 = {
+            "inputs": [
+                {"name": "size", "shape": [1], "datatype": "FP64", "data": [100.0]},
+                {"name": "rooms", "shape": [1], "datatype": "INT8", "data": [100_000]},
+                {"name": "town", "shape": [1], "datatype": "BYTES", "data": ["alpha"]},
+            ]
+        }
+        overflowing = client.post("/v2/models/houses/infer", json=int8)
+        assert overflowing.status_code == 400 and "INT8" in overflowing.json()["error"]
+        for size in ("1_0000", "\u0661\u0662"):
+            csv = f"size,rooms,town\n{size},3,alpha\n".encode()
+            refused = client.post("/invocations", content=csv, headers={"content-type": "text/csv"})
+            assert refused.status_code == 400, size
+        int8["inputs"][1]["datatype"] = "INT64"
+        padded = client.post(f"/v2/models/houses/versions/0{version}/infer", json=int8)
+        assert padded.status_code == 200, padded.text
+        mlflow = client.post("/invocations", json={"dataframe_records": [HOUSE]})
+        assert mlflow.headers["x-model-version"] == str(version)
+        again = client.post(
+            "/v1/feedback",
+            json={"model": "houses", "items": [{"request_id": rid, "label": 250_000.0}]},
+        )
+        assert again.status_code == 200 and again.json()["stored"] == 1
