@@ -308,3 +308,41 @@ def test_compress_quantizes_a_neural_network_s_float32_graph(
         stored = json.loads(registry.read_artifact(registry.get_version("net:1"), "compression"))
     assert [row["method"] for row in stored["rows"]] == [row.method for row in report.rows]
     assert stored["rows"][-1]["size_gzip"] == quantized.size_gzip
+
+
+@pytest.mark.slow
+def test_the_house_price_example_prunes_within_1_percent_and_distills_into_a_tree(
+    ames_project: Path, tmp_path: Path
+) -> None:
+    """The bundled house-price model: ``compress --max-metric-loss 1%`` registers an
+    ensemble at least 4 times smaller (gzip) within 1% of its RMSE; a depth-8 tree
+    distilled from it names its teacher and keeps its fidelity report."""
+    settings = Settings(home=tmp_path / "home")
+    teacher = api.train(ames_project, settings=settings).version.ref
+    report = api.compress(teacher, max_metric_loss=0.01, settings=settings)
+    rows = {row.method: row for row in report.rows}
+    reference = rows["reference"]
+    smallest = min(
+        (r for r in report.rows if r.within and r.method in ("first-k", "best-k")),
+        key=lambda r: r.size_gzip or 0,
+    )
+    assert smallest.size_gzip and reference.size_gzip
+    assert reference.size_gzip / smallest.size_gzip >= 4
+    assert smallest.loss is not None and smallest.loss <= 0.01
+    assert report.registered is not None
+    assert rows["float32"].parity_max_abs is not None
+
+    result = api.distill(
+        teacher,
+        student="sklearn.tree.DecisionTreeRegressor",
+        params={"max_depth": 8},
+        settings=settings,
+    )
+    assert set(result.fidelity) == {"rmse", "mae", "r2"}
+    with api.open_registry(settings) as registry:
+        version = registry.get_version(result.version.ref)
+        derived = version.lineage_record.derived
+        assert derived is not None and derived.parent == teacher
+        assert derived.method == "distill" and derived.details["fidelity"] == result.fidelity
+        assert load_version_pipeline(registry, version)[-1].get_depth() <= 8
+        assert version.metrics["rmse"] == pytest.approx(result.row.metric)
