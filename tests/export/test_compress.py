@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -155,13 +156,25 @@ def test_nearby_rows_keep_each_column_s_own_values() -> None:
 def test_compress_registers_the_smallest_model_within_the_loss(own_yard: Settings) -> None:
     report = api.compress("houses:1", max_metric_loss=0.02, settings=own_yard)
     methods = {row.method: row for row in report.rows}
-    assert set(methods) == {"reference", "first-k", "best-k", "quantize-int8"}
+    assert set(methods) == {"reference", "first-k", "best-k", "float32", "quantize-int8"}
     assert methods["quantize-int8"].note.startswith("not applicable")
     reference = methods["reference"]
     assert reference.size_gzip and reference.latency_ms and reference.metric
+    assert reference.trees is not None
     fitting = [r for r in report.rows if r.method in ("first-k", "best-k") and r.within]
     assert fitting and all(r.loss is not None and r.loss <= 0.02 for r in fitting)
     smallest = min(fitting, key=lambda r: r.size_gzip or 0)
+    # A smaller ensemble than the version's, in trees and in bytes.
+    assert smallest.trees is not None and smallest.trees < reference.trees
+    assert smallest.size_gzip is not None and smallest.size_gzip < reference.size_gzip
+    # The trees with float32 thresholds: measured, their parity cost recorded.
+    reduced = methods["float32"]
+    assert reduced.size_gzip and reduced.latency_ms and reduced.metric is not None
+    assert reduced.parity_max_abs is not None and reduced.parity_max_abs > 0
+    assert reduced.note.startswith(("parity holds", "parity fails"))
+    assert reduced.within == (
+        reduced.note.startswith("parity holds") and (reduced.loss or 0.0) <= 0.02
+    )
     assert report.registered == "houses:2"
     with api.open_registry(own_yard) as registry:
         version = registry.get_version("houses:2")
@@ -204,6 +217,7 @@ def test_distill_registers_a_student_naming_its_teacher(own_yard: Settings) -> N
             False,
         )
         assert derived.details["student"] == "sklearn.tree.DecisionTreeRegressor"
+        assert derived.details["fidelity"] == result.fidelity  # the report, kept
         assert version.spec["model"]["estimator"] == "sklearn.tree.DecisionTreeRegressor"
         assert load_version_pipeline(registry, version)[-1].get_depth() <= 6
         report = reproduce_version(registry, version)
@@ -232,6 +246,11 @@ def test_compress_and_distill_commands(
     record = json.loads(capsys.readouterr().out)
     assert code == 0 and record["max_loss"] == 0.02 and record["registered"] is None
     assert record["rows"][0]["method"] == "reference"
+    code = run([*home, "compress", "houses:1", "--max-metric-loss", "2%", "--no-register"])
+    printed = capsys.readouterr().out
+    assert code == 0 and "compression within 2.0% of rmse" in printed
+    for method in ("reference", "first-k", "best-k", "float32", "quantize-int8"):
+        assert method in printed
     code = run(
         [
             *home,
@@ -248,3 +267,82 @@ def test_compress_and_distill_commands(
     assert api.show("houses:2", settings=own_yard).spec["model"]["params"] == {"alpha": 2.5}
     code = run([*home, "compress", "houses:1", "--max-metric-loss", "lots"])
     assert code == 2 and "write 1% or 0.01" in capsys.readouterr().err
+
+
+def test_compress_quantizes_a_neural_network_s_float32_graph(
+    own_yard: Settings, tmp_path: Path
+) -> None:
+    """modelyard's graphs compute in double; the int8 row quantizes the float32 graph,
+    and both rows record their parity cost against the pipeline."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    from _projects import regression_project
+
+    folder = regression_project(
+        tmp_path / "net",
+        name="net",
+        model={
+            "estimator": "sklearn.neural_network.MLPRegressor",
+            "params": {"hidden_layer_sizes": [64, 64], "max_iter": 50},
+        },
+        evaluation=None,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        api.train(folder, settings=own_yard, onnx=False)
+    report = api.compress("net:1", max_metric_loss=0.05, settings=own_yard)
+    methods = {row.method: row for row in report.rows}
+    assert methods["first-k"].note == "MLPRegressor is not an ensemble"
+    reference, reduced, quantized = (
+        methods["reference"],
+        methods["float32"],
+        methods["quantize-int8"],
+    )
+    assert reference.size_raw and reduced.size_raw and quantized.size_raw
+    assert quantized.size_raw < reduced.size_raw < reference.size_raw
+    assert quantized.parity_max_abs is not None and quantized.metric is not None
+    assert quantized.parity_max_abs > (reduced.parity_max_abs or 0.0)
+    assert quantized.latency_ms and quantized.note.startswith("measured, not registered")
+    assert report.registered is None  # nothing prunable; the graphs have no sklearn twin
+    with api.open_registry(own_yard) as registry:
+        stored = json.loads(registry.read_artifact(registry.get_version("net:1"), "compression"))
+    assert [row["method"] for row in stored["rows"]] == [row.method for row in report.rows]
+    assert stored["rows"][-1]["size_gzip"] == quantized.size_gzip
+
+
+@pytest.mark.slow
+def test_the_house_price_example_prunes_within_1_percent_and_distills_into_a_tree(
+    ames_project: Path, tmp_path: Path
+) -> None:
+    """The bundled house-price model: ``compress --max-metric-loss 1%`` registers an
+    ensemble at least 4 times smaller (gzip) within 1% of its RMSE; a depth-8 tree
+    distilled from it names its teacher and keeps its fidelity report."""
+    settings = Settings(home=tmp_path / "home")
+    teacher = api.train(ames_project, settings=settings).version.ref
+    report = api.compress(teacher, max_metric_loss=0.01, settings=settings)
+    rows = {row.method: row for row in report.rows}
+    reference = rows["reference"]
+    smallest = min(
+        (r for r in report.rows if r.within and r.method in ("first-k", "best-k")),
+        key=lambda r: r.size_gzip or 0,
+    )
+    assert smallest.size_gzip and reference.size_gzip
+    assert reference.size_gzip / smallest.size_gzip >= 4
+    assert smallest.loss is not None and smallest.loss <= 0.01
+    assert report.registered is not None
+    assert rows["float32"].parity_max_abs is not None
+
+    result = api.distill(
+        teacher,
+        student="sklearn.tree.DecisionTreeRegressor",
+        params={"max_depth": 8},
+        settings=settings,
+    )
+    assert set(result.fidelity) == {"rmse", "mae", "r2"}
+    with api.open_registry(settings) as registry:
+        version = registry.get_version(result.version.ref)
+        derived = version.lineage_record.derived
+        assert derived is not None and derived.parent == teacher
+        assert derived.method == "distill" and derived.details["fidelity"] == result.fidelity
+        assert load_version_pipeline(registry, version)[-1].get_depth() <= 8
+        assert version.metrics["rmse"] == pytest.approx(result.row.metric)

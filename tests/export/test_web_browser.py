@@ -189,6 +189,28 @@ def test_form_predicts_one_row_by_clicks(edge_yard: Settings, base_url: str, dri
 
     rows, expected, contract = _reference(edge_yard, "churn:1")
     open_page(driver, f"{base_url}churn/index.html")
+    # One field per input, from the contract: its kind, categories as choices, the
+    # required ones marked.
+    labels = driver.find_elements("css selector", "#row-form label")
+    assert [label.get_attribute("for") for label in labels] == [
+        f"field-{name}" for name in contract.names
+    ]
+    assert {c.kind for c in contract.columns} >= {"numeric", "categorical", "datetime"}
+    for column, label in zip(contract.columns, labels, strict=True):
+        field = driver.find_element("id", f"field-{column.name}")
+        assert label.find_element("css selector", ".kind").text == column.kind
+        marks = label.find_elements("css selector", ".required")
+        assert bool(marks) == (not column.nullable), column.name
+        assert (field.get_attribute("aria-required") == "true") == (not column.nullable)
+        if column.kind == "categorical" and column.categories:
+            choices = [o.get_attribute("value") for o in Select(field).options]
+            assert choices[0] == "" and sorted(choices[1:]) == sorted(column.categories)
+        else:
+            assert field.tag_name == "input"
+            numeric = field.get_attribute("inputmode") == "decimal"
+            assert numeric == (column.kind == "numeric"), column.name
+    assert any(not column.nullable for column in contract.columns)
+    assert any(column.categories for column in contract.columns)
     row = rows.iloc[0]
     for column in contract.columns:
         field = driver.find_element("id", f"field-{column.name}")
@@ -400,6 +422,38 @@ def test_csv_gets_the_same_problems_in_the_page(site: Path, base_url: str, drive
     )
     for text, answer in zip(CSV_CASES, answers, strict=True):
         assert answer == _python_problems(decode_csv, text, SPEC), f"CSV {text!r}"
+
+
+def test_export_web_command_verifies_in_chromium(edge_yard: Settings, tmp_path: Path) -> None:
+    """``modelyard export REF --target web --output DIR --verify``: the folder, and the
+    browser's parity measured, printed and recorded."""
+    from _projects import run_cli
+
+    home = tmp_path / "home"
+    shutil.copytree(edge_yard.home, home)
+    folder = tmp_path / "tiers-web"
+    shown = json.loads(
+        run_cli(
+            "export",
+            "tiers:1",
+            "--target",
+            "web",
+            "--output",
+            str(folder),
+            "--verify",
+            "--json",
+            home=home,
+        ).stdout
+    )
+    assert shown["ok"] and shown["output"] == str(folder)
+    browser = shown["parity"]["browser"]
+    rows, _, _ = _reference(Settings(home=home), "tiers:1")
+    assert browser["ok"] and browser["rows"] == len(rows) and browser["labels_equal"]
+    assert {"index.html", "model.onnx", "contract.json", "modelyard.js", "contract.js"} <= set(
+        shown["files"]
+    )
+    assert {"ort.wasm.min.js", "ort-wasm-simd-threaded.wasm"} <= {p.name for p in folder.iterdir()}
+    assert _recorded(Settings(home=home), "tiers:1")["parity"]["browser"] == browser
 
 
 def test_the_page_requests_nothing_outside_its_folder(

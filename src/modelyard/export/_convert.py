@@ -223,14 +223,18 @@ def inputs_of(coercer: FrameCoercer) -> list[tuple[str, str]]:
     return [(column, coercer.column_kinds_[column]) for column in coercer.feature_order_]
 
 
-def convert(pipeline: Pipeline, *, task: str) -> tuple[Any, list[OnnxInput], str]:
+def convert(
+    pipeline: Pipeline, *, task: str, float32_model: bool = False
+) -> tuple[Any, list[OnnxInput], str]:
     """Convert a fitted pipeline; see :func:`modelyard.export.onnx.convert_pipeline`."""
     require("skl2onnx")
     with modelyard_converters():
-        return _convert(pipeline, task=task)
+        return _convert(pipeline, task=task, float32_model=float32_model)
 
 
-def _convert(pipeline: Pipeline, *, task: str) -> tuple[Any, list[OnnxInput], str]:
+def _convert(
+    pipeline: Pipeline, *, task: str, float32_model: bool
+) -> tuple[Any, list[OnnxInput], str]:
     from skl2onnx.sklapi import CastTransformer
 
     model_name, model = pipeline.steps[-1]
@@ -250,15 +254,15 @@ def _convert(pipeline: Pipeline, *, task: str) -> tuple[Any, list[OnnxInput], st
         )
     steps = list(pipeline.steps[:-1])
     precision = PRECISION_DOUBLE
-    if _is_hist_gradient_boosting(model):
+    if float32_model or (_is_tree_ensemble(model) and not _is_hist_gradient_boosting(model)):
+        steps.append(("to_float32", CastTransformer(dtype=np.float32)))
+        precision = PRECISION_FLOAT_MODEL
+    elif _is_hist_gradient_boosting(model):
         inexact = _inexact_columns(pipeline)
         if any(inexact):
             steps.append(("round_inexact", RoundToFloat32(columns=inexact)))
             model = round_thresholds(model, inexact)
         precision = PRECISION_EXACT_SPLITS
-    elif _is_tree_ensemble(model):
-        steps.append(("to_float32", CastTransformer(dtype=np.float32)))
-        precision = PRECISION_FLOAT_MODEL
     steps.append((model_name, model))
     options: dict[int, dict[str, Any]] = {}
     if is_classifier(model) and not isinstance(model, LabelEncodedClassifier):

@@ -16,10 +16,13 @@ Pruning (the features step is kept as it is; only the estimator shrinks):
   each; the kept trees' leaf values are scaled by their weights. The lasso path gives
   one candidate per penalty, from a handful of trees to most of them.
 
-Quantization applies where the graph has matrix products (``MatMul``, ``Gemm``: linear
-models written as such, neural networks): ONNX Runtime's dynamic int8 quantization of
-the weights. Tree ensembles have none (their thresholds are compared, not multiplied),
-so for them it does not apply and says so.
+Quantization applies where the graph has float32 matrix products (``MatMul``, ``Gemm``:
+neural networks, linear models written as such): ONNX Runtime's dynamic int8
+quantization of the weights. modelyard's graphs compute in double for parity, so the
+workflow quantizes the version's float32 graph (``convert_pipeline(...,
+float32_model=True)``), which it also measures as such: for trees that is float32
+thresholds. Tree ensembles have no matrix products (their thresholds are compared, not
+multiplied), so for them quantization does not apply and says so.
 """
 
 from __future__ import annotations
@@ -210,7 +213,8 @@ def unquantizable(model: bytes) -> str | None:
     if not products:
         return (
             "not applicable: the graph has no MatMul or Gemm (tree ensembles compare "
-            "thresholds; there are no weights to quantize)"
+            "thresholds; a float32 linear model is one ONNX-ML Linear* node): no weights "
+            "to quantize"
         )
     weights = {item.name: item.data_type for item in graph.initializer}
     if not any(weights.get(name) == _FLOAT for node in products for name in node.input):

@@ -83,12 +83,18 @@ _GAP_SHARE = 0.1
 _UNSEEN = "__modelyard_unseen_category__"
 
 
-def convert_pipeline(pipeline: Pipeline, *, task: str) -> tuple[bytes, list[OnnxInput], str]:
+def convert_pipeline(
+    pipeline: Pipeline, *, task: str, float32_model: bool = False
+) -> tuple[bytes, list[OnnxInput], str]:
     """Convert a fitted modelyard pipeline to ONNX.
 
     Args:
         pipeline: ``Pipeline([("features", ...), ("model", ...)])`` from modelyard.
         task: ``regression``, ``binary`` or ``multiclass``.
+        float32_model: cast the features to float32 right before any model (tree
+            thresholds and matrix weights in float32), not only where the model computes
+            in float32 itself: the reduced-precision graph ``modelyard compress``
+            measures, whose parity cost it records.
 
     Returns:
         The ``.onnx`` bytes, the graph inputs in feature order, and the precision
@@ -99,7 +105,7 @@ def convert_pipeline(pipeline: Pipeline, *, task: str) -> tuple[bytes, list[Onnx
             the step (the version is then served by its scikit-learn pipeline).
         MissingExtraError: skl2onnx or onnx is not installed.
     """
-    graph, inputs, precision = convert(pipeline, task=task)
+    graph, inputs, precision = convert(pipeline, task=task, float32_model=float32_model)
     return graph.SerializeToString(), inputs, precision
 
 

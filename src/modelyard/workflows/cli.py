@@ -68,8 +68,9 @@ def compress(
     """Prune and quantize a version, measuring what each costs; register the smallest.
 
     Tries pruning to the first k iterations or trees, reweighted best-k pruning
-    (HistGradientBoostingRegressor) and int8 quantization (graphs with matrix
-    products); prints the table of size (raw, gzip), per-row latency, metric and
+    (HistGradientBoostingRegressor), the model in float32 (tree thresholds, weights;
+    its parity cost measured) and int8 quantization (graphs with matrix products);
+    prints the table of size (raw, gzip), per-row latency, metric and
     parity, and stores it with the version. Exit code 1 when nothing fits the loss.
 
     Example: modelyard compress house-prices@production --max-metric-loss 1%
@@ -171,7 +172,11 @@ def _params(items: list[str]) -> dict[str, Any]:
 def _print_table(title: str, metric: str, rows: list[CompressionRow]) -> None:
     table = Table(title=title, title_justify="left")
     for header in ("method", "kept", "gzip kB", "raw kB", "ms/row", metric, "loss", "parity"):
-        table.add_column(header, justify="left" if header in ("method", "kept") else "right")
+        table.add_column(
+            header,
+            justify="left" if header in ("method", "kept") else "right",
+            no_wrap=header == "method",  # whole method names in a narrow terminal
+        )
     for row in rows:
         if row.size_raw is None:
             table.add_row(row.method, row.note, *[""] * 6)

@@ -20,6 +20,7 @@ accuracy against the labels.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
 
     from modelyard.evaluation.report import EvaluationReport
+    from modelyard.export._records import OnnxInput
     from modelyard.registry.records import ModelVersion
     from modelyard.registry.registry import Registry
     from modelyard.spec import ProjectSpec
@@ -68,7 +70,8 @@ class CompressionRow:
     """One line of the compression table.
 
     Attributes:
-        method: ``reference``, ``first-k``, ``best-k``, ``quantize-int8`` or ``distill``.
+        method: ``reference``, ``first-k``, ``best-k``, ``float32``, ``quantize-int8``
+            or ``distill``.
         description: what was kept, e.g. ``first 350 of 600 iterations``.
         trees: trees (iterations) kept, for ensembles.
         size_raw: bytes of the ONNX graph; ``size_gzip`` gzip-compressed.
@@ -176,6 +179,7 @@ def compress_version(
         else:
             candidates.append(best)
     table.rows.extend(row for row, _, _ in candidates)
+    table.rows.append(measure.float32(max_metric_loss))
     table.rows.append(measure.quantized(max_metric_loss))
     fitting = [item for item in candidates if item[0].within and item[0].size_gzip is not None]
     if register and fitting:
@@ -313,6 +317,7 @@ class _Measure:
     extra: dict[str, Any]
     reference_value: float
     reference: CompressionRow
+    _float32: tuple[bytes, list[OnnxInput]] | None = None
 
     @classmethod
     def of(cls, registry: Registry, parent: Parent, *, actor: str) -> _Measure:
@@ -346,16 +351,21 @@ class _Measure:
         return measure
 
     def latency(self, graph: bytes, extra: dict[str, Any]) -> float:
+        """Per-row latency of ``graph``, fed as its export record ``extra`` says."""
         from modelyard.export._records import OnnxInput
-        from modelyard.export.compress import row_latency_ms
 
         inputs = [OnnxInput.from_dict(item) for item in extra["inputs"]]
+        return self._latency(graph, inputs, extra.get("classes"))
+
+    def _latency(self, graph: bytes, inputs: list[OnnxInput], classes: Any = None) -> float:
+        from modelyard.export.compress import row_latency_ms
+
         return row_latency_ms(
             graph,
             inputs,
             self.parent.eval_frame,
             task=self.parent.spec.task,
-            classes=extra.get("classes"),
+            classes=classes if classes is not None else self.extra.get("classes"),
         )
 
     def loss(self, pipeline: Pipeline) -> tuple[float, float]:
@@ -412,39 +422,100 @@ class _Measure:
         )
         return row, pipeline, derived
 
+    def float32(self, max_loss: float) -> CompressionRow:
+        """The parent's graph with the model in float32 (tree thresholds, weights)."""
+        converted = self._float32_graph()
+        if isinstance(converted, str):
+            return CompressionRow("float32", "-", note=converted)
+        graph, inputs = converted
+        row = self._graph_row(
+            "float32",
+            "model in float32 (thresholds, weights), features cast before it",
+            graph,
+            inputs,
+        )
+        parity = "holds" if row.within else "fails"
+        return dataclasses.replace(
+            row,
+            within=row.within and (row.loss or 0.0) <= max_loss,
+            note=f"parity {parity}; measured, not registered: no scikit-learn twin",
+        )
+
     def quantized(self, max_loss: float) -> CompressionRow:
-        """The parent's graph with int8 weights, where it has matrix products."""
+        """The graph with int8 weights, where it has float32 matrix products: the
+        parent's own graph, or else its float32 graph (:meth:`float32`)."""
         from modelyard.export._records import OnnxInput
+        from modelyard.export.compress import quantize_graph, unquantizable
+
+        source: tuple[bytes, list[OnnxInput]] | str = (
+            self.graph,
+            [OnnxInput.from_dict(item) for item in self.extra["inputs"]],
+        )
+        reason = unquantizable(self.graph)
+        if reason is not None:
+            source = self._float32_graph()
+            reason = source if isinstance(source, str) else unquantizable(source[0])
+        if reason is not None or isinstance(source, str):
+            return CompressionRow("quantize-int8", "-", note=reason or "not applicable")
+        row = self._graph_row(
+            "quantize-int8",
+            "dynamic int8 weights (MatMul, Gemm)",
+            quantize_graph(source[0]),
+            source[1],
+        )
+        return dataclasses.replace(
+            row,
+            within=(row.loss or 0.0) <= max_loss,
+            note="measured, not registered: the int8 graph has no scikit-learn twin",
+        )
+
+    def _float32_graph(self) -> tuple[bytes, list[OnnxInput]] | str:
+        """The parent's pipeline converted with its model in float32 (once), or why
+        there is none: the reference graph is that already, or it does not convert."""
+        from modelyard.export._convert import PRECISION_FLOAT_MODEL
+        from modelyard.export.onnx import ExportError, convert_pipeline
+
+        if self.extra.get("precision") == PRECISION_FLOAT_MODEL:
+            return "not applicable: the reference graph computes its model in float32"
+        if self._float32 is None:
+            try:
+                graph, inputs, _ = convert_pipeline(
+                    self.parent.pipeline, task=self.parent.spec.task, float32_model=True
+                )
+            except ExportError as error:
+                return f"not applicable: the model does not convert in float32 ({error})"
+            self._float32 = (graph, inputs)
+        return self._float32
+
+    def _graph_row(
+        self, method: str, description: str, graph: bytes, inputs: list[OnnxInput]
+    ) -> CompressionRow:
+        """Measure a graph with no scikit-learn twin: its metric, its parity against the
+        parent's pipeline (``within`` says whether the parity holds), size, latency."""
         from modelyard.export._runtime import OnnxRuntime
-        from modelyard.export.compress import graph_size, quantize_graph, unquantizable
+        from modelyard.export.compress import graph_size
         from modelyard.export.onnx import columns_from_frame, compare_outputs
         from modelyard.models.fit import Predictions, predict
 
-        reason = unquantizable(self.graph)
-        if reason is not None:
-            return CompressionRow("quantize-int8", "-", note=reason)
-        graph = quantize_graph(self.graph)
         rows, spec = self.parent.eval_frame, self.parent.spec
-        inputs = [OnnxInput.from_dict(item) for item in self.extra["inputs"]]
         classes = self.extra.get("classes")
         runtime = OnnxRuntime(graph, inputs, task=spec.task, classes=classes)
         output = runtime.predict(columns_from_frame(rows, inputs), len(rows))
         got = Predictions(np.asarray(output.values), output.proba, classes)
         value = metric_value(spec, self.parent.metric, rows, got)
-        loss = relative_loss(spec, self.parent.metric, self.reference_value, value)
         parity = compare_outputs(predict(self.parent.pipeline, rows), output, task=spec.task)
         size = graph_size(graph)
         return CompressionRow(
-            "quantize-int8",
-            "dynamic int8 weights (MatMul, Gemm)",
+            method,
+            description,
+            trees=self.reference.trees,
             size_raw=size.raw,
             size_gzip=size.gzip,
-            latency_ms=self.latency(graph, self.extra),
+            latency_ms=self._latency(graph, inputs),
             metric=value,
-            loss=loss,
+            loss=relative_loss(spec, self.parent.metric, self.reference_value, value),
             parity_max_abs=parity.max_abs,
-            within=loss <= max_loss,
-            note="measured, not registered: the int8 graph has no scikit-learn twin",
+            within=parity.ok,
         )
 
 
