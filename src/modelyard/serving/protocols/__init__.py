@@ -440,12 +440,43 @@ def _too_large(size: int, limit: int) -> ServingError:
     )
 
 
-async def parse_body(body: bytes) -> Any:
+async def parse_body(body: bytes, max_rows: int, per_row: int = 2) -> Any:
     """:func:`parse_json`, on a worker thread when the body is larger than
-    :data:`OFFLOAD_BYTES`."""
+    :data:`OFFLOAD_BYTES`, after :func:`check_containers`."""
     if len(body) > OFFLOAD_BYTES:
-        return await asyncio.to_thread(parse_json, body)
+        return await asyncio.to_thread(_check_and_parse, body, max_rows, per_row)
     return parse_json(body)
+
+
+def _check_and_parse(body: bytes, max_rows: int, per_row: int) -> Any:
+    check_containers(body, max_rows, per_row)
+    return parse_json(body)
+
+
+def check_containers(body: bytes, max_rows: int, per_row: int = 2) -> None:
+    """Refuse (413) a JSON body with more arrays and objects than a request of
+    ``max_rows`` rows needs (``per_row`` per row, plus 1,024), before parsing it:
+    two for the row-wise forms (an object or list per row), one per input column for V2
+    tensors, whose data may be nested one list per row.
+
+    The parser holds the interpreter lock while it runs, so the event loop waits for
+    it even on a worker thread, and its cost is per JSON container far more than per
+    byte: 16 MiB of ``[],[],...`` held the loop for over a second. Counting ``[`` and
+    ``{`` bytes is a memchr-speed scan; brackets inside strings count too, which only
+    a body of thousands of bracketed texts reaches.
+    """
+    limit = per_row * max_rows + 1024
+    found = body.count(b"[") + body.count(b"{")
+    if found > limit:
+        raise ServingError(
+            413,
+            f"the JSON body holds {found:,} arrays and objects (counting '[' and '{{'), "
+            f"more than the {limit:,} a request of up to {max_rows:,} rows needs "
+            f"({per_row} per row, plus 1,024); send one object or list per row, or raise "
+            "the server's max_rows_per_request",
+            kind="body_too_large",
+            loc=["body"],
+        )
 
 
 def parse_json(body: bytes) -> Any:

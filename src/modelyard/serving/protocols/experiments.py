@@ -138,7 +138,10 @@ async def rank(request: Request, name: str) -> Response:
     slot = state.slot(name)
     require_json(request)
     body = await read_body(request, state.config.max_body_bytes)
-    payload = require_object(await parse_body(body), 'with "rows" or "columns" and "data"')
+    payload = require_object(
+        await parse_body(body, state.config.max_rows_per_request),
+        'with "rows" or "columns" and "data"',
+    )
     primary = state.acquire(slot, None)
     set_labels(request, name, str(primary.number), "rank")
     assert state.router is not None

@@ -173,7 +173,7 @@ async def invocations(request: Request) -> Response:
                 400, f"the CSV body is not UTF-8 text: {exc}", kind="bad_request"
             ) from None
     else:
-        payload = await parse_body(body)
+        payload = await parse_body(body, state.config.max_rows_per_request)
 
     def decode(spec: InputContract) -> tuple[Columns, int]:
         try:

@@ -252,7 +252,8 @@ async def _predict(request: Request, name: str, version: str | None) -> Response
     require_json(request)
     body = await read_body(request, state.config.max_body_bytes)
     payload = require_object(
-        await parse_body(body), 'with "rows" (a list of objects) or "columns" and "data"'
+        await parse_body(body, state.config.max_rows_per_request),
+        'with "rows" (a list of objects) or "columns" and "data"',
     )
     loaded, _, output = await state.predict(
         request,

@@ -51,6 +51,7 @@ from modelyard.serving.protocols._tensors import (
 
 if TYPE_CHECKING:
     from modelyard.contract import InputContract
+    from modelyard.serving.manager import ServedModel
     from modelyard.types import Columns
 
 __all__ = ["openapi_schemas", "router"]
@@ -324,6 +325,15 @@ async def infer_version(request: Request, name: str, version: str) -> Response:
     return await _infer(request, name, version)
 
 
+def _nested_lists(state: ServingState, slot: ServedModel) -> int:
+    """Lists per row a V2 body may need: one per input of the version served now (each
+    tensor's data may be nested row by row), or the column cap when none is loaded."""
+    current = slot.current
+    if current is None:
+        return state.config.max_columns_per_request + 2
+    return len(current.input_spec.names) + 2
+
+
 async def _infer(request: Request, name: str, version: str | None) -> Response:
     from modelyard.contract import RequestValidationError, is_valid_text
     from modelyard.serving.protocols._parse import decode_v2
@@ -337,7 +347,10 @@ async def _infer(request: Request, name: str, version: str | None) -> Response:
     require_json(request, also=("application/octet-stream",))
     body = await read_body(request, state.config.max_body_bytes)
     header, binary = _split_binary(request, body)
-    payload = require_object(await parse_body(header), '{"inputs": [...]}')
+    payload = require_object(
+        await parse_body(header, state.config.max_rows_per_request, _nested_lists(state, slot)),
+        '{"inputs": [...]}',
+    )
     inputs = mark_missing(inline_binary(payload.get("inputs"), binary), payload)
     wanted = _requested_outputs(payload)
     given_id = payload.get("id")
