@@ -60,12 +60,18 @@ CONSUMERS = ("modelyard", "redis-batch", "redis-per-message")
 THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 
 
+OUT_MAXLEN = 100_000_000
+
+
 def consumer_command(name: str, home: Path, url: str) -> list[str]:
     if name == "modelyard":
         return [
             str(BIN / "modelyard"), "--home", str(home), "stream", "house-prices",
             "--broker", url, "--in", "in", "--out", "out", "--group", "bench",
             "--log-level", "warning",
+            # every output is read back to time it: the out stream must keep them all
+            # (the default trims it to about 1,000,000 entries)
+            "--out-maxlen", str(OUT_MAXLEN),
         ]  # fmt: skip
     mode = name.removeprefix("redis-")
     return [
