@@ -314,10 +314,16 @@ def _class_notes(
             "f1, precision, recall and ROC AUC are about it"
         )
     if imbalanced:
+        threshold = (
+            ", or model.decision_threshold: {rule: f1} (a threshold chosen on validation "
+            "rows carved from the training rows; probabilities kept)"
+            if task == "binary"
+            else ""
+        )
         lines.append(
             f"imbalanced classes: {minority!r} is {shares.min():.1%} of rows; consider "
             "model.class_weight: balanced (better recall of the rare class, worse "
-            "calibrated probabilities)"
+            f"calibrated probabilities){threshold}"
         )
     return imbalanced
 
