@@ -12,6 +12,8 @@ import pytest
 import yaml
 
 from _projects import read_spec, regression_project, run_cli, write_spec
+from modelyard import api
+from modelyard.settings import Settings
 
 
 def _models(home: Path) -> list[object]:
@@ -54,7 +56,8 @@ def _unlabeled(project: Path) -> None:
     ("change", "message"),
     [
         (
-            lambda p: _set_params(p, {"max_iter": "many"}),
+            # checked before any data is read: the data file is gone, the parameter is named
+            lambda p: (_set_params(p, {"max_iter": "many"}), (p / "data" / "houses.csv").unlink()),
             r"modelyard\.yaml:\d+ model\.params\.max_iter: The 'max_iter' parameter of "
             r"HistGradientBoostingRegressor must be an int in the range \[1, inf\)\. "
             r"Got 'many' instead",
@@ -242,6 +245,7 @@ def test_regression_leaks_noisy_copy_and_target_ratio(tmp_path: Path) -> None:
             "price": price.round(0),
         }
     )
+    frame["price_band"] = pd.qcut(frame["price"], 4, labels=["low", "mid", "high", "top"])
     data = tmp_path / "homes.csv"
     frame.to_csv(data, index=False)
     home = tmp_path / "home"
@@ -258,10 +262,12 @@ def test_regression_leaks_noisy_copy_and_target_ratio(tmp_path: Path) -> None:
         ).stdout
     )
     drop = init["spec"]["features"]["drop"]
-    assert "appraisal" in drop and "price_per_m2" in drop
+    assert set(drop) == {"appraisal", "price_per_m2", "price_band"}
     assert init["spec"]["features"]["numeric"] == ["area", "rooms"]
     notes = " ".join(init["notes"]["features"])
-    assert "target_ratio" in notes or "predicts_target" in notes
+    assert "'appraisal' as a likely leak (predicts_target): alone it predicts" in notes
+    assert "'price_per_m2' as a likely leak (target_ratio): area × price_per_m2" in notes
+    assert "'price_band' as a likely leak (derived_from_target): the target alone" in notes
 
 
 def test_time_ordered_panel_gets_a_time_split_and_train_warns_on_random(tmp_path: Path) -> None:
@@ -326,6 +332,11 @@ def test_no_warning_on_clean_data_or_the_example(tmp_path: Path) -> None:
     home = tmp_path / "home"
     result = run_cli("quickstart", "--dir", str(tmp_path / "ames"), home=home)
     assert "Warnings" not in result.stdout and "possible target leak" not in result.stdout
+    # nothing in production yet: the max_regression gate is skipped, not counted as passed
+    assert "Gates: 4 passed, 1 skipped (of 5)" in result.stdout, result.stdout
+    assert re.search(r"SKIP\s+rmse at most 5% worse than production", result.stdout)
+    # the time shown is the evaluation's, and says so
+    assert re.search(r"evaluation rows, evaluated \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", result.stdout)
     data = tmp_path / "churn.csv"
     _churn().to_csv(data, index=False)
     init = json.loads(
@@ -343,3 +354,53 @@ def test_no_warning_on_clean_data_or_the_example(tmp_path: Path) -> None:
     assert "features" not in init["notes"]  # nothing left out
     result = run_cli("train", str(tmp_path / "p"), home=home)
     assert "Warnings" not in result.stdout
+
+
+def test_reprs_of_a_train_result_and_a_version_are_short(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "home")
+    project = regression_project(tmp_path / "houses")
+    result = api.train(project, settings=settings, onnx=False)
+    version = api.show(result.ref, settings=settings)
+    # the report, spec and lineage they hold run to kilobytes; a repr names the outcome
+    assert len(result.report.model_dump_json()) > 5_000
+    assert len(repr(result)) < 300, repr(result)
+    assert repr(result).startswith("TrainResult(ref='houses:1', passed=True, metrics={'rmse': ")
+    assert len(repr(version)) < 300, repr(version)
+    assert repr(version).startswith("ModelVersion(ref='houses:1', created_at='")
+
+
+def test_serving_false_column_is_left_out_of_auto_features_and_refused_in_a_transform(
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / "home"
+    project = regression_project(tmp_path / "houses")
+    spec = read_spec(project)
+    spec["data"]["columns"] = {"rooms": {"serving": False, "reason": "counted after the sale"}}  # type: ignore[index]
+    write_spec(project, spec)
+    run_cli("train", str(project), "--no-onnx", home=home)
+    shown = json.loads(run_cli("models", "show", "houses:1", "--json", home=home).stdout)
+    assert shown["lineage"]["features"]["feature_order"] == ["size", "town"]
+
+    spec["features"]["transforms"] = [  # type: ignore[index]
+        {"kind": "ratio", "name": "size_per_room", "numerator": "size", "denominator": "rooms"}
+    ]
+    write_spec(project, spec)
+    refused = run_cli("train", str(project), "--no-onnx", home=home, check=2)
+    assert "Traceback" not in refused.stderr
+    assert "the model would use 'rooms', marked serving: false" in refused.stderr
+    assert [m["latest_version"] for m in _models(home)] == [1]  # type: ignore[index]
+
+
+def test_evaluate_data_warns_only_on_training_rows(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    project = regression_project(tmp_path / "houses")
+    run_cli("train", str(project), "--no-onnx", home=home)
+    rows = pd.read_csv(project / "data" / "houses.csv")
+    # the spec's time split evaluates on 2022: earlier rows were trained on
+    rows[rows["year"] < 2022].head(40).to_csv(tmp_path / "seen.csv", index=False)
+    rows[rows["year"] == 2022].head(40).to_csv(tmp_path / "new.csv", index=False)
+    seen = run_cli("evaluate", "houses:1", "--data", str(tmp_path / "seen.csv"), home=home)
+    assert "40 of the 40 rows were training rows of houses:1" in seen.stdout, seen.stdout
+    assert "metrics on them are optimistic" in seen.stdout
+    new = run_cli("evaluate", "houses:1", "--data", str(tmp_path / "new.csv"), home=home)
+    assert "were training rows" not in new.stdout and "Warnings" not in new.stdout

@@ -183,10 +183,13 @@ def test_datetime_columns_get_date_parts() -> None:
 
 def test_ames_profile() -> None:
     ames = pd.read_csv(AMES_CSV)
-    suggestion = suggest_spec(
+    suggested = suggest_project(
         ames, target="price", name="ames housing", source_path="data/ames.csv"
     )
-    spec = ProjectSpec.model_validate(suggestion)
+    spec = ProjectSpec.model_validate(suggested.spec)
+    # an honest table: no column left out as a leak; the sale year orders the rows
+    assert suggested.leaks == [] and "features" not in suggested.notes
+    assert (spec.split.method, spec.split.column) == ("time", "Yr.Sold")
     assert spec.name == "ames-housing" and spec.task == "regression"
     assert spec.data.id_columns == ["Order", "PID"]
     assert "Lot.Area" in spec.features.numeric and "Overall.Qual" in spec.features.numeric
