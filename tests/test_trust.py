@@ -404,3 +404,40 @@ def test_evaluate_data_warns_only_on_training_rows(tmp_path: Path) -> None:
     assert "metrics on them are optimistic" in seen.stdout
     new = run_cli("evaluate", "houses:1", "--data", str(tmp_path / "new.csv"), home=home)
     assert "were training rows" not in new.stdout and "Warnings" not in new.stdout
+
+
+def test_init_leaves_out_a_nested_column_and_refuses_repeated_names(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    project = regression_project(tmp_path / "houses")
+    _nested_parquet(project)
+    data = project / "data" / "houses.parquet"
+    init = json.loads(
+        run_cli(
+            "init",
+            str(data),
+            "--target",
+            "price",
+            "--dir",
+            str(tmp_path / "p"),
+            "--json",
+            home=home,
+        ).stdout
+    )
+    assert "tags" in init["spec"]["features"]["drop"]
+    assert "'tags' holds nested values (lists, structs): left out" in init["notes"]["features"]
+
+    _break_header(project)
+    refused = run_cli(
+        "init",
+        str(project / "data" / "houses.csv"),
+        "--target",
+        "price",
+        "--dir",
+        str(tmp_path / "q"),
+        home=home,
+        check=2,
+    )
+    assert "Traceback" not in refused.stderr
+    assert "repeated column names ('size' at columns 2, 3; counting from 1)" in refused.stderr
+    assert not (tmp_path / "q").exists()
+    assert _models(home) == []

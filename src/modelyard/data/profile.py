@@ -206,7 +206,8 @@ def suggest_project(
         notes.setdefault("features", []).append(
             f"left out {leak.column!r} as a likely leak ({leak.kind}): {leak.evidence}"
         )
-    time_order = detect_time_order(df, target=target, exclude=tuple(ids))
+    # Nested values (lists, arrays) cannot be counted as entities or times.
+    time_order = detect_time_order(df, target=target, exclude=(*ids, *sorted(nested)))
     split = _suggest_split(task, time_order, notes)
     if time_order is not None and time_order.column is None and time_order.entity:
         for group in (numeric, categorical):
