@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,14 @@ from modelyard.settings import Settings
 
 def _models(home: Path) -> list[object]:
     return json.loads(run_cli("models", "list", "--json", home=home).stdout)  # type: ignore[no-any-return]
+
+
+def _init_json(data: Path, target: str, folder: Path, home: Path) -> dict[str, Any]:
+    """``modelyard init DATA --target TARGET --dir FOLDER --json``, parsed."""
+    result = run_cli(
+        "init", str(data), "--target", target, "--dir", str(folder), "--json", home=home
+    )
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
 
 
 def _set_params(project: Path, params: dict[str, object]) -> None:
@@ -249,18 +258,7 @@ def test_regression_leaks_noisy_copy_and_target_ratio(tmp_path: Path) -> None:
     data = tmp_path / "homes.csv"
     frame.to_csv(data, index=False)
     home = tmp_path / "home"
-    init = json.loads(
-        run_cli(
-            "init",
-            str(data),
-            "--target",
-            "price",
-            "--dir",
-            str(tmp_path / "p"),
-            "--json",
-            home=home,
-        ).stdout
-    )
+    init = _init_json(data, "price", tmp_path / "p", home)
     drop = init["spec"]["features"]["drop"]
     assert set(drop) == {"appraisal", "price_per_m2", "price_band"}
     assert init["spec"]["features"]["numeric"] == ["area", "rooms"]
@@ -339,18 +337,7 @@ def test_no_warning_on_clean_data_or_the_example(tmp_path: Path) -> None:
     assert re.search(r"evaluation rows, evaluated \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", result.stdout)
     data = tmp_path / "churn.csv"
     _churn().to_csv(data, index=False)
-    init = json.loads(
-        run_cli(
-            "init",
-            str(data),
-            "--target",
-            "churned",
-            "--dir",
-            str(tmp_path / "p"),
-            "--json",
-            home=home,
-        ).stdout
-    )
+    init = _init_json(data, "churned", tmp_path / "p", home)
     assert "features" not in init["notes"]  # nothing left out
     result = run_cli("train", str(tmp_path / "p"), home=home)
     assert "Warnings" not in result.stdout
@@ -411,18 +398,7 @@ def test_init_leaves_out_a_nested_column_and_refuses_repeated_names(tmp_path: Pa
     project = regression_project(tmp_path / "houses")
     _nested_parquet(project)
     data = project / "data" / "houses.parquet"
-    init = json.loads(
-        run_cli(
-            "init",
-            str(data),
-            "--target",
-            "price",
-            "--dir",
-            str(tmp_path / "p"),
-            "--json",
-            home=home,
-        ).stdout
-    )
+    init = _init_json(data, "price", tmp_path / "p", home)
     assert "tags" in init["spec"]["features"]["drop"]
     assert "'tags' holds nested values (lists, structs): left out" in init["notes"]["features"]
 
