@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,11 +55,14 @@ def _nested_parquet(project: Path) -> None:
     write_spec(project, spec)
 
 
-def _unlabeled(project: Path) -> None:
-    csv = project / "data" / "houses.csv"
-    frame = pd.read_csv(csv)
-    frame.loc[[3, 10], "price"] = np.nan
-    frame.to_csv(csv, index=False)
+def _blank(column: str) -> Callable[[Path], None]:
+    def blank(project: Path) -> None:
+        csv = project / "data" / "houses.csv"
+        frame = pd.read_csv(csv)
+        frame.loc[[3, 10], column] = np.nan
+        frame.to_csv(csv, index=False)
+
+    return blank
 
 
 @pytest.mark.parametrize(
@@ -85,9 +89,14 @@ def _unlabeled(project: Path) -> None:
             r"column 'tags' holds nested values .*list them under features\.drop",
         ),
         (
-            _unlabeled,
+            _blank("price"),
             r"the target 'price' is missing in 2 rows \(file lines 5, 12\); .*"
             r"data\.drop_missing_target: true",
+        ),
+        (
+            _blank("year"),
+            r"houses\.csv: the time split column 'year' is missing in 2 rows "
+            r"\(file lines 5, 12\); a time split needs a time on every row",
         ),
         (
             lambda p: write_spec(
@@ -107,6 +116,7 @@ def _unlabeled(project: Path) -> None:
         "duplicate-header",
         "nested-column",
         "missing-target",
+        "missing-time",
         "serving-false",
     ],
 )
