@@ -427,3 +427,28 @@ def test_init_leaves_out_a_nested_column_and_refuses_repeated_names(tmp_path: Pa
     assert "repeated column names ('size' at columns 2, 3; counting from 1)" in refused.stderr
     assert not (tmp_path / "q").exists()
     assert _models(home) == []
+
+
+def test_reports_compare_with_the_version_in_production(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    project = regression_project(tmp_path / "houses")
+    spec = read_spec(project)
+    spec["evaluation"]["gates"].append({"metric": "rmse", "max_regression": 3.0})  # type: ignore[index]
+    write_spec(project, spec)
+    run_cli("train", str(project), "--no-onnx", home=home)
+    run_cli("promote", "houses:1", "--reason", "first", home=home)
+    spec["model"]["params"]["max_iter"] = 20  # type: ignore[index]
+    write_spec(project, spec)
+    trained = json.loads(run_cli("train", str(project), "--no-onnx", "--json", home=home).stdout)
+    assert trained["production"]["ref"] == "houses:1"
+    assert set(trained["production"]["metrics"]) == set(trained["metrics"])
+    assert trained["diff"]["rows"] == trained["rows"]
+    regression_gate = trained["gates"][-1]
+    assert regression_gate["gate"] == "rmse at most 300% worse than production"
+    assert not regression_gate["skipped"]
+
+    text = run_cli("evaluate", "houses:2", "--html", str(tmp_path / "r.html"), home=home).stdout
+    assert "production (houses:1)" in text and "Prediction diff houses:1 -> houses v2" in text
+    assert "Lineage\n  data: data/houses.csv, snapshot " in text
+    html = (tmp_path / "r.html").read_text()
+    assert "<th>production (houses:1)</th>" in html and "snapshot" in html
