@@ -277,6 +277,23 @@ def test_regression_leaks_noisy_copy_and_target_ratio(tmp_path: Path) -> None:
     assert "'price_per_m2' as a likely leak (target_ratio): area × price_per_m2" in notes
     assert "'price_band' as a likely leak (derived_from_target): the target alone" in notes
 
+    # put them back: train finds the same three on its training rows, with the fix
+    spec = read_spec(tmp_path / "p")
+    spec["features"] = {
+        "numeric": ["area", "rooms", "price_per_m2", "appraisal"],
+        "categorical": ["price_band"],
+    }
+    write_spec(tmp_path / "p", spec)
+    result = run_cli("train", str(tmp_path / "p"), "--no-onnx", home=home)
+    assert "Warnings (3)" in result.stdout
+    for found in (
+        "'appraisal': alone it predicts the target with R² 0.99",
+        "'price_per_m2': area × price_per_m2 reproduces the target",
+        "'price_band': the target alone predicts it",
+    ):
+        assert f"possible target leak: {found}" in result.stdout, result.stdout
+    assert "add 'price_per_m2' to features.drop (or mark it serving: false)" in result.stdout
+
 
 def test_time_ordered_panel_gets_a_time_split_and_train_warns_on_random(tmp_path: Path) -> None:
     rng = np.random.default_rng(6)
