@@ -162,6 +162,7 @@ def test_skipped_gate_is_shown_as_skip_and_not_counted_as_passed() -> None:
     assert "Gates: 1 passed, 1 failed, 1 skipped (of 3)\n" in text
     assert "Gates: 2 passed, 1 failed (of 3)\n" in render_text(build_report())
     assert evaluation.report.gate_summary(report.gates[:1]) == "1 passed (of 1)"
+    assert '<span class="badge skip">SKIP</span>' in render_html(report)
 
 
 def test_the_time_shown_is_the_evaluations(report: EvaluationReport) -> None:
