@@ -81,8 +81,17 @@ def test_minimal_spec_fills_defaults() -> None:
                 "target: price", "target: kind"
             )
             + "evaluation: {metrics: [f1]}\n",
-            r"modelyard\.yaml:\d+ evaluation\.metrics\.0: metric 'f1' .*for binary tasks\); "
+            # the line of the metric, not the top of the file; only metrics that apply
+            r"modelyard\.yaml:8 evaluation\.metrics\.0: metric 'f1' .*for binary tasks\); "
             r"expected one of accuracy, balanced_accuracy, f1_macro, log_loss, roc_auc$",
+        ),
+        (
+            BASE.replace("task: regression", "task: multiclass").replace(
+                "target: price", "target: kind"
+            )
+            + "evaluation:\n  metrics: [accuracy]\n  gates:\n    - {metric: recall, min: 0.5}\n",
+            r"modelyard\.yaml:11 evaluation\.gates\.0\.metric: metric 'recall' .*for binary "
+            r"tasks\); expected one of accuracy, balanced_accuracy, f1_macro, log_loss, roc_auc$",
         ),
         (
             BASE + "data_source: x\n",

@@ -183,10 +183,13 @@ def test_datetime_columns_get_date_parts() -> None:
 
 def test_ames_profile() -> None:
     ames = pd.read_csv(AMES_CSV)
-    suggestion = suggest_spec(
+    suggested = suggest_project(
         ames, target="price", name="ames housing", source_path="data/ames.csv"
     )
-    spec = ProjectSpec.model_validate(suggestion)
+    spec = ProjectSpec.model_validate(suggested.spec)
+    # an honest table: no column left out as a leak; the sale year orders the rows
+    assert suggested.leaks == [] and "features" not in suggested.notes
+    assert (spec.split.method, spec.split.column) == ("time", "Yr.Sold")
     assert spec.name == "ames-housing" and spec.task == "regression"
     assert spec.data.id_columns == ["Order", "PID"]
     assert "Lot.Area" in spec.features.numeric and "Overall.Qual" in spec.features.numeric
@@ -261,3 +264,29 @@ def test_unknown_positive_class_is_refused(tmp_path: Path) -> None:
         r"its classes are 'a', 'b'",
     ):
         read_project_rows(spec, tmp_path)
+
+
+def test_imbalance_is_noted_with_the_options_the_spec_can_set() -> None:
+    rng = np.random.default_rng(7)
+    rows = 1000
+    frame = pd.DataFrame({"x": rng.normal(size=rows), "k": rng.choice(["a", "b"], rows)})
+    frame["y"] = np.where(rng.random(rows) < 0.08, "fraud", "ok")
+    binary = suggest_project(frame, target="y", name="h", source_path="h.csv")
+    (note,) = binary.notes["target"]
+    assert note.startswith("imbalanced classes: 'fraud' is 7.")
+    assert "model.class_weight: balanced" in note
+    assert "model.decision_threshold: {rule: f1}" in note
+    assert binary.spec["positive_class"] == "fraud"
+    spec = ProjectSpec.model_validate(binary.spec)
+    assert [g.metric for g in spec.evaluation.gates] == ["log_loss", "f1"]
+
+    frame["y"] = rng.choice(["a", "b", "rare"], rows, p=[0.5, 0.4, 0.1])
+    multiclass = suggest_project(frame, target="y", name="h", source_path="h.csv")
+    (note,) = multiclass.notes["target"]
+    assert "model.class_weight: balanced" in note and "decision_threshold" not in note
+    spec = ProjectSpec.model_validate(multiclass.spec)
+    assert [g.metric for g in spec.evaluation.gates] == ["log_loss", "f1_macro"]
+    balanced = suggest_project(
+        frame.assign(y=rng.choice(["a", "b"], rows)), target="y", name="h", source_path="h.csv"
+    )
+    assert not balanced.notes.get("target")

@@ -154,11 +154,32 @@ def test_text_lists_the_ten_worst_slices_worst_first() -> None:
     assert "Gates: none declared" in text
 
 
-def test_skipped_gate_is_shown_as_skip() -> None:
+def test_skipped_gate_is_shown_as_skip_and_not_counted_as_passed() -> None:
     report = build_report(with_production=False)
     text = render_text(report)
     assert "  SKIP  rmse at most 5% worse than production" in text
     assert "no version in production to compare with" in text
+    assert "Gates: 1 passed, 1 failed, 1 skipped (of 3)\n" in text
+    assert "Gates: 2 passed, 1 failed (of 3)\n" in render_text(build_report())
+    assert evaluation.report.gate_summary(report.gates[:1]) == "1 passed (of 1)"
+    assert '<span class="badge skip">SKIP</span>' in render_html(report)
+
+
+def test_the_time_shown_is_the_evaluations(report: EvaluationReport) -> None:
+    assert "120 evaluation rows, evaluated 2025-03-01T12:00:00+00:00\n" in render_text(report)
+    assert "evaluated 2025-03-01T12:00:00+00:00" in render_html(report)
+    assert "created" not in render_text(report)
+
+
+def test_production_metrics_beside_the_candidates(report: EvaluationReport) -> None:
+    assert report.production is not None
+    production_rmse = evaluation.format_value(report.production.metrics["rmse"])
+    text = render_text(report)
+    assert "production (house-prices v2)" in text
+    metric_line = next(line for line in text.splitlines() if line.startswith("* rmse"))
+    assert metric_line.split()[-1] == production_rmse
+    html = render_html(report)
+    assert "<th>production (house-prices v2)</th>" in html and production_rmse in html
 
 
 def test_diff_text() -> None:
@@ -199,3 +220,26 @@ def test_html_parses_and_escapes_values(report: EvaluationReport) -> None:
     assert "link" not in parser.tags and "src=" not in html  # self-contained
     assert evaluation.format_value(report.metrics["rmse"]) in html
     assert "FAILED" in html
+
+
+def test_positive_class_shares_and_warnings_in_text_and_html() -> None:
+    report = EvaluationReport(
+        model="credit",
+        version=1,
+        task="binary",
+        rows=200,
+        primary_metric="log_loss",
+        metrics={"log_loss": 0.45, "f1": 0.6},
+        baseline_metrics={"log_loss": 0.61, "f1": 0.0},
+        created_at=CREATED,
+        positive_class="bad",
+        class_shares={"bad": 0.3, "good": 0.7},
+        warnings=["possible target leak: 'cancel_code': alone it predicts the target"],
+    )
+    text = render_text(report)
+    assert "positive class: 'bad' (f1, precision, recall, ROC AUC)" in text
+    assert "training classes: bad 30.0%, good 70.0%" in text
+    assert "Warnings (1)\n  - possible target leak: 'cancel_code'" in text
+    html = render_html(report)
+    assert "positive class bad" in html and "bad 30.0%" in html
+    assert "possible target leak: &#39;cancel_code&#39;" in html

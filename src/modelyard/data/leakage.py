@@ -38,9 +38,17 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from pandas.api.types import is_bool_dtype, is_integer_dtype, is_numeric_dtype
+from pandas.api.types import (
+    is_bool_dtype,
+    is_datetime64_any_dtype,
+    is_integer_dtype,
+    is_numeric_dtype,
+    is_string_dtype,
+)
 from sklearn.model_selection import train_test_split
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+
+from modelyard.data.timeorder import looks_like_dates
 
 __all__ = ["SAMPLE_ROWS", "Leak", "LeakKind", "find_leaks"]
 
@@ -126,7 +134,14 @@ def _identifier(column: str, values: pd.Series) -> Leak | None:
     share = distinct / len(present)
     if share < _ID_UNIQUE_SHARE:
         return None
-    if values.dtype == object and not is_numeric_dtype(present.infer_objects().dtype):
+    # Text in an object column (pandas 2) or a string column (pandas 3's default dtype);
+    # distinct dates and times are measurements, not identifiers.
+    textual = (values.dtype == object or is_string_dtype(values.dtype)) and not (
+        is_numeric_dtype(present.infer_objects().dtype)
+        or is_datetime64_any_dtype(present.infer_objects().dtype)
+        or looks_like_dates(present)
+    )
+    if textual:
         return Leak(column, "identifier", f"{share:.0%} of its text values are distinct")
     if is_integer_dtype(present.dtype) or (
         is_numeric_dtype(present.dtype)

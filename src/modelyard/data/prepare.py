@@ -8,6 +8,7 @@ that need the whole spec, not only its ``data`` section:
   and left out of the model; otherwise they are refused, with their names;
 - rows with a missing target are dropped when ``data.drop_missing_target`` is set (the
   count goes to the lineage), and refused otherwise with their file line numbers;
+- rows without a time, under a ``time`` split, are refused with their file line numbers;
 - the windowed aggregates of ``features.windows`` are added as columns, point in time
   (:mod:`~modelyard.data.windows`).
 
@@ -86,8 +87,14 @@ def read_project_rows(spec: ProjectSpec, base_dir: Path) -> PreparedRows:
         # Kept as JSON text, so the snapshot can store it and features.drop finds it.
         frame[column] = frame[column].map(_as_json, na_action="ignore")
     dropped = 0
+    unlabeled = (
+        frame[spec.target].isna().to_numpy()
+        if spec.target in frame.columns
+        else np.zeros(len(frame), dtype=bool)
+    )
+    _refuse_missing_times(spec, frame, ~unlabeled, where)
     if spec.target in frame.columns:
-        missing = frame[spec.target].isna().to_numpy()
+        missing = unlabeled
         if missing.any() and not spec.data.drop_missing_target:
             count = int(missing.sum())
             raise DataError(
@@ -109,6 +116,29 @@ def read_project_rows(spec: ProjectSpec, base_dir: Path) -> PreparedRows:
         frame = pd.concat([frame, windows], axis=1)
     record = {"dropped_missing_target": dropped, "nested_columns_as_text": nested}
     return PreparedRows(frame=frame, record=record)
+
+
+def _refuse_missing_times(
+    spec: ProjectSpec, frame: pd.DataFrame, kept: np.ndarray, where: str
+) -> None:
+    """A time split needs a time on every kept row; name the rows as the file shows them.
+
+    (The split itself refuses them too, by position among the rows it is given; here,
+    before unlabeled rows are dropped, the positions are still the source's.)
+    """
+    if spec.split.method != "time":
+        return
+    column = spec.split.column or spec.data.timestamp_column
+    if column is None or column not in frame.columns:
+        return
+    missing = frame[column].isna().to_numpy() & kept
+    if missing.any():
+        count = int(missing.sum())
+        raise DataError(
+            f"{where}: the time split column {column!r} is missing in {count} row"
+            f"{'s' if count > 1 else ''} ({row_places(spec.data, np.flatnonzero(missing))}); "
+            "a time split needs a time on every row: fill it in the data, or drop those rows"
+        )
 
 
 def _check_positive_class(spec: ProjectSpec, frame: pd.DataFrame, where: str) -> None:

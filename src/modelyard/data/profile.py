@@ -206,7 +206,8 @@ def suggest_project(
         notes.setdefault("features", []).append(
             f"left out {leak.column!r} as a likely leak ({leak.kind}): {leak.evidence}"
         )
-    time_order = detect_time_order(df, target=target, exclude=tuple(ids))
+    # Nested values (lists, arrays) cannot be counted as entities or times.
+    time_order = detect_time_order(df, target=target, exclude=(*ids, *sorted(nested)))
     split = _suggest_split(task, time_order, notes)
     if time_order is not None and time_order.column is None and time_order.entity:
         for group in (numeric, categorical):
@@ -314,10 +315,16 @@ def _class_notes(
             "f1, precision, recall and ROC AUC are about it"
         )
     if imbalanced:
+        threshold = (
+            ", or model.decision_threshold: {rule: f1} (a threshold chosen on validation "
+            "rows carved from the training rows; probabilities kept)"
+            if task == "binary"
+            else ""
+        )
         lines.append(
             f"imbalanced classes: {minority!r} is {shares.min():.1%} of rows; consider "
             "model.class_weight: balanced (better recall of the rare class, worse "
-            "calibrated probabilities)"
+            f"calibrated probabilities){threshold}"
         )
     return imbalanced
 
