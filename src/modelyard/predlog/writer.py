@@ -44,7 +44,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, datetime
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -123,7 +123,6 @@ class PredictionLog:
         flush_bytes: int = 8 << 20,
         max_buffer_bytes: int = 256 << 20,
         max_text_chars: int = 1024,
-        convert_on_log: bool = False,
     ) -> None:
         for name, value in (
             ("flush_rows", flush_rows),
@@ -142,7 +141,6 @@ class PredictionLog:
         self._flush_bytes = flush_bytes
         self._max_buffer_bytes = max_buffer_bytes
         self._max_text_chars = max_text_chars
-        self._convert_on_log = convert_on_log
         self._lock = threading.Lock()  # guards the buffer and the counters
         self._flush_lock = threading.Lock()  # one flush at a time
         self._close_lock = threading.Lock()
@@ -179,7 +177,6 @@ class PredictionLog:
         flush_bytes: int = 8 << 20,
         max_buffer_bytes: int = 256 << 20,
         max_text_chars: int = 1024,
-        convert_on_log: bool = False,
     ) -> PredictionLog:
         """Open the log under ``settings.home``, indexed in the registry database.
 
@@ -193,14 +190,6 @@ class PredictionLog:
             flush_bytes: write as soon as about this many bytes of rows wait.
             max_buffer_bytes: bytes held in memory beyond which new rows are dropped.
             max_text_chars: texts longer than this are stored cut, with a marker.
-            convert_on_log: build each call's rows into their Arrow table in
-                :meth:`log`, on the caller's thread, so the flushing thread only joins
-                and writes them. For callers that log many rows per call and must not
-                stall (a stream consumer): converting a whole flush of texts at once
-                takes the interpreter lock for tens of milliseconds, which a latency
-                tail feels, while one call's share is a small, even cost. Off for
-                online serving, where a one-row request would pay the fixed cost of a
-                table per request.
 
         Raises:
             RegistryError: the database cannot be reached, or has a newer schema.
@@ -223,7 +212,6 @@ class PredictionLog:
                 flush_bytes=flush_bytes,
                 max_buffer_bytes=max_buffer_bytes,
                 max_text_chars=max_text_chars,
-                convert_on_log=convert_on_log,
             )
         except BaseException:
             engine.dispose()
@@ -272,13 +260,7 @@ class PredictionLog:
                 row_numbers=row_numbers,
                 request_ids=request_ids,
             )
-            if self._convert_on_log:
-                built = self._converted(request)
-                if built is None:
-                    return
-                request, size = built
-            else:
-                size = request_bytes(request)
+            size = request_bytes(request)
             with self._lock:
                 held = self._buffered_rows + self._in_flight_rows
                 held_bytes = self._buffered_bytes + self._in_flight_bytes
@@ -304,26 +286,6 @@ class PredictionLog:
             logger.exception("could not log request %r of %s:%s", request_id, model, version)
             with self._lock:
                 self._failed_rows += rows if isinstance(rows, int) and rows > 0 else 0
-
-    def _converted(self, request: LoggedRequest) -> tuple[LoggedRequest, int] | None:
-        """``request`` with its rows built as Arrow and their size in bytes, or None
-        (skipped and counted) if they cannot be."""
-        problem = problem_of(request)
-        if problem is not None:
-            self._skip(request, problem)
-            return None
-        table = build_prediction_table([request], max_text_chars=self._max_text_chars)
-        return replace(request, columns={}, table=table), int(table.nbytes)
-
-    def _skip(self, request: LoggedRequest, problem: str) -> None:
-        logger.warning(
-            "prediction log skips request %r of %s:%s: %s",
-            request.request_id,
-            request.model,
-            request.version,
-            problem,
-        )
-        self._count_failed(request.rows)
 
     # -- flushing --------------------------------------------------------------------
 
@@ -380,11 +342,18 @@ class PredictionLog:
                 raise ModelyardError(f"version {version!r} is not a positive integer")
             good = []
             for request in requests:
-                problem = None if request.table is not None else problem_of(request)
+                problem = problem_of(request)
                 if problem is None:
                     good.append(request)
-                else:
-                    self._skip(request, problem)
+                    continue
+                logger.warning(
+                    "prediction log skips request %r of %s:%s: %s",
+                    request.request_id,
+                    model,
+                    version,
+                    problem,
+                )
+                self._count_failed(request.rows)
             if not good:
                 return
             table = build_prediction_table(good, max_text_chars=self._max_text_chars)

@@ -583,7 +583,7 @@ def _open_prediction_log(settings: Settings) -> Any:
     except ImportError as exc:
         logger.warning("prediction log unavailable (%s); streaming without it", exc)
         return None
-    return PredictionLog.open(settings, convert_on_log=True)
+    return PredictionLog.open(settings)
 
 
 def _report_stuck() -> None:
