@@ -27,6 +27,7 @@ become ``"1"``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -88,6 +89,7 @@ FEEDBACK_FIELDS: tuple[pa.Field, ...] = (
     pa.field("received_at", TIMESTAMP),
 )
 _FORMAT = {b"modelyard.predlog": b"1"}
+_TEXT_BLOCK = 1  # ColumnBlocks.blocks[1]: the categorical (object) columns
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,18 +210,23 @@ def _is_classifier(output: RuntimeOutput) -> bool:
 
 
 def build_prediction_table(
-    requests: Sequence[LoggedRequest], *, max_text_chars: int | None = None
+    requests: Sequence[LoggedRequest],
+    *,
+    max_text_chars: int | None = None,
+    pause: float = 0.0,
 ) -> pa.Table:
     """One table of every row of ``requests`` (checked with :func:`problem_of` first).
 
     Requests whose inputs or outputs differ in schema (rare: one version has one
     feature order) are built apart and concatenated, missing columns becoming nulls.
     Input texts longer than ``max_text_chars`` are cut and marked with :data:`TRUNCATED`.
+    ``pause`` (seconds) is slept after converting each text column: see
+    :func:`_block_arrays`.
     """
     groups: dict[tuple[Any, ...], list[LoggedRequest]] = {}
     for request in requests:
         groups.setdefault(_signature(request), []).append(request)
-    tables = [_build_uniform(group, max_text_chars) for group in groups.values()]
+    tables = [_build_uniform(group, max_text_chars, pause) for group in groups.values()]
     if len(tables) == 1:
         return tables[0]
     if all(table.schema.equals(tables[0].schema) for table in tables):
@@ -227,7 +234,9 @@ def build_prediction_table(
     return pa.concat_tables(tables, promote_options="permissive")
 
 
-def _build_uniform(requests: Sequence[LoggedRequest], max_text_chars: int | None) -> pa.Table:
+def _build_uniform(
+    requests: Sequence[LoggedRequest], max_text_chars: int | None, pause: float
+) -> pa.Table:
     """Requests that share input columns, kinds and classes, concatenated column-wise."""
     counts = np.fromiter((r.rows for r in requests), dtype=np.int64, count=len(requests))
     total = int(counts.sum())
@@ -250,7 +259,7 @@ def _build_uniform(requests: Sequence[LoggedRequest], max_text_chars: int | None
         "endpoint": pa.array(repeated((r.endpoint for r in requests), object), pa.string()),
         "latency_ms": pa.array(repeated((r.latency_ms for r in requests), np.float32)),
     }
-    arrays.update(_input_arrays([r.columns for r in requests], max_text_chars))
+    arrays.update(_input_arrays([r.columns for r in requests], max_text_chars, pause))
     values = _concat([np.asarray(r.output.values) for r in requests])
     if _is_classifier(first.output):
         arrays["prediction"] = pa.array([label_text(v) for v in values], pa.string())
@@ -280,7 +289,7 @@ def _row_numbers(
     return numbers
 
 
-def _input_arrays(parts: list[Columns], max_text_chars: int | None) -> dict[str, Any]:
+def _input_arrays(parts: list[Columns], max_text_chars: int | None, pause: float) -> dict[str, Any]:
     """The ``input.<column>`` arrays of requests that share their columns, in order,
     texts longer than ``max_text_chars`` cut and marked."""
     first = parts[0]
@@ -288,7 +297,7 @@ def _input_arrays(parts: list[Columns], max_text_chars: int | None) -> dict[str,
         blocks = [part for part in parts if isinstance(part, ColumnBlocks)]
         if len(blocks) != len(parts) or any(part.layout is not first.layout for part in blocks):
             raise ValueError("only blocks of one layout can be concatenated")
-        return _block_arrays(blocks, max_text_chars)
+        return _block_arrays(blocks, max_text_chars, pause)
     found = {
         INPUT_PREFIX + name: input_array(_concat([np.asarray(part[name]) for part in parts]))
         for name in first
@@ -298,7 +307,9 @@ def _input_arrays(parts: list[Columns], max_text_chars: int | None) -> dict[str,
     return {name: _cut(array, max_text_chars) for name, array in found.items()}
 
 
-def _block_arrays(parts: list[ColumnBlocks], max_text_chars: int | None) -> dict[str, Any]:
+def _block_arrays(
+    parts: list[ColumnBlocks], max_text_chars: int | None, pause: float
+) -> dict[str, Any]:
     """The input arrays of requests decoded as blocks of one layout.
 
     The requests' blocks of each kind are copied once into one column-major block (their
@@ -308,6 +319,12 @@ def _block_arrays(parts: list[ColumnBlocks], max_text_chars: int | None) -> dict
     one-row requests cost 2.2 s of CPU. And not one call per block: converting every
     text of a flush at once holds the interpreter lock for tens of milliseconds, which
     the request path waits out; a column at a time, it gets the lock back between calls.
+
+    A background flush passes a ``pause`` slept after each text column (the costly
+    conversions: each of their strings is read under the lock): the request path then
+    takes the lock whenever it needs it instead of sharing it evenly with the flush,
+    whose conversion is spread over a longer time at a lower intensity (a stream
+    consumer's tail latency is where this shows: see the README's streaming figures).
     """
     layout = parts[0].layout
     found: dict[str, pa.Array] = {}
@@ -319,6 +336,8 @@ def _block_arrays(parts: list[ColumnBlocks], max_text_chars: int | None) -> dict
         for position, name in enumerate(names):
             array = input_array(joined[position])
             found[name] = array if max_text_chars is None else _cut(array, max_text_chars)
+            if pause and kind == _TEXT_BLOCK:
+                time.sleep(pause)
     return {INPUT_PREFIX + name: found[name] for name in layout.order}
 
 

@@ -74,6 +74,10 @@ __all__ = ["FeedbackItem", "PredictionLog", "PredictionLogStats"]  # FeedbackIte
 logger = logging.getLogger(__name__)
 
 _GroupKey = tuple[str, int, date]
+#: Slept after converting each text column of a flush, so the request path gets the
+#: interpreter lock when it asks (see modelyard.predlog.tables._block_arrays); a flush of
+#: a wide table takes longer by this times its text columns.
+_CONVERT_PAUSE = 0.0005
 
 
 @dataclass(frozen=True)
@@ -356,7 +360,9 @@ class PredictionLog:
                 self._count_failed(request.rows)
             if not good:
                 return
-            table = build_prediction_table(good, max_text_chars=self._max_text_chars)
+            table = build_prediction_table(
+                good, max_text_chars=self._max_text_chars, pause=_CONVERT_PAUSE
+            )
             folder = store.segment_folder(self._home, "predictions", model, version, day)
             path, size = store.write_segment(table, folder)
         except Exception:
