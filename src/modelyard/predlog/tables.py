@@ -250,7 +250,7 @@ def _build_uniform(
     for request, start in zip(requests, starts, strict=True):
         if request.request_ids is not None:
             ids[start : start + request.rows] = request.request_ids
-    arrays: dict[str, Any] = {
+    arrays: dict[str, pa.Array] = {
         "request_id": pa.array(ids, pa.string()),
         "row": pa.array(_row_numbers(requests, counts, starts, total)),
         "received_at": pa.array(
@@ -289,7 +289,9 @@ def _row_numbers(
     return numbers
 
 
-def _input_arrays(parts: list[Columns], max_text_chars: int | None, pause: float) -> dict[str, Any]:
+def _input_arrays(
+    parts: list[Columns], max_text_chars: int | None, pause: float
+) -> dict[str, pa.Array]:
     """The ``input.<column>`` arrays of requests that share their columns, in order,
     texts longer than ``max_text_chars`` cut and marked."""
     first = parts[0]
@@ -309,7 +311,7 @@ def _input_arrays(parts: list[Columns], max_text_chars: int | None, pause: float
 
 def _block_arrays(
     parts: list[ColumnBlocks], max_text_chars: int | None, pause: float
-) -> dict[str, Any]:
+) -> dict[str, pa.Array]:
     """The input arrays of requests decoded as blocks of one layout.
 
     The requests' blocks of each kind are copied once into one column-major block (their
