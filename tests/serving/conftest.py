@@ -69,13 +69,22 @@ def running_servers() -> Iterator[StartServer]:
     """Start servers with ``start(settings, models=[...], **config)``; all stop at exit."""
     started: list[LiveServer] = []
 
-    def start(settings: Settings, *, wait: bool = True, **config: Any) -> LiveServer:
+    def start(
+        settings: Settings,
+        *,
+        wait: bool = True,
+        prepare: Callable[[Any], None] | None = None,
+        **config: Any,
+    ) -> LiveServer:
+        """``prepare``, if given, is called with the app before it starts."""
         require_e2e("a uvicorn server")
         config.setdefault("models", ["houses", "churn"])
         config.setdefault("poll_seconds", 0)
         # the reference pipeline, so predictions compare exactly (ONNX: test_app_onnx.py)
         config.setdefault("runtime", "sklearn")
         app = create_app(ServeConfig(settings=settings, **config))
+        if prepare is not None:
+            prepare(app)
         port = free_port()
         server = uvicorn.Server(
             uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")

@@ -168,3 +168,24 @@ def test_bodies_in_flight_are_capped_and_small_requests_still_pass(guarded: str)
         f"{guarded}/v1/models/houses/predict", content=b"{" + b" " * 120_000 + b"}", timeout=5
     )
     assert again.status_code != 503
+
+
+def test_the_cap_holds_across_the_prediction_endpoints_and_the_other_routes(
+    guarded: str,
+) -> None:
+    """The prediction endpoints take a chain of their own (modelyard.serving.hot): the
+    bytes in flight are one count for it and the FastAPI routes, either way round."""
+    for first, then in (
+        ("/invocations", "/v1/models/houses/versions/1/predict"),
+        ("/v1/models/houses/versions/1/predict", "/v2/models/houses/infer"),
+    ):
+        stalled = _connect(guarded)
+        stalled.sendall(_post_head(first, 150_000) + b"{")
+        time.sleep(0.1)
+        second = _connect(guarded)
+        second.sendall(_post_head(then, 100_000) + b"{")
+        status, headers = _status_and_headers(_read_all(second))
+        second.close()
+        assert status == 503 and headers["retry-after"] == "1", (first, then)
+        assert _status_and_headers(_read_all(stalled))[0] == 408
+        stalled.close()

@@ -348,7 +348,13 @@ def check_ratios(contract: InputContract, numeric: np.ndarray, problems: Problem
     # Every ratio at once (one set of array operations per request, not one per ratio:
     # this runs on every prediction, and most requests are one row).
     tops_at, bottoms_at = contract.ratio_columns
-    top, bottom = numeric[:, tops_at], numeric[:, bottoms_at]
+    bottom = numeric[:, bottoms_at]
+    # A finite top over a bottom of magnitude 1 or more is never further from 0 than the
+    # top, so only a bottom under 1 can overflow: most requests stop here, before the
+    # division and its error-state switch, the costliest steps.
+    if not (np.abs(bottom) < 1.0).any():
+        return
+    top = numeric[:, tops_at]
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
         quotient = top / np.where(bottom == 0, 1.0, bottom)
     bad = np.isfinite(top) & np.isfinite(bottom) & (bottom != 0) & ~np.isfinite(quotient)

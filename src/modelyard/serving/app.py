@@ -36,13 +36,13 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
-from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelyard.errors import LimitExceeded, ModelyardError
 from modelyard.predlog.ids import RequestIds
 from modelyard.serving.batching import Activity
 from modelyard.serving.config import ServeConfig, config_from_env
+from modelyard.serving.hot import HotRoutes, ServingApp
 from modelyard.serving.manager import ModelManager
 from modelyard.serving.metrics import CONTENT_TYPE, ServingMetrics
 from modelyard.serving.protocols import (
@@ -92,7 +92,9 @@ class Readyz(BaseModel):
     errors: dict[str, str]
 
 
-def create_app(config: ServeConfig | None = None, *, registry: Registry | None = None) -> FastAPI:
+def create_app(
+    config: ServeConfig | None = None, *, registry: Registry | None = None
+) -> ServingApp:
     """The serving app for ``config`` (default: read from ``MODELYARD_SERVE_*``).
 
     Models are loaded in the background once the app starts (its lifespan): ``/readyz``
@@ -104,7 +106,8 @@ def create_app(config: ServeConfig | None = None, *, registry: Registry | None =
             then not closed on shutdown).
 
     Returns:
-        A FastAPI app; run it with uvicorn, hypercorn, or any ASGI server.
+        A FastAPI app (:class:`~modelyard.serving.hot.ServingApp`); run it with uvicorn,
+        hypercorn, or any ASGI server.
     """
     config = config if config is not None else config_from_env()
     metrics = ServingMetrics()
@@ -122,6 +125,9 @@ def create_app(config: ServeConfig | None = None, *, registry: Registry | None =
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if _native_telemetry_on(app):  # every request through FastAPI: each gets its span
+            assert isinstance(app, ServingApp)
+            app.hot = None
         if config.prediction_log:
             state.predlog = await asyncio.to_thread(_open_prediction_log, config)
             if state.predlog is not None:
@@ -140,7 +146,7 @@ def create_app(config: ServeConfig | None = None, *, registry: Registry | None =
             if state.predlog is not None:
                 await asyncio.to_thread(state.predlog.close)  # flushes
 
-    app = FastAPI(
+    app = ServingApp(
         title="modelyard",
         version=dist_version("modelyard"),
         description=_DESCRIPTION,
@@ -149,10 +155,16 @@ def create_app(config: ServeConfig | None = None, *, registry: Registry | None =
     app.state.serving = state
     _add_routes(app)
     fault = _add_error_handlers(app, state)
-    from modelyard.serving.limits import BodyLimits
+    # modelyard's middleware, innermost first. Each layer wraps the FastAPI routes (as
+    # app middleware) and, built once more, the prediction endpoints' own chain (see
+    # modelyard.serving.hot); the two share their state: one id sequence, one counter
+    # of body bytes in flight.
+    from modelyard.serving.limits import BodyLimits, InflightBytes
 
     # Inside the request context, so a refused body still gets a request id.
-    app.add_middleware(BodyLimits, limits=config.connection_limits)
+    layers: list[tuple[Any, dict[str, Any]]] = [
+        (BodyLimits, {"limits": config.connection_limits, "inflight": InflightBytes()})
+    ]
     if state.api_keys:  # before any body is read; inside the context for a request id
         from modelyard.serving.access import KeyGate, open_paths
 
@@ -163,23 +175,29 @@ def create_app(config: ServeConfig | None = None, *, registry: Registry | None =
             )
 
         opened = open_paths(config.public_endpoints)
-        app.add_middleware(KeyGate, state=state, opened=opened, render=refuse)
-    app.add_middleware(_RequestContext, metrics=metrics, activity=activity, fault=fault)
+        layers.append((KeyGate, {"state": state, "opened": opened, "render": refuse}))
+    context = {"metrics": metrics, "activity": activity, "fault": fault, "ids": RequestIds()}
+    layers.append((_RequestContext, context))
     if config.cors_origins:
         from starlette.middleware.cors import CORSMiddleware
 
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=config.cors_origins,
-            allow_methods=["GET", "POST"],
-            allow_headers=["*"],
-            expose_headers=["X-Request-ID", "X-Client-Request-ID"],
-        )
+        cors = {
+            "allow_origins": config.cors_origins,
+            "allow_methods": ["GET", "POST"],
+            "allow_headers": ["*"],
+            "expose_headers": ["X-Request-ID", "X-Client-Request-ID"],
+        }
+        layers.append((CORSMiddleware, cors))
+    hot: ASGIApp = HotRoutes(app.exception_handlers)
+    for layer, options in layers:
+        app.add_middleware(layer, **options)
+        hot = layer(hot, **options)
+    app.hot = hot
     _describe(app)
     return app
 
 
-def app_factory() -> FastAPI:
+def app_factory() -> ServingApp:
     """The app for ``uvicorn --factory``: config from ``MODELYARD_SERVE_CONFIG`` (JSON)
     or ``MODELYARD_SERVE_*`` variables. ``modelyard serve --workers N`` uses it, so the
     worker process takes the connection limits too."""
@@ -198,6 +216,14 @@ answered by the first model served). Prediction endpoints need an API key
 (`X-API-Key` or `Authorization: Bearer`) when the server has any; admin endpoints need
 the admin key in `X-API-Key`.
 """
+
+
+def _native_telemetry_on(app: FastAPI) -> bool:
+    """Whether FastAPI's native OpenTelemetry would trace this app's requests (FastAPI
+    0.160 and later; its check is private API, so an app without it counts as off)."""
+    telemetry = getattr(app, "_native_telemetry", None)
+    enabled = getattr(telemetry, "enabled", None)
+    return bool(enabled()) if callable(enabled) else False
 
 
 def _open_prediction_log(config: ServeConfig) -> PredictionLog | None:
@@ -250,30 +276,6 @@ def _add_routes(app: FastAPI) -> None:
 
     for router in (mlflow.router, own.router, v2.router, experiments.router):
         app.router.routes.extend(router.routes)
-    app.router.routes[:0] = _lean_routes()
-
-
-def _lean_routes() -> list[Route]:
-    """Plain Starlette routes for the three hot prediction endpoints, matched first.
-
-    These endpoints read and check their bodies themselves and take no dependencies, so
-    FastAPI's per-request machinery around them (dependency solving, its route wrapper)
-    only adds time: 40 µs of the 340 µs a one-row prediction took in process. The
-    FastAPI routes they shadow stay, and describe them in the OpenAPI document.
-    """
-    from modelyard.serving.protocols import mlflow, own, v2
-
-    async def predict(request: Request) -> Response:
-        return await own.predict(request, request.path_params["name"])
-
-    async def infer(request: Request) -> Response:
-        return await v2.infer(request, request.path_params["name"])
-
-    return [
-        Route("/invocations", mlflow.invocations, methods=["POST"], include_in_schema=False),
-        Route("/v1/models/{name}/predict", predict, methods=["POST"], include_in_schema=False),
-        Route("/v2/models/{name}/infer", infer, methods=["POST"], include_in_schema=False),
-    ]
 
 
 def _describe(app: FastAPI) -> None:
@@ -429,7 +431,13 @@ class _RequestContext:
     """
 
     def __init__(
-        self, app: ASGIApp, *, metrics: ServingMetrics, activity: Activity, fault: FaultResponse
+        self,
+        app: ASGIApp,
+        *,
+        metrics: ServingMetrics,
+        activity: Activity,
+        fault: FaultResponse,
+        ids: RequestIds | None = None,
     ) -> None:
         self.app = app
         self.fault = fault
@@ -437,7 +445,8 @@ class _RequestContext:
         self.activity = activity
         # Issued here, never taken from the client: one id per prediction, so feedback
         # joins exactly one (a client's X-Request-ID comes back as X-Client-Request-ID).
-        self._ids = RequestIds()
+        # One sequence shared by every chain in front of the app (``ids``).
+        self._ids = ids if ids is not None else RequestIds()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

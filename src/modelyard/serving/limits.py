@@ -33,7 +33,7 @@ from modelyard.errors import LimitExceeded
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["BodyLimits", "ConnectionLimits", "GuardedHttpToolsProtocol"]
+__all__ = ["BodyLimits", "ConnectionLimits", "GuardedHttpToolsProtocol", "InflightBytes"]
 
 logger = logging.getLogger(__name__)
 
@@ -138,20 +138,37 @@ class GuardedHttpToolsProtocol(_httptools_protocol()):  # type: ignore[misc]
         self.transport.close()
 
 
+class InflightBytes:
+    """The bytes of request bodies being read now, across every request of an app.
+
+    One counter may be shared by several :class:`BodyLimits` in front of one app (the
+    serving app's prediction routes take a chain of their own: see
+    :mod:`modelyard.serving.hot`), so the cap holds across all of them. It is touched
+    only on the event loop's thread, so it needs no lock.
+    """
+
+    __slots__ = ("bytes",)
+
+    def __init__(self) -> None:
+        self.bytes = 0
+
+
 class BodyLimits:
     """ASGI middleware: a deadline for each request's body and a cap on bodies in flight.
 
     A body that is late, or that would take the bytes being read past the cap, ends the
     request with :class:`~modelyard.errors.LimitExceeded` (rendered by the app's error
     handler in the protocol's error shape) and ``Connection: close`` (and
-    ``Retry-After: 1`` for the cap). The counter is touched only on the event loop's
-    thread, so it needs no lock.
+    ``Retry-After: 1`` for the cap). ``inflight`` is the counter the cap applies to (a
+    new one unless shared).
     """
 
-    def __init__(self, app: ASGIApp, *, limits: ConnectionLimits) -> None:
+    def __init__(
+        self, app: ASGIApp, *, limits: ConnectionLimits, inflight: InflightBytes | None = None
+    ) -> None:
         self.app = app
         self.limits = limits
-        self.inflight = 0  # bytes of bodies being read now (the event loop's thread only)
+        self.inflight = inflight if inflight is not None else InflightBytes()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -168,11 +185,11 @@ class BodyLimits:
             grow = total - held
             if grow <= 0:
                 return
-            if self.inflight + grow > self.limits.max_inflight_body_bytes:
+            if self.inflight.bytes + grow > self.limits.max_inflight_body_bytes:
                 refused.append(b"1")
                 raise LimitExceeded(_BUSY, status=503)
             held += grow
-            self.inflight += grow
+            self.inflight.bytes += grow
 
         async def guarded_receive() -> Message:
             nonlocal received
@@ -209,7 +226,7 @@ class BodyLimits:
         try:
             await self.app(scope, guarded_receive, closing_send)
         finally:
-            self.inflight -= held
+            self.inflight.bytes -= held
 
 
 _BUSY = (

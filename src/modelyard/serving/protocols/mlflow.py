@@ -158,7 +158,8 @@ async def invocations(request: Request) -> Response:
     set_labels(request, "", "", "invocations")
     state.check_predict_key(request)
     slot = state.slot(state.manager.names[0])
-    version = request.query_params.get("version")
+    # Parsing a query string is work most requests (none) need not pay for.
+    version = request.query_params.get("version") if request.scope.get("query_string") else None
     if version is not None:  # checked before the body is read, by the rule of every path
         version_number(version, loc=("query", "version"))
     found = media_type(request)
