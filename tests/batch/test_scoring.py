@@ -7,6 +7,7 @@ The row path here is the one every typed input (Parquet, SQL) and every online
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ import pytest
 from modelyard.batch import submit
 from modelyard.batch.backends import LocalBackend
 from modelyard.batch.inputs import Chunk, InputFile, source_of
-from modelyard.batch.scoring import ChunkScore, ChunkScorer
+from modelyard.batch.scoring import CheckedChunk, ChunkScore, ChunkScorer
 from modelyard.contract import csv_values
 from modelyard.errors import DataError
 from modelyard.registry import Registry
@@ -170,3 +171,45 @@ def test_the_local_backend_reads_ahead_without_changing_scores_or_when_errors_sh
     scoring = LocalBackend().score(iter(chunks), scorer, job, settings)
     next(scoring)
     scoring.close()  # waits for the read in flight; the reader is then stopped
+
+
+def test_the_next_chunk_is_predicted_while_one_is_committed(
+    batch_yard: BatchYard, tmp_path: Path
+) -> None:
+    """The local backend predicts chunk n + 1 on its own thread before the worker has
+    taken chunk n's score further; a failed model call is raised at its own chunk."""
+    path = tmp_path / "in.csv"
+    house_rows(batch_yard, 300).to_csv(path, index=False)
+    settings = batch_yard.settings
+    job = submit(path, model="houses@production", settings=settings)
+    with Registry.open(settings) as registry:
+        version = registry.get_version("houses@production")
+        scorer = ChunkScorer(registry, version, chunk_rows=100, runtime="auto")
+    chunks = list(InputFile(source_of(path), 100).chunks())
+    predicted: dict[int, threading.Event] = {c.first_row: threading.Event() for c in chunks}
+    threads: set[str] = set()
+    plain = scorer.predict
+
+    def watched(checked: CheckedChunk, *, request_id: str) -> ChunkScore:
+        threads.add(threading.current_thread().name)
+        if checked.chunk.first_row == 200 and failing:
+            raise RuntimeError("the runtime failed on this chunk")
+        scored = plain(checked, request_id=request_id)
+        predicted[checked.chunk.first_row].set()
+        return scored
+
+    scorer.predict = watched  # type: ignore[method-assign]
+    failing = False
+    scoring = LocalBackend().score(iter(chunks), scorer, job, settings)
+    first, _ = next(scoring)
+    assert first.first_row == 0
+    # chunk 100 is being (or was) predicted while the caller still holds chunk 0
+    assert predicted[100].wait(timeout=60)
+    assert [chunk.first_row for chunk, _ in scoring] == [100, 200]
+    assert threads and all(name.startswith("modelyard-predict-") for name in threads)
+
+    failing = True
+    scoring = LocalBackend().score(iter(chunks), scorer, job, settings)
+    assert [next(scoring)[0].first_row, next(scoring)[0].first_row] == [0, 100]
+    with pytest.raises(RuntimeError, match="this chunk"):
+        next(scoring)

@@ -53,15 +53,19 @@ class Backend(Protocol):
 
 
 class LocalBackend:
-    """Scores each chunk on the calling thread, when it is asked for, while a helper
-    thread reads the next chunk and checks it against the contract.
+    """Scores the chunks of a job in a pipeline of three threads: a helper reads chunk
+    ``n + 2`` and checks it against the contract, a second one predicts chunk ``n + 1``,
+    while the caller commits and logs chunk ``n``.
 
-    Why read ahead: ONNX Runtime (and scikit-learn's compiled predict) release the GIL,
-    so reading and checking chunk ``n + 1`` (mostly Arrow kernels, which release it
-    too) runs on a second core while chunk ``n`` is predicted, instead of after it. One
-    chunk is read ahead, so memory stays bounded; a chunk's error (a file that turns
-    unreadable, a chunk-wide contract problem) is raised when the worker reaches that
-    chunk, after the chunks before it were committed, as without read-ahead.
+    Why: ONNX Runtime (and scikit-learn's compiled predict) release the GIL, and so do
+    most of the reading and checking (Arrow kernels), so on a machine with two cores the
+    model call runs on one while the rest of the work (the commit's rows, the prediction
+    log, the next chunk's checks) runs on the other, instead of after it. At most three
+    chunks are held (one read, one predicted, one committed), so memory stays bounded
+    whatever the file's size. A chunk's error (a file that turns unreadable, a
+    chunk-wide contract problem, a failed model call) is raised when the caller asks for
+    that chunk, after the chunks before it were committed, as when they are taken in
+    turn; a job that stops waits for the read and the prediction in flight.
 
     Args:
         read_ahead: False reads, checks and scores each chunk in turn on the caller's
@@ -83,13 +87,36 @@ class LocalBackend:
             chunk = next(chunks, None)
             return None if chunk is None else scorer.checked(chunk)
 
-        # The pool's one thread alone advances ``chunks``; leaving the ``with`` block
-        # (the job ended, failed or was stopped) waits for its read in flight.
-        with ThreadPoolExecutor(1, thread_name_prefix=f"modelyard-read-{job.id[:8]}") as pool:
-            pending = pool.submit(read)
-            while (checked := pending.result()) is not None:
-                pending = pool.submit(read)
-                yield checked.chunk, scorer.predict(checked, request_id=job.id)
+        def predict(checked: CheckedChunk) -> ChunkScore:
+            return scorer.predict(checked, request_id=job.id)
+
+        # The reader's one thread alone advances ``chunks``, the predictor's alone calls
+        # ``scorer.predict`` (one chunk at a time: the scorer keeps the engine's log call
+        # of the chunk it predicts); leaving the ``with`` block waits for both.
+        tag = job.id[:8]
+        with (
+            ThreadPoolExecutor(1, thread_name_prefix=f"modelyard-read-{tag}") as reader,
+            ThreadPoolExecutor(1, thread_name_prefix=f"modelyard-predict-{tag}") as predictor,
+        ):
+            checked = reader.submit(read).result()
+            if checked is None:
+                return
+            reading = reader.submit(read)
+            scoring = predictor.submit(predict, checked)
+            while True:
+                scored = scoring.result()
+                try:
+                    later = reading.result()
+                except Exception:  # the next chunk's error, once this one is committed
+                    yield checked.chunk, scored
+                    raise
+                if later is not None:  # predicted while ``checked`` is committed
+                    reading = reader.submit(read)
+                    scoring = predictor.submit(predict, later)
+                yield checked.chunk, scored
+                if later is None:
+                    return
+                checked = later
 
 
 @dataclass(frozen=True)
