@@ -61,8 +61,10 @@ LABELS_KEY = "modelyard.labels"
 #: Where request-body schemas live in the OpenAPI document.
 SCHEMA_REF = "#/components/schemas/{model}"
 
-#: Prediction bodies larger than this are parsed and decoded on a worker thread, so the
-#: event loop (health checks, other requests) keeps answering while one is handled.
+#: Prediction bodies larger than this are parsed and decoded off the event loop: in the
+#: decode process (:mod:`modelyard.serving.decodepool`) for the three protocols' predict
+#: endpoints, on a worker thread elsewhere. Health checks and other requests keep being
+#: answered meanwhile.
 OFFLOAD_BYTES = 256 * 1024
 
 Protocol = Literal["own", "v2", "mlflow"]
@@ -313,8 +315,9 @@ class ServingState:
 
         The version is held from decoding to the answer, so a swap never splits a
         request. ``decode`` raises :class:`ServingError` for input that does not fit;
-        it runs on a worker thread when the body had more than :data:`OFFLOAD_BYTES`
-        (``size``).
+        it runs off the event loop (the engine's ``off_loop``: the decode process for a
+        :class:`~modelyard.serving.decodepool.BodyDecoder`) when the body had more than
+        :data:`OFFLOAD_BYTES` (``size``).
 
         Returns:
             The version that answered, the row count and its output.
