@@ -126,7 +126,7 @@ def test_a_large_body_is_answered_as_the_same_rows_in_a_small_one(
     server: LiveServer, rows: list[dict[str, Any]]
 ) -> None:
     small, large = _cases(rows, large=False), _cases(rows, large=True)
-    with server.client(timeout=120) as client:
+    with httpx.Client(base_url=server.url, timeout=120) as client:
         for name, (path, body, headers) in small.items():
             expected = _answer(client.post(path, content=body, headers=headers))
             big_path, big_body, big_headers = large[name]
@@ -153,7 +153,7 @@ def test_a_killed_decode_process_fails_only_its_request(
 ) -> None:
     server = start_server(yard.settings, models=["houses"])
     path, body, headers = _cases(ROWS, large=True)["v1-rows"]
-    with server.client(timeout=120) as client:
+    with httpx.Client(base_url=server.url, timeout=120) as client:
         assert client.post(path, content=body, headers=headers).status_code == 200
         child = server.app.state.decoding.pid
         assert child is not None
