@@ -95,6 +95,7 @@ def _cases(rows: list[dict[str, Any]], large: bool) -> dict[str, tuple[str, byte
     return {
         "v1-rows": (v1, _json({"rows": rows}, large), JSON),
         "v1-split": (v1, _json(split, large), JSON),
+        "v1-rank": ("/v1/models/houses/rank", _json({"rows": rows}, large), JSON),
         "mlflow-records": ("/invocations", _json({"dataframe_records": rows}, large), JSON),
         "mlflow-split": ("/invocations", _json({"dataframe_split": split}, large), JSON),
         "mlflow-inputs": ("/invocations", _json({"inputs": columnar}, large), JSON),

@@ -8,8 +8,8 @@ what the protocol does in process for a small body (the same pieces, so the same
 checks, errors and messages), and returns the columns. The protocols' routes call the
 pieces themselves for small bodies.
 
-This module imports no web framework: the decode process imports it and what it
-needs, not the app.
+This module imports neither FastAPI nor the protocols' routes: the decode process
+imports it and what it needs, not the app.
 """
 
 from __future__ import annotations
