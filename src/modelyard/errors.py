@@ -67,6 +67,20 @@ class ModelyardError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle by state, not by constructor arguments: subclasses take other
+        arguments than the message ``args`` holds, so rebuilding one by calling its class
+        would fail. Errors cross processes: a large request body is decoded in the
+        server's decode process (:mod:`modelyard.serving.decodepool`), whose errors are
+        the client's answer."""
+        return (_rebuild, (type(self), self.args), self.__dict__)
+
+
+def _rebuild(kind: type[ModelyardError], args: tuple[Any, ...]) -> ModelyardError:
+    """An error of class ``kind`` with ``args``, its ``__init__`` not run (pickle then
+    restores its attributes)."""
+    return kind.__new__(kind, *args)
+
 
 class SpecError(ModelyardError):
     """The project spec (``modelyard.yaml``) is malformed or inconsistent."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -32,10 +32,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Decoder",
+    "OffLoop",
     "Prediction",
     "PredictionEngine",
     "PredictionSink",
     "ServedVersion",
+    "on_thread",
     "refuse_non_finite",
     "rows_of",
 ]
@@ -44,6 +46,8 @@ logger = logging.getLogger(__name__)
 
 #: Turns a version's contract into its decoded columns and row count, or raises.
 Decoder = Callable[[InputContract], tuple[Columns, int]]
+#: Runs a large request's decoder away from the event loop: ``await off_loop(decode, contract)``.
+OffLoop = Callable[[Decoder, InputContract], Awaitable[tuple[Columns, int]]]
 _OFFLOAD_ROWS = 1_000  # frames with more rows are checked on a worker thread
 _WARN_EVERY = 60.0  # seconds between log lines about out-of-range values, per model
 
@@ -103,6 +107,11 @@ class Prediction:
     out_of_range: int = 0
 
 
+async def on_thread(decode: Decoder, contract: InputContract) -> tuple[Columns, int]:
+    """Run ``decode`` on a worker thread (:attr:`PredictionEngine.off_loop`'s default)."""
+    return await asyncio.to_thread(decode, contract)
+
+
 class PredictionEngine:
     """Decode → validate → predict → log, for any served version.
 
@@ -110,6 +119,11 @@ class PredictionEngine:
         predlog: the prediction log (None: predictions are not logged).
         on_out_of_range: called with ``(model, count)`` when a request's numbers fall
             outside their training range and the contract only warns.
+
+    Attributes:
+        off_loop: how a decoder runs with ``offload``: on a worker thread
+            (:func:`on_thread`) unless its owner gives another way; the server gives its
+            decode process (:mod:`modelyard.serving.decodepool`).
     """
 
     def __init__(
@@ -121,6 +135,7 @@ class PredictionEngine:
         self.predlog = predlog
         self.on_out_of_range = on_out_of_range
         self._warned: dict[str, float] = {}
+        self.off_loop: OffLoop = on_thread
 
     async def predict(
         self,
@@ -134,7 +149,7 @@ class PredictionEngine:
         offload: bool = False,
     ) -> Prediction:
         """Predict one request on ``version``; ``decode`` checks and decodes its body
-        (on a worker thread with ``offload``, for a large body: the event loop keeps
+        (with ``offload``, for a large body, by :attr:`off_loop`: the event loop keeps
         serving meanwhile).
 
         Raises:
@@ -144,7 +159,7 @@ class PredictionEngine:
         """
         contract = version.input_spec
         if offload:
-            columns, rows = await asyncio.to_thread(decode, contract)
+            columns, rows = await self.off_loop(decode, contract)
         else:
             columns, rows = decode(contract)
         outside = 0

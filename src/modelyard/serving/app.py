@@ -128,6 +128,12 @@ def create_app(
         if _native_telemetry_on(app):  # every request through FastAPI: each gets its span
             assert isinstance(app, ServingApp)
             app.hot = None
+        from modelyard.serving.decodepool import DecodePool
+
+        # Large bodies are decoded in a child process, started here under modelyard serve
+        # (else on the first one) and stopped with the app.
+        app.state.decoding = decoding = DecodePool(warm=["modelyard.serving.protocols._bodies"])
+        state.engine.off_loop = decoding.decode
         if config.prediction_log:
             state.predlog = await asyncio.to_thread(_open_prediction_log, config)
             if state.predlog is not None:
@@ -135,6 +141,8 @@ def create_app(
                 metrics.watch_dropped_rows(lambda: float(log.dropped_rows))
         await manager.start()
         routing = asyncio.create_task(router.start(), name="modelyard-routing-start")
+        if config.warm_decode_process:
+            decoding.start()
         try:
             yield
         finally:
@@ -143,6 +151,7 @@ def create_app(
                 await routing
             await router.aclose()  # waits for shadow copies, closes the arms
             await manager.aclose()  # stops polling, lets requests finish, drains batchers
+            await decoding.aclose()
             if state.predlog is not None:
                 await asyncio.to_thread(state.predlog.close)  # flushes
 

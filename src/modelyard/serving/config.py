@@ -122,6 +122,10 @@ class ServeConfig(BaseSettings):
             ``modelyard serve`` only.
         max_inflight_body_bytes: bytes of request bodies read at once across all
             requests; a request past it gets 503 with ``Retry-After``.
+        warm_decode_process: start the decode process, which parses and decodes
+            prediction bodies over 256 KiB (:mod:`modelyard.serving.decodepool`), with
+            the server. None (the default) means yes under ``modelyard serve``; an app
+            built with ``create_app`` starts it on its first large body.
     """
 
     model_config = SettingsConfigDict(
@@ -153,6 +157,7 @@ class ServeConfig(BaseSettings):
     body_timeout_s: float = Field(default=30.0, gt=0)
     max_connections: int = Field(default=1024, ge=1)
     max_inflight_body_bytes: int = Field(default=256 * _MIB, ge=1024)
+    warm_decode_process: bool | None = None
 
     @field_validator("models", "api_keys", "cors_origins", "public_endpoints", mode="before")
     @classmethod
@@ -233,7 +238,8 @@ class ServeConfig(BaseSettings):
 
     def for_serve_process(self) -> ServeConfig:
         """This config with ``modelyard serve``'s process settings where it leaves them
-        unset (:data:`~modelyard.serving.process.SERVE_DEFAULTS`)."""
+        unset (:data:`~modelyard.serving.process.SERVE_DEFAULTS`, and the decode
+        process started with the server)."""
         from modelyard.serving.process import SERVE_DEFAULTS
 
         update: dict[str, Any] = {}
@@ -242,6 +248,8 @@ class ServeConfig(BaseSettings):
         if self.switch_interval_ms is None:
             assert SERVE_DEFAULTS.switch_interval is not None
             update["switch_interval_ms"] = SERVE_DEFAULTS.switch_interval * 1000
+        if self.warm_decode_process is None:
+            update["warm_decode_process"] = True
         return self.model_copy(update=update)
 
     def to_env(self) -> str:

@@ -11,7 +11,6 @@ the protocol the request used (see :func:`protocol_of`).
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import json
 import logging
@@ -47,7 +46,7 @@ __all__ = [
     "component_schemas",
     "json_response",
     "jsonable_array",
-    "parse_body",
+    "check_containers",
     "protocol_of",
     "version_number",
 ]
@@ -61,8 +60,10 @@ LABELS_KEY = "modelyard.labels"
 #: Where request-body schemas live in the OpenAPI document.
 SCHEMA_REF = "#/components/schemas/{model}"
 
-#: Prediction bodies larger than this are parsed and decoded on a worker thread, so the
-#: event loop (health checks, other requests) keeps answering while one is handled.
+#: Prediction bodies larger than this are parsed and decoded off the event loop: in the
+#: decode process (:mod:`modelyard.serving.decodepool`) for the three protocols' predict
+#: endpoints and ``/rank``. Health checks and other requests keep being answered
+#: meanwhile.
 OFFLOAD_BYTES = 256 * 1024
 
 Protocol = Literal["own", "v2", "mlflow"]
@@ -313,8 +314,9 @@ class ServingState:
 
         The version is held from decoding to the answer, so a swap never splits a
         request. ``decode`` raises :class:`ServingError` for input that does not fit;
-        it runs on a worker thread when the body had more than :data:`OFFLOAD_BYTES`
-        (``size``).
+        it runs off the event loop (the engine's ``off_loop``: the decode process for a
+        :class:`~modelyard.serving.decodepool.BodyDecoder`) when the body had more than
+        :data:`OFFLOAD_BYTES` (``size``).
 
         Returns:
             The version that answered, the row count and its output.
@@ -440,30 +442,17 @@ def _too_large(size: int, limit: int) -> ServingError:
     )
 
 
-async def parse_body(body: bytes, max_rows: int, per_row: int = 2) -> Any:
-    """:func:`parse_json`, on a worker thread when the body is larger than
-    :data:`OFFLOAD_BYTES`, after :func:`check_containers`."""
-    if len(body) > OFFLOAD_BYTES:
-        return await asyncio.to_thread(_check_and_parse, body, max_rows, per_row)
-    return parse_json(body)
-
-
-def _check_and_parse(body: bytes, max_rows: int, per_row: int) -> Any:
-    check_containers(body, max_rows, per_row)
-    return parse_json(body)
-
-
 def check_containers(body: bytes, max_rows: int, per_row: int = 2) -> None:
     """Refuse (413) a JSON body with more arrays and objects than a request of
     ``max_rows`` rows needs (``per_row`` per row, plus 1,024), before parsing it:
     two for the row-wise forms (an object or list per row), one per input column for V2
     tensors, whose data may be nested one list per row.
 
-    The parser holds the interpreter lock while it runs, so the event loop waits for
-    it even on a worker thread, and its cost is per JSON container far more than per
-    byte: 16 MiB of ``[],[],...`` held the loop for over a second. Counting ``[`` and
-    ``{`` bytes is a memchr-speed scan; brackets inside strings count too, which only
-    a body of thousands of bracketed texts reaches.
+    The parser's cost is per JSON container far more than per byte: 16 MiB of
+    ``[],[],...`` took it over a second, which the decode process (where large bodies
+    are parsed) would spend while other large bodies wait. Counting ``[`` and ``{``
+    bytes is a memchr-speed scan; brackets inside strings count too, which only a body
+    of thousands of bracketed texts reaches.
     """
     limit = per_row * max_rows + 1024
     found = body.count(b"[") + body.count(b"{")

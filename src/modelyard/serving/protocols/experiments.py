@@ -13,19 +13,20 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import Response
 
+from modelyard.serving.decodepool import BodyDecoder
 from modelyard.serving.protocols import (
     OFFLOAD_BYTES,
     SCHEMA_REF,
     ServingState,
     component_schemas,
     json_response,
-    parse_body,
     parse_json,
     read_body,
     request_id,
@@ -33,6 +34,9 @@ from modelyard.serving.protocols import (
     require_object,
     set_labels,
 )
+
+if TYPE_CHECKING:
+    from modelyard.engine import Decoder
 
 __all__ = ["openapi_schemas", "router"]
 
@@ -130,7 +134,7 @@ async def reward(request: Request, name: str) -> Response:
 )
 async def rank(request: Request, name: str) -> Response:
     """The rows (as for /predict) ranked by score, best first, as row positions."""
-    from modelyard.serving.protocols.own import decode_payload
+    from modelyard.serving.protocols._bodies import decode_payload, own_body
 
     received_at = datetime.now(UTC)
     started = time.perf_counter()
@@ -138,17 +142,18 @@ async def rank(request: Request, name: str) -> Response:
     slot = state.slot(name)
     require_json(request)
     body = await read_body(request, state.config.max_body_bytes)
-    payload = require_object(
-        await parse_body(body, state.config.max_rows_per_request),
-        'with "rows" or "columns" and "data"',
-    )
+    shape = 'with "rows" or "columns" and "data"'
+    if len(body) > OFFLOAD_BYTES:  # parsed and decoded in the decode process
+        decode: Decoder = BodyDecoder(own_body, body, state.config.max_rows_per_request, shape)
+    else:
+        decode = partial(decode_payload, require_object(parse_json(body), shape))
     primary = state.acquire(slot, None)
     set_labels(request, name, str(primary.number), "rank")
     assert state.router is not None
     ranking, teams = await state.router.rank(
         state.router.routes.get(name),
         primary,
-        lambda spec: decode_payload(payload, spec),
+        decode,
         request_id=request_id(request),
         received_at=received_at,
         started=started,

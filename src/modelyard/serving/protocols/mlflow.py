@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from functools import partial
 from importlib.metadata import version as dist_version
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +26,9 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import PlainTextResponse, Response
 
+from modelyard.serving.decodepool import BodyDecoder
 from modelyard.serving.protocols import (
+    OFFLOAD_BYTES,
     SCHEMA_REF,
     ServingError,
     ServingState,
@@ -33,7 +36,7 @@ from modelyard.serving.protocols import (
     json_response,
     jsonable_array,
     media_type,
-    parse_body,
+    parse_json,
     read_body,
     require_json,
     set_labels,
@@ -41,8 +44,7 @@ from modelyard.serving.protocols import (
 )
 
 if TYPE_CHECKING:
-    from modelyard.contract import InputContract
-    from modelyard.types import Columns
+    from modelyard.engine import Decoder
 
 __all__ = ["openapi_schemas", "router"]
 
@@ -149,8 +151,7 @@ _BODY = {
 async def invocations(request: Request) -> Response:
     """Predict with the first served model (JSON or CSV, as MLflow's scoring server);
     ``?version=N`` insists on version N (404 unless it is the one served)."""
-    from modelyard.contract import RequestValidationError
-    from modelyard.serving.protocols._parse import decode_csv, decode_mlflow
+    from modelyard.serving.protocols._bodies import csv_text, decode_mlflow_payload, mlflow_body
 
     state: ServingState = request.app.state.serving
     received_at = datetime.now(UTC)
@@ -166,24 +167,12 @@ async def invocations(request: Request) -> Response:
     if found != "text/csv":
         require_json(request, also=("text/csv",))
     body = await read_body(request, state.config.max_body_bytes)
-    if found == "text/csv":
-        try:
-            payload: Any = body.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise ServingError(
-                400, f"the CSV body is not UTF-8 text: {exc}", kind="bad_request"
-            ) from None
+    csv = found == "text/csv"
+    if len(body) > OFFLOAD_BYTES:  # parsed and decoded in the decode process
+        decode: Decoder = BodyDecoder(mlflow_body, body, csv, state.config.max_rows_per_request)
     else:
-        payload = await parse_body(body, state.config.max_rows_per_request)
-
-    def decode(spec: InputContract) -> tuple[Columns, int]:
-        try:
-            if found == "text/csv":
-                return decode_csv(payload, spec)
-            return decode_mlflow(payload, spec)
-        except RequestValidationError as exc:
-            raise ServingError.from_validation(exc) from None
-
+        payload = csv_text(body) if csv else parse_json(body)
+        decode = partial(decode_mlflow_payload, payload, csv)
     loaded, _, output = await state.predict(
         request,
         slot,

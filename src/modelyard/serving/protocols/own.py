@@ -14,21 +14,23 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import UTC, datetime
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import Response
 
 from modelyard.errors import DataValidationError
+from modelyard.serving.decodepool import BodyDecoder
 from modelyard.serving.protocols import (
+    OFFLOAD_BYTES,
     SCHEMA_REF,
     ServingError,
     ServingState,
     component_schemas,
     json_response,
     jsonable_array,
-    parse_body,
     parse_json,
     read_body,
     request_id,
@@ -37,9 +39,13 @@ from modelyard.serving.protocols import (
     set_labels,
     show_id,
 )
+from modelyard.serving.protocols._bodies import OWN_SHAPE, decode_payload, own_body
 from modelyard.serving.routing import ROUTE_KEY
 
-__all__ = ["openapi_schemas", "router"]
+if TYPE_CHECKING:
+    from modelyard.engine import Decoder
+
+__all__ = ["decode_payload", "openapi_schemas", "router"]
 
 router = APIRouter()
 
@@ -251,15 +257,16 @@ async def _predict(request: Request, name: str, version: str | None) -> Response
     slot = state.slot(name)
     require_json(request)
     body = await read_body(request, state.config.max_body_bytes)
-    payload = require_object(
-        await parse_body(body, state.config.max_rows_per_request),
-        'with "rows" (a list of objects) or "columns" and "data"',
-    )
+    if len(body) > OFFLOAD_BYTES:  # parsed and decoded in the decode process
+        decode: Decoder = BodyDecoder(own_body, body, state.config.max_rows_per_request, OWN_SHAPE)
+    else:
+        payload = require_object(parse_json(body), OWN_SHAPE)
+        decode = partial(decode_payload, payload)
     loaded, _, output = await state.predict(
         request,
         slot,
         version,
-        lambda spec: decode_payload(payload, spec),
+        decode,
         endpoint="v1_predict",
         received_at=received_at,
         started=started,
@@ -279,29 +286,6 @@ async def _predict(request: Request, name: str, version: str | None) -> Response
     if route is not None:  # several versions behind this name: which answered, and why
         content.update(route)
     return json_response(content)
-
-
-def decode_payload(payload: dict[str, Any], spec: Any) -> Any:
-    """Decode a /v1 body (``rows``, or ``columns`` and ``data``) with ``spec``."""
-    from modelyard.contract import RequestValidationError, decode_records, decode_split
-
-    has_rows, has_split = "rows" in payload, "columns" in payload or "data" in payload
-    if has_rows == has_split:
-        raise ServingError(
-            422,
-            'give either "rows" (a list of objects, one per row) or "columns" and "data" '
-            "(names, then one list of values per row)" + (", not both" if has_rows else ""),
-            kind="malformed",
-            loc=["body"],
-        )
-    try:
-        if has_rows:
-            return decode_records(payload["rows"], spec)
-        return decode_split(payload.get("columns"), payload.get("data"), spec)
-    except RequestValidationError as exc:
-        raise ServingError.from_validation(
-            exc, loc=("body", "rows") if has_rows else ("body", "data")
-        ) from None
 
 
 # -- what is served ---------------------------------------------------------------------

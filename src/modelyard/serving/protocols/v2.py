@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from functools import partial
 from importlib.metadata import version as dist_version
 from typing import TYPE_CHECKING, Any
 
@@ -26,17 +27,18 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
+from modelyard.serving.decodepool import BodyDecoder
 from modelyard.serving.protocols import (
+    OFFLOAD_BYTES,
     SCHEMA_REF,
     ServingError,
     ServingState,
     component_schemas,
     json_response,
-    parse_body,
+    parse_json,
     read_body,
     request_id,
     require_json,
-    require_object,
     set_labels,
     version_number,
 )
@@ -44,15 +46,13 @@ from modelyard.serving.protocols._tensors import (
     Datatype,
     as_tensor,
     encode_binary,
-    inline_binary,
-    mark_missing,
     plain,
 )
 
 if TYPE_CHECKING:
-    from modelyard.contract import InputContract
+    from modelyard.engine import Decoder
     from modelyard.serving.manager import ServedModel
-    from modelyard.types import Columns
+    from modelyard.serving.protocols._bodies import V2Request
 
 __all__ = ["openapi_schemas", "router"]
 
@@ -335,8 +335,7 @@ def _nested_lists(state: ServingState, slot: ServedModel) -> int:
 
 
 async def _infer(request: Request, name: str, version: str | None) -> Response:
-    from modelyard.contract import RequestValidationError, is_valid_text
-    from modelyard.serving.protocols._parse import decode_v2
+    from modelyard.serving.protocols._bodies import decode_inputs, read_v2, v2_body
 
     state: ServingState = request.app.state.serving
     received_at = datetime.now(UTC)
@@ -346,29 +345,15 @@ async def _infer(request: Request, name: str, version: str | None) -> Response:
     slot = state.slot(name)
     require_json(request, also=("application/octet-stream",))
     body = await read_body(request, state.config.max_body_bytes)
-    header, binary = _split_binary(request, body)
-    payload = require_object(
-        await parse_body(header, state.config.max_rows_per_request, _nested_lists(state, slot)),
-        '{"inputs": [...]}',
-    )
-    inputs = mark_missing(inline_binary(payload.get("inputs"), binary), payload)
-    wanted = _requested_outputs(payload)
-    given_id = payload.get("id")
-    if isinstance(given_id, str) and not is_valid_text(given_id):
-        raise ServingError(
-            400,
-            "'id' holds a lone UTF-16 surrogate, which is not a Unicode character; send "
-            "valid UTF-8 text or leave 'id' out",
-            kind="bad_request",
-            loc=["body", "id"],
-        )
-
-    def decode(spec: InputContract) -> tuple[Columns, int]:
-        try:
-            return decode_v2(inputs, spec)
-        except RequestValidationError as exc:
-            raise ServingError.from_validation(exc, loc=("body", "inputs")) from None
-
+    header = _header_length(request, body)
+    job: BodyDecoder | None = None
+    if len(body) > OFFLOAD_BYTES:  # parsed and decoded in the decode process
+        max_rows = state.config.max_rows_per_request
+        job = BodyDecoder(v2_body, body, header, _nested_lists(state, slot), max_rows)
+        decode: Decoder = job
+    else:
+        found: V2Request = read_v2(parse_json(body[:header]), body[header:])
+        decode = partial(decode_inputs, found.inputs)
     loaded, rows, output = await state.predict(
         request,
         slot,
@@ -379,14 +364,13 @@ async def _infer(request: Request, name: str, version: str | None) -> Response:
         started=started,
         size=len(body),
     )
-    rid = request_id(request)
-    parameters = payload.get("parameters")
-    binary_default = isinstance(parameters, dict) and parameters.get("binary_data_output") is True
-    tensors, blobs = _outputs(output, rows, wanted, binary_default)
+    if job is not None:
+        found = job.extra
+    tensors, blobs = _outputs(output, rows, found.wanted, found.binary_output)
     content = {
         "model_name": name,
         "model_version": str(loaded.number),
-        "id": given_id if isinstance(given_id, str) else rid,
+        "id": found.given_id if found.given_id is not None else request_id(request),
         "outputs": tensors,
     }
     if not blobs:
@@ -399,11 +383,12 @@ async def _infer(request: Request, name: str, version: str | None) -> Response:
     )
 
 
-def _split_binary(request: Request, body: bytes) -> tuple[bytes, bytes]:
-    """The JSON header and the binary tensor data after it (Triton's extension)."""
+def _header_length(request: Request, body: bytes) -> int:
+    """How many of the body's bytes are the JSON header; binary tensor data follows
+    (Triton's extension)."""
     declared = request.headers.get("inference-header-content-length")
     if declared is None:
-        return body, b""
+        return len(body)
     if not declared.isdigit() or not 0 < int(declared) <= len(body):
         raise ServingError(
             400,
@@ -411,27 +396,7 @@ def _split_binary(request: Request, body: bytes) -> tuple[bytes, bytes]:
             f"JSON header, between 1 and the body's {len(body)} bytes",
             kind="bad_request",
         )
-    return body[: int(declared)], body[int(declared) :]
-
-
-def _requested_outputs(payload: dict[str, Any]) -> list[tuple[str, bool | None]] | None:
-    requested = payload.get("outputs")
-    if requested is None:
-        return None
-    if not isinstance(requested, list) or not all(
-        isinstance(item, dict) and isinstance(item.get("name"), str) for item in requested
-    ):
-        raise ServingError(
-            400,
-            '"outputs" must be a list of {"name": "predict" or "predict_proba"}',
-            kind="bad_request",
-        )
-    wanted = []
-    for item in requested:
-        parameters = item.get("parameters")
-        binary = parameters.get("binary_data") if isinstance(parameters, dict) else None
-        wanted.append((item["name"], binary if isinstance(binary, bool) else None))
-    return wanted
+    return int(declared)
 
 
 def _outputs(
