@@ -18,6 +18,7 @@ import pytest
 from modelyard.batch import submit
 from modelyard.batch.backends import LocalBackend
 from modelyard.batch.inputs import Chunk, InputFile, source_of
+from modelyard.batch.jobs import Job
 from modelyard.batch.scoring import CheckedChunk, ChunkScore, ChunkScorer
 from modelyard.contract import csv_values
 from modelyard.errors import DataError
@@ -136,20 +137,28 @@ def test_every_reason_of_a_row_is_kept_past_50_problems(
     _same(scored, scorer.score(_row_path(chunk, scorer), request_id="job"))
 
 
+def _job_in_chunks(
+    batch_yard: BatchYard, frame: pd.DataFrame, tmp_path: Path
+) -> tuple[Job, ChunkScorer, list[Chunk]]:
+    """``frame`` as a submitted job's CSV, the production version's scorer and the
+    file's 100-row chunks."""
+    path = tmp_path / "in.csv"
+    frame.to_csv(path, index=False)
+    job = submit(path, model="houses@production", settings=batch_yard.settings)
+    with Registry.open(batch_yard.settings) as registry:
+        version = registry.get_version("houses@production")
+        scorer = ChunkScorer(registry, version, chunk_rows=100, runtime="auto")
+    return job, scorer, list(InputFile(source_of(path), 100).chunks())
+
+
 def test_the_local_backend_reads_ahead_without_changing_scores_or_when_errors_show(
     batch_yard: BatchYard, tmp_path: Path
 ) -> None:
     """The next chunk is read and checked while one is scored: the same scores, in
     order; a chunk-wide problem is raised when its chunk is reached, not before."""
     frame = _corrupted(house_rows(batch_yard, 300), seed=3, cells=30)
-    path = tmp_path / "in.csv"
-    frame.to_csv(path, index=False)
+    job, scorer, chunks = _job_in_chunks(batch_yard, frame, tmp_path)
     settings = batch_yard.settings
-    job = submit(path, model="houses@production", settings=settings)
-    with Registry.open(settings) as registry:
-        version = registry.get_version("houses@production")
-        scorer = ChunkScorer(registry, version, chunk_rows=100, runtime="auto")
-    chunks = list(InputFile(source_of(path), 100).chunks())
     assert [chunk.first_row for chunk in chunks] == [0, 100, 200]
 
     ahead = list(LocalBackend().score(iter(chunks), scorer, job, settings))
@@ -178,14 +187,8 @@ def test_the_next_chunk_is_predicted_while_one_is_committed(
 ) -> None:
     """The local backend predicts chunk n + 1 on its own thread before the worker has
     taken chunk n's score further; a failed model call is raised at its own chunk."""
-    path = tmp_path / "in.csv"
-    house_rows(batch_yard, 300).to_csv(path, index=False)
+    job, scorer, chunks = _job_in_chunks(batch_yard, house_rows(batch_yard, 300), tmp_path)
     settings = batch_yard.settings
-    job = submit(path, model="houses@production", settings=settings)
-    with Registry.open(settings) as registry:
-        version = registry.get_version("houses@production")
-        scorer = ChunkScorer(registry, version, chunk_rows=100, runtime="auto")
-    chunks = list(InputFile(source_of(path), 100).chunks())
     predicted: dict[int, threading.Event] = {c.first_row: threading.Event() for c in chunks}
     threads: set[str] = set()
     plain = scorer.predict
