@@ -84,6 +84,17 @@ def test_ui_and_the_command_line_load_no_web_server_until_asked() -> None:
     assert "fastapi" not in loaded and "uvicorn" not in loaded
 
 
+def test_the_decode_process_loads_no_web_framework() -> None:
+    """What the server's decode process imports (its job runner and the body functions
+    it runs) leaves FastAPI and the routes out, which keeps it light."""
+    loaded = _modules_after(
+        "import modelyard.serving.decodepool, modelyard.serving.protocols._bodies, "
+        "modelyard.serving.protocols._requests"
+    )
+    assert "fastapi" not in loaded and "uvicorn" not in loaded
+    assert "modelyard.serving.protocols.own" not in loaded
+
+
 def _all_modules() -> list[str]:
     names = ["modelyard"]
     for info in pkgutil.walk_packages(modelyard.__path__, "modelyard."):

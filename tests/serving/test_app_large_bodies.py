@@ -1,7 +1,8 @@
 """Bodies over 256 KiB, decoded in the server's decode process: every protocol answers
 them exactly as it answers the same rows in a small body (predictions, and errors with
-their status and messages); a decode process killed mid-body fails that request alone,
-with a 503 the client may retry; and none is left running once the server stops."""
+their status and messages), and so do feedback, rewards, clicks and admin loads; a
+decode process killed mid-body fails that request alone, with a 503 the client may
+retry; and none is left running once the server stops."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ ROWS = [
 # Bad values early and late, and a row without a column: the problems each path lists.
 BAD_ROWS = [*ROWS[:7], {**ROWS[7], "size": "x"}, *ROWS[8:2_900], {"size": 80.0, "rooms": 2}]
 JSON = {"content-type": "application/json"}
+ADMIN_KEY = "large-bodies-admin"
 CSV = {"content-type": "text/csv"}
 
 
@@ -119,7 +121,7 @@ def _answer(response: httpx.Response) -> Any:
 
 @pytest.fixture(scope="module")
 def server(module_servers: StartServer, yard: Yard) -> LiveServer:
-    return module_servers(yard.settings, models=["houses"])
+    return module_servers(yard.settings, models=["houses"], admin_key=ADMIN_KEY)
 
 
 @pytest.mark.parametrize("rows", [ROWS, BAD_ROWS], ids=["valid", "invalid"])
@@ -137,6 +139,39 @@ def test_a_large_body_is_answered_as_the_same_rows_in_a_small_one(
             assert found[0] == (200 if rows is ROWS else {"/v1": 422}.get(path[:3], 400)), name
     decoding = server.app.state.decoding
     assert decoding.pid is not None  # the large bodies went to the decode process
+
+
+# Content each of the other JSON endpoints refuses, as (path, body, headers): broken
+# shapes (more problems than a 422 names in its message), then a body that is not JSON.
+_BROKEN_ITEM = {"request_id": "", "label": [1], "row": -1, "note": "x"}
+OTHER_BODIES: list[tuple[str, Any, dict[str, str]]] = [
+    ("/v1/feedback", {"model": "houses", "items": [_BROKEN_ITEM] * 40, "more": 1}, JSON),
+    ("/v1/feedback", {"model": "houses", "items": []}, JSON),
+    ("/v1/models/houses/reward", {"items": [{"request_id": "r", "reward": "x"}], "x": 1}, JSON),
+    ("/v1/models/houses/rank/clicks", {"request_id": "", "clicked": ["a", 1.5, 2]}, JSON),
+    ("/v1/admin/models/houses/load", {"ref": 3, "x": [1, 2]}, JSON | {"x-api-key": ADMIN_KEY}),
+    ("/v1/admin/models/houses/load", b'{"ref": "houses:1",}', JSON | {"x-api-key": ADMIN_KEY}),
+]
+
+
+def test_other_large_bodies_are_answered_as_the_same_content_in_a_small_one(
+    server: LiveServer,
+) -> None:
+    """Feedback, rewards, clicks and admin loads over 256 KiB are checked in the decode
+    process: the same status and error body as the same content in a small body."""
+    decoding = server.app.state.decoding
+    with httpx.Client(base_url=server.url, timeout=120) as client:
+        for path, content, headers in OTHER_BODIES:
+            small = content if isinstance(content, bytes) else orjson.dumps(content)
+            large = small + b" " * (OFFLOAD_BYTES + 1 - len(small))
+            expected = client.post(path, content=small, headers=headers)
+            handled = decoding.handled
+            found = client.post(path, content=large, headers=headers)
+            assert decoding.handled == handled + 1  # checked in the decode process
+            assert expected.status_code in (400, 422), expected.text[:300]
+            assert (found.status_code, found.json()) == (expected.status_code, expected.json())
+    detail = expected.json()["detail"]
+    assert detail[0]["loc"] == ["body"] and "not valid JSON" in detail[0]["msg"]
 
 
 def _slow_body() -> bytes:

@@ -5,6 +5,7 @@ nothing is left running once the pool is closed."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import multiprocessing
 import os
 import pickle
@@ -22,6 +23,12 @@ from modelyard.errors import LimitExceeded, ModelyardError, ServiceUnavailable
 from modelyard.serving.decodepool import BodyDecoder, DecodePool
 from modelyard.serving.protocols import OFFLOAD_BYTES, ServingError
 from modelyard.serving.protocols._bodies import OWN_SHAPE, mlflow_body, own_body, v2_body
+from modelyard.serving.protocols._requests import (
+    clicks_body,
+    feedback_body,
+    load_body,
+    reward_body,
+)
 from modelyard.types import ColumnBlocks
 
 CONTRACT = InputContract(
@@ -153,6 +160,77 @@ def test_the_decode_process_decodes_as_this_process_does() -> None:
                     expected.detail_list(),
                 )
                 assert found.message == expected.message
+        finally:
+            await pool.aclose()
+
+    asyncio.run(main())
+
+
+def test_the_decode_process_checks_other_bodies_as_this_process_does() -> None:
+    """Feedback, reward, clicks and load bodies: the same checked items, the same
+    refusals, from :meth:`DecodePool.run` as from the same function here."""
+    items = [
+        {"request_id": f"r{i % 7}", "row": i, "label": [1.5, "yes", 3, True][i % 4]}
+        for i in range(MAX_ROWS)
+    ]
+    feedback = _large({"model": "houses", "items": items})
+    keys = b'{"model": "m", "items": [{' + b",".join(b'"k%d": 1' % i for i in range(40_000))
+    good = [
+        (feedback_body, feedback),
+        (reward_body, _large({"items": [{"request_id": "r", "reward": 0.5}] * 5_000})),
+        (clicks_body, _large({"request_id": "r", "clicked": list(range(MAX_ROWS))})),
+        (load_body, _large({"ref": "houses:1"})),
+    ]
+    bad = [
+        (feedback_body, keys + b"}]}"),  # 40,000 unknown keys: 100 of them listed
+        (feedback_body, _large({"model": "m", "items": [*items, items[0]]})),  # too many
+        (feedback_body, _large({"model": "m", "items": [{"request_id": "", "label": None}]})),
+        (reward_body, _large({"items": [{"request_id": "r", "reward": "x"}] * 10_001})),
+        (reward_body, b'{"items": [' + b" " * OFFLOAD_BYTES + b"}"),  # not JSON
+        (clicks_body, _large({"request_id": "r", "clicked": ["a", 1.5]})),
+        (load_body, b'{"ref": [' + b",".join([b"[]"] * 20_000) + b"]}"),  # too many lists
+        (load_body, _large([{"ref": "houses:1"}])),
+    ]
+
+    async def main() -> None:
+        pool = DecodePool(warm=["modelyard.serving.protocols._requests"])
+        try:
+            for check, body in good:
+                assert len(body) > OFFLOAD_BYTES
+                assert await pool.run(check, body, MAX_ROWS) == check(body, MAX_ROWS)
+            refusals = []
+            for check, body in bad:
+                expected = _refusal(lambda: check(body, MAX_ROWS))  # noqa: B023
+                with pytest.raises(ServingError) as caught:
+                    await pool.run(check, body, MAX_ROWS)
+                found = caught.value
+                assert (found.http_status, found.kind, found.message, found.detail_list()) == (
+                    expected.http_status,
+                    expected.kind,
+                    expected.message,
+                    expected.detail_list(),
+                )
+                refusals.append(found.http_status)
+            assert refusals == [422, 413, 422, 422, 400, 422, 413, 422]
+            assert pool.handled == len(good) + len(bad)
+        finally:
+            await pool.aclose()
+
+    asyncio.run(main())
+
+
+def test_contracts_are_sent_again_to_a_decode_process_that_let_them_go() -> None:
+    """More versions than a child keeps, in turn: each body is decoded with its own."""
+    contracts = [dataclasses.replace(CONTRACT, max_rows=1_000 + n) for n in range(12)]
+    body = _large({"rows": ROWS})
+
+    async def main() -> None:
+        pool = DecodePool()
+        try:
+            for contract in [*contracts, *contracts[::-1], *contracts]:
+                decoder = BodyDecoder(own_body, body, MAX_ROWS, OWN_SHAPE)
+                with pytest.raises(ServingError, match=f"the {contract.max_rows} allowed"):
+                    await pool.decode(decoder, contract)  # 2,000 rows: too many for each
         finally:
             await pool.aclose()
 

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.e2e
 
 HOUSE = {"size": 120.5, "rooms": 3, "town": "alpha"}
+ADMIN_KEY = "hostile-admin-key"
 # A JSON text holding a lone UTF-16 surrogate: valid JSON, not a Unicode string.
 SURROGATE = b'"\\ud800"'
 
@@ -67,7 +68,11 @@ def served(yard: Yard, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ser
     log goes to a file: a pipe nobody reads would fill up and stall the server)."""
     port = _port()
     log = (tmp_path_factory.mktemp("hostile") / "serve.log").open("w")
-    env = {**os.environ, "MODELYARD_HOME": str(yard.settings.home)}
+    env = {
+        **os.environ,
+        "MODELYARD_HOME": str(yard.settings.home),
+        "MODELYARD_SERVE_ADMIN_KEY": ADMIN_KEY,
+    }
     env.pop("MODELYARD_REGISTRY_URL", None)
     process = subprocess.Popen(
         [sys.executable, "-m", "modelyard", "serve", "houses", "churn", "--port", str(port)],
@@ -153,7 +158,11 @@ def test_one_clients_bad_text_never_fails_another(served: Served) -> None:
 
 
 def _health_latency_while(
-    served: Served, path: str, body: bytes, content_type: str = "application/json"
+    served: Served,
+    path: str,
+    body: bytes,
+    content_type: str = "application/json",
+    headers: dict[str, str] | None = None,
 ) -> tuple[float, httpx.Response]:
     """The slowest /healthz answer while ``body`` is being handled, and the answer."""
     done = threading.Event()
@@ -164,7 +173,7 @@ def _health_latency_while(
             result["answer"] = httpx.post(
                 f"{served.url}{path}",
                 content=body,
-                headers={"content-type": content_type},
+                headers={"content-type": content_type, **(headers or {})},
                 timeout=300,
             )
         finally:
@@ -318,6 +327,74 @@ def test_a_body_slow_to_parse_never_freezes_the_server(served: Served, case: str
     worst, answer = _health_latency_while(served, path, body)
     assert answer.status_code == expected, answer.text[:300]
     assert worst < 0.1, f"/healthz took {worst * 1000:.0f} ms while the body was handled"
+
+
+# The JSON bodies besides predictions: (path, extra headers).
+OTHER_ENDPOINTS = {
+    "feedback": ("/v1/feedback", {}),
+    "reward": ("/v1/models/houses/reward", {}),
+    "clicks": ("/v1/models/houses/rank/clicks", {}),
+    "admin-load": ("/v1/admin/models/houses/load", {"x-api-key": ADMIN_KEY}),
+}
+
+
+@pytest.mark.parametrize("endpoint", list(OTHER_ENDPOINTS))
+def test_other_bodies_slow_to_parse_never_freeze_the_server(served: Served, endpoint: str) -> None:
+    """Feedback, rewards, clicks and admin loads of 1.2 million distinct keys are parsed
+    and validated in the decode process: /healthz answers meanwhile, and the 422 names
+    the first problems and how many there are, not all of them."""
+    path, headers = OTHER_ENDPOINTS[endpoint]
+    worst, answer = _health_latency_while(served, path, _distinct_keys(b"{%s}"), headers=headers)
+    assert answer.status_code == 422, answer.text[:300]
+    assert worst < 0.1, f"/healthz took {worst * 1000:.0f} ms while the body was handled"
+    *listed, more = answer.json()["detail"]
+    assert len(listed) == 100 and len(answer.content) < 100_000
+    assert {"loc": ["body", "k0"], "msg": "Extra inputs are not permitted"} in [
+        {"loc": item["loc"], "msg": item["msg"]} for item in listed
+    ]
+    assert more["type"] == "too_many_problems"
+    assert re.search(r"\(1,200,00\d in all\)", more["msg"]), more
+
+
+def test_a_feedback_body_of_millions_of_objects_is_refused_before_parsing(
+    served: Served,
+) -> None:
+    body = b'{"model": "houses", "items": [' + b",".join([b"{}"] * 5_000_000) + b"]}"
+    worst, answer = _health_latency_while(served, "/v1/feedback", body)
+    assert answer.status_code == 413 and "arrays and objects" in answer.text, answer.text[:300]
+    assert worst < 0.1, f"/healthz took {worst * 1000:.0f} ms while the body was handled"
+
+
+def test_a_large_feedback_body_is_stored_while_the_server_answers(
+    served: Served, yard: Yard
+) -> None:
+    """9,000 labels in one 600 kB body, checked in the decode process, are stored as
+    sent, while /healthz answers."""
+    from modelyard.predlog import read_feedback
+
+    rows = [HOUSE | {"size": 40.0 + i % 150} for i in range(9_000)]
+    with httpx.Client(base_url=served.url, timeout=60) as client:
+        predicted = client.post("/v1/models/houses/predict", json={"rows": rows})
+    assert predicted.status_code == 200, predicted.text[:300]
+    rid = predicted.json()["request_id"]
+    labels = [100_000.0 + 7 * i for i in range(len(rows))]
+    body = orjson.dumps(
+        {
+            "model": "houses",
+            "items": [
+                {"request_id": rid, "row": row, "label": label} for row, label in enumerate(labels)
+            ],
+        }
+    )
+    assert len(body) > 512 * 1024
+    worst, answer = _health_latency_while(served, "/v1/feedback", body)
+    assert answer.status_code == 200, answer.text[:300]
+    assert answer.json() == {"model": "houses", "stored": len(rows)}
+    assert worst < 0.1, f"/healthz took {worst * 1000:.0f} ms while the body was handled"
+    stored = read_feedback(yard.settings, "houses")
+    stored = stored[stored["request_id"] == rid].sort_values("row")
+    assert stored["row"].tolist() == list(range(len(rows)))
+    assert stored["label_float"].tolist() == labels
 
 
 def test_a_body_of_valid_rows_up_to_the_limit_never_freezes_the_server(served: Served) -> None:

@@ -132,7 +132,10 @@ def create_app(
 
         # Large bodies are decoded in a child process, started here under modelyard serve
         # (else on the first one) and stopped with the app.
-        app.state.decoding = decoding = DecodePool(warm=["modelyard.serving.protocols._bodies"])
+        decoding = DecodePool(
+            warm=["modelyard.serving.protocols._bodies", "modelyard.serving.protocols._requests"]
+        )
+        app.state.decoding = state.decoding = decoding
         state.engine.off_loop = decoding.decode
         if config.prediction_log:
             state.predlog = await asyncio.to_thread(_open_prediction_log, config)

@@ -1,29 +1,39 @@
-"""The server's decode process: large request bodies parsed and decoded outside the
-serving process, so its interpreter lock is never held for them.
+"""The server's decode process: large request bodies parsed, checked and decoded outside
+the serving process, so its interpreter lock is never held for them.
 
-A JSON parser (orjson) and the input contract's decoding hold the interpreter lock
-while they run, so even on a worker thread they stop the event loop: a body of a million
-distinct object keys held ``/healthz`` for half a second. The prediction endpoints hand
-a body larger than :data:`~modelyard.serving.protocols.OFFLOAD_BYTES` over as a
-:class:`BodyDecoder` (a module-level function, the body's bytes and a few small
-arguments); the engine runs it through :meth:`DecodePool.decode`
-(:attr:`~modelyard.engine.PredictionEngine.off_loop`), which sends it to one child
-process. The child parses the body, checks it against the version's contract and sends
-back the decoded blocks or the very error the server would have raised itself. The
-serving process only copies bytes to a pipe and the decoded arrays back.
+A JSON parser (orjson), pydantic and the input contract's decoding hold the interpreter
+lock while they run, so even on a worker thread they stop the event loop: a body of a
+million distinct object keys held ``/healthz`` for half a second. Every endpoint that
+takes a JSON body hands one larger than :data:`~modelyard.serving.protocols.OFFLOAD_BYTES`
+to one child process:
+
+- the prediction endpoints (``/v1`` predict and ``/rank``, ``/invocations``, V2
+  ``infer``) as a :class:`BodyDecoder` (a module-level function, the body's bytes and a
+  few small arguments), which the engine runs through :meth:`DecodePool.decode`
+  (:attr:`~modelyard.engine.PredictionEngine.off_loop`): the child parses the body,
+  checks it against the version's contract and sends back the decoded blocks;
+- feedback, rewards, clicks and admin loads through :meth:`DecodePool.run`: the child
+  runs the endpoint's own check (:mod:`modelyard.serving.protocols._requests`: parse,
+  pydantic validation, item limits) and sends back the checked body as plain values.
+
+Either way an error is the very one the server would have raised itself for a small
+body, and the serving process only copies bytes to a pipe and the result back.
 
 - **One child**, started with ``spawn`` (a fresh interpreter: none of the server's
   threads, heap or sockets are copied) on the first large body, or as the server starts
   under ``modelyard serve`` (:meth:`DecodePool.start`); stopped with the app. Like any
   spawned child it runs the server's main script first (as ``__mp_main__``), so a
   script that builds the app and runs its server must do that under
-  ``if __name__ == "__main__":``.
+  ``if __name__ == "__main__":``. It imports the body functions' modules, never FastAPI
+  or the routes.
 - **One body at a time**, queued in the server rather than in the child, so a child that
-  dies (killed, out of memory) fails only the body it was decoding: that request gets
+  dies (killed, out of memory) fails only the body it was handling: that request gets
   503 with ``Retry-After`` and the fault is logged with its traceback; the next large
   body starts a new child.
 - **The contract** is pickled once per version in the server (its fields only; what it
-  caches is worked out again in the child) and unpickled once per version in the child.
+  caches is worked out again in the child) and sent to a child once: the child keeps the
+  last few by a token, and asks again for one it no longer holds (a new child, or one
+  it let go).
 - **What is unpickled:** the results are this server's own child's output, read from a
   pipe only the two processes hold, so unpickling them unpickles our own bytes. The
   client's body is never unpickled: the child only parses it as JSON or CSV text.
@@ -43,7 +53,7 @@ import signal
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from modelyard.engine import on_thread
 from modelyard.errors import ServiceUnavailable
@@ -62,6 +72,7 @@ logger = logging.getLogger(__name__)
 Decoded = tuple[Columns, int, Any]
 #: Contracts kept on each side (one per served version; a swap adds one).
 _KEEP = 8
+_Result = TypeVar("_Result")
 
 
 class BodyDecoder:
@@ -91,11 +102,11 @@ class DecodePool:
     """The decode process of one app (see the module docstring).
 
     Built without starting anything; the child starts on the first :meth:`decode` of a
-    :class:`BodyDecoder`, or at :meth:`start`. :meth:`aclose` stops it.
+    :class:`BodyDecoder` or :meth:`run`, or at :meth:`start`. :meth:`aclose` stops it.
 
     Args:
-        warm: modules the child imports as it starts (the body decoding functions'), so
-            the first large body does not wait for them.
+        warm: modules the child imports as it starts (the body functions'), so the first
+            large body does not wait for them.
     """
 
     def __init__(self, warm: Sequence[str] = ()) -> None:
@@ -103,10 +114,15 @@ class DecodePool:
         self._executor: ProcessPoolExecutor | None = None
         self._lock = asyncio.Lock()
         self._contracts: dict[int, tuple[InputContract, int, bytes]] = {}
+        #: The contracts' tokens the child was sent (it may have let some go since).
+        self._sent: dict[int, None] = {}
         self._tokens = itertools.count(1)
         self._closed = False
         #: The child's process id, once it has answered (None before).
         self.pid: int | None = None
+        #: Bodies the decode process has handled, answered or refused (not those it
+        #: died on).
+        self.handled = 0
 
     def start(self) -> None:
         """Start the child now instead of on the first large body (returns at once)."""
@@ -124,9 +140,40 @@ class DecodePool:
         if not isinstance(decode, BodyDecoder):
             return await on_thread(decode, contract)
         token, packed = self._packed(contract)
+        job = (decode.run, decode.body, decode.args, token)
+        try:
+            blocks, rows, decode.extra = await self._call(
+                _decode, *job, None if token in self._sent else packed
+            )
+        except _ContractWanted:  # a new child, or one that let it go
+            blocks, rows, decode.extra = await self._call(_decode, *job, packed)
+        self._sent[token] = None
+        while len(self._sent) > _KEEP:
+            del self._sent[next(iter(self._sent))]
+        if isinstance(blocks, tuple):  # the version's own layout, as every decoder gives
+            return ColumnBlocks(contract.layout, blocks, rows), rows
+        return blocks, rows
 
-        def submit(executor: ProcessPoolExecutor) -> Future[tuple[int, Any, int, Any]]:
-            return executor.submit(_decode, decode.run, decode.body, decode.args, token, packed)
+    async def run(self, function: Callable[..., _Result], *args: Any) -> _Result:
+        """``function(*args)``, run in the decode process (a large body's check).
+
+        ``function`` must be module-level in a module the child imports without the app
+        (it is pickled by name), and its arguments and result picklable: plain values,
+        quick to send, are best.
+
+        Raises:
+            ServiceUnavailable: the child ended while running it (503).
+            Exception: whatever ``function`` raises (a ServingError for the client).
+        """
+        result: _Result = await self._call(_run, function, args)
+        return result
+
+    async def _call(self, job: Callable[..., tuple[int, Any]], *args: Any) -> Any:
+        """``job(*args)`` in the child, one at a time; the child's pid is noted from its
+        answer (``job`` returns it first), the rest returned."""
+
+        def submit(executor: ProcessPoolExecutor) -> Future[tuple[int, Any]]:
+            return executor.submit(job, *args)
 
         async with self._lock:  # one body at a time: a child's death fails only its own
             executor = self._running()
@@ -137,17 +184,21 @@ class DecodePool:
                 executor = self._running()
                 future = submit(executor)
             try:
-                pid, blocks, rows, decode.extra = await asyncio.wrap_future(future)
+                pid, result = await asyncio.wrap_future(future)
             except BrokenProcessPool as exc:
                 self._discard(executor)
                 raise ServiceUnavailable(
-                    "the server's decode process ended while it decoded this request's "
+                    "the server's decode process ended while it handled this request's "
                     "body; a new one is starting: send the request again"
                 ) from exc
+            except _ContractWanted:
+                raise
+            except Exception:  # refused: the client's error, or a fault in the child
+                self.handled += 1
+                raise
+        self.handled += 1
         self.pid = pid
-        if isinstance(blocks, tuple):  # the version's own layout, as every decoder gives
-            return ColumnBlocks(contract.layout, blocks, rows), rows
-        return blocks, rows
+        return result
 
     async def aclose(self) -> None:
         """Stop the child (waiting for the body it decodes, if any); no new work after."""
@@ -173,6 +224,7 @@ class DecodePool:
         if self._executor is executor:
             self._executor = None
             self.pid = None
+            self._sent.clear()
         executor.shutdown(wait=False, cancel_futures=True)
 
     def _started(self, future: Future[int]) -> None:
@@ -218,12 +270,31 @@ def _warm(modules: tuple[str, ...]) -> int:
     return os.getpid()
 
 
+class _ContractWanted(Exception):
+    """The child does not hold the contract a body came for: send it along."""
+
+
+def _run(function: Callable[..., Any], args: tuple[Any, ...]) -> tuple[int, Any]:
+    """Run one job in the child: ``(pid, its result)``."""
+    return os.getpid(), function(*args)
+
+
 def _decode(
-    run: Callable[..., Decoded], body: bytes, args: tuple[Any, ...], token: int, packed: bytes
-) -> tuple[int, Any, int, Any]:
-    """Decode one body in the child: ``(pid, blocks or columns, rows, extra)``."""
+    run: Callable[..., Decoded],
+    body: bytes,
+    args: tuple[Any, ...],
+    token: int,
+    packed: bytes | None,
+) -> tuple[int, tuple[Any, int, Any]]:
+    """Decode one body in the child: ``(pid, (blocks or columns, rows, extra))``.
+
+    Raises:
+        _ContractWanted: ``packed`` is None and the contract is not held here.
+    """
     contract = _CONTRACTS.get(token)
     if contract is None:
+        if packed is None:
+            raise _ContractWanted(token)
         contract = pickle.loads(packed)  # the server's own pickle of its contract
         _CONTRACTS[token] = contract
         while len(_CONTRACTS) > _KEEP:
@@ -232,4 +303,4 @@ def _decode(
     # Blocks travel without their layout: the server puts its own contract's back, which
     # is what requests merged into one model call are matched by.
     found = columns.blocks if isinstance(columns, ColumnBlocks) else dict(columns)
-    return os.getpid(), found, rows, extra
+    return os.getpid(), (found, rows, extra)

@@ -1,8 +1,9 @@
 """What the three request protocols share: server state, body reading, keys and errors.
 
 Endpoints parse request bodies themselves (raw bytes → orjson → the decoders), so a large
-request is never validated twice; the pydantic models in each protocol module only
-document the shapes in the OpenAPI description.
+request is never validated twice; the pydantic models of the prediction bodies only
+document their shapes in the OpenAPI description, while those of feedback, rewards,
+clicks and admin loads (:mod:`~modelyard.serving.protocols._requests`) check them too.
 
 Errors raised here are :class:`ServingError` (a :class:`~modelyard.errors.ModelyardError`
 carrying its HTTP status, kind and problems); the app renders them in the error shape of
@@ -11,13 +12,14 @@ the protocol the request used (see :func:`protocol_of`).
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import numpy as np
 import orjson
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from modelyard.contract import InputProblem, RequestValidationError
     from modelyard.engine import Decoder, PredictionSink
     from modelyard.serving.config import ServeConfig
+    from modelyard.serving.decodepool import DecodePool
     from modelyard.serving.manager import LoadedModel, ModelManager, ServedModel
     from modelyard.serving.metrics import ServingMetrics
     from modelyard.serving.routing import Router
@@ -43,6 +46,7 @@ __all__ = [
     "SCHEMA_REF",
     "ServingError",
     "ServingState",
+    "checked_body",
     "component_schemas",
     "json_response",
     "jsonable_array",
@@ -60,15 +64,16 @@ LABELS_KEY = "modelyard.labels"
 #: Where request-body schemas live in the OpenAPI document.
 SCHEMA_REF = "#/components/schemas/{model}"
 
-#: Prediction bodies larger than this are parsed and decoded off the event loop: in the
-#: decode process (:mod:`modelyard.serving.decodepool`) for the three protocols' predict
-#: endpoints and ``/rank``. Health checks and other requests keep being answered
-#: meanwhile.
+#: JSON and CSV bodies larger than this are parsed, checked and decoded in the decode
+#: process (:mod:`modelyard.serving.decodepool`): those of the three protocols' predict
+#: endpoints and ``/rank``, feedback, rewards, clicks and admin loads. Health checks and
+#: other requests keep being answered meanwhile.
 OFFLOAD_BYTES = 256 * 1024
 
 Protocol = Literal["own", "v2", "mlflow"]
 _MLFLOW_PATHS = frozenset({"/invocations", "/ping", "/health", "/version"})
 _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
+_Checked = TypeVar("_Checked")
 
 
 def protocol_of(path: str) -> Protocol:
@@ -176,7 +181,8 @@ class ServingState:
     """Everything endpoints need, built once per app.
 
     ``engine`` runs every prediction (decode, validate, predict, log); ``predlog`` is
-    its prediction log.
+    its prediction log; ``decoding`` the decode process large bodies go to (set as the
+    app starts; without it they are checked on a worker thread).
     """
 
     config: ServeConfig
@@ -188,6 +194,7 @@ class ServingState:
     extra: dict[str, Any] = field(default_factory=dict)
     engine: PredictionEngine = field(default_factory=PredictionEngine)
     router: Router | None = None
+    decoding: DecodePool | None = None
 
     def __post_init__(self) -> None:
         self.engine.on_out_of_range = self.metrics.count_out_of_range
@@ -430,6 +437,33 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise _too_large(size, limit)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def checked_body(
+    request: Request,
+    state: ServingState,
+    check: Callable[[bytes, int], _Checked],
+) -> _Checked:
+    """The request's JSON body, read and checked by ``check(body, max_rows_per_request)``
+    (parsed, validated, what it returns): here for a body of at most
+    :data:`OFFLOAD_BYTES`, in the decode process for a larger one, so parsing and
+    validating it never hold this process's interpreter lock for long.
+
+    ``check`` is a module-level function the decode process can import (see
+    :mod:`~modelyard.serving.protocols._requests`).
+
+    Raises:
+        ServingError: what :func:`require_json`, :func:`read_body` or ``check`` raise;
+            503 if the decode process ended while checking the body.
+    """
+    require_json(request)
+    body = await read_body(request, state.config.max_body_bytes)
+    max_rows = state.config.max_rows_per_request
+    if len(body) <= OFFLOAD_BYTES:
+        return check(body, max_rows)
+    if state.decoding is None:  # an app not started by its lifespan
+        return await asyncio.to_thread(check, body, max_rows)
+    return await state.decoding.run(check, body, max_rows)
 
 
 def _too_large(size: int, limit: int) -> ServingError:

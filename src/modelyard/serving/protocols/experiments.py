@@ -17,7 +17,6 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import Response
 
 from modelyard.serving.decodepool import BodyDecoder
@@ -25,6 +24,7 @@ from modelyard.serving.protocols import (
     OFFLOAD_BYTES,
     SCHEMA_REF,
     ServingState,
+    checked_body,
     component_schemas,
     json_response,
     parse_json,
@@ -33,6 +33,12 @@ from modelyard.serving.protocols import (
     require_json,
     require_object,
     set_labels,
+)
+from modelyard.serving.protocols._requests import (
+    ClicksRequest,
+    RewardRequest,
+    clicks_body,
+    reward_body,
 )
 
 if TYPE_CHECKING:
@@ -54,29 +60,6 @@ def _body(model: str) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
-class RewardItem(BaseModel):
-    """The reward of one answered request (a bandit's must be in [0, 1])."""
-
-    model_config = ConfigDict(extra="forbid")
-    request_id: str = Field(min_length=1, max_length=200)
-    reward: float
-
-
-class RewardRequest(BaseModel):
-    """Rewards of earlier predictions."""
-
-    model_config = ConfigDict(extra="forbid")
-    items: list[RewardItem] = Field(min_length=1, max_length=10_000)
-
-
-class ClicksRequest(BaseModel):
-    """The clicked positions (0 = top) of one ranking /rank returned."""
-
-    model_config = ConfigDict(extra="forbid")
-    request_id: str = Field(min_length=1, max_length=200)
-    clicked: list[int] = Field(max_length=10_000)
-
-
 def openapi_schemas() -> dict[str, Any]:
     """The request-body schemas this module's operations refer to."""
     return component_schemas(RewardRequest, ClicksRequest)
@@ -88,18 +71,6 @@ def _state(request: Request, name: str, endpoint: str) -> ServingState:
     state.check_predict_key(request)
     state.slot(name)
     return state
-
-
-async def _read_json(request: Request, state: ServingState, model: type[BaseModel]) -> Any:
-    """The request's JSON body, checked against ``model`` (a 422 naming each problem)."""
-    from modelyard.serving.protocols.own import invalid_body
-
-    require_json(request)
-    payload = parse_json(await read_body(request, state.config.max_body_bytes))
-    try:
-        return model.model_validate(payload)
-    except ValidationError as exc:
-        raise invalid_body(exc) from None
 
 
 @router.get("/v1/experiments", tags=["experiments"], responses=_errors(401))
@@ -120,9 +91,9 @@ async def experiments(request: Request) -> Response:
 async def reward(request: Request, name: str) -> Response:
     """Credit rewards to the arms that answered the requests (by request id)."""
     state = _state(request, name, "reward")
-    body = await _read_json(request, state, RewardRequest)
+    items = await checked_body(request, state, reward_body)
     assert state.router is not None
-    counts = state.router.reward(name, [(item.request_id, item.reward) for item in body.items])
+    counts = state.router.reward(name, items)
     return json_response({"model": name, **counts})
 
 
@@ -180,7 +151,7 @@ async def rank(request: Request, name: str) -> Response:
 async def clicks(request: Request, name: str) -> Response:
     """Credit the clicks on an interleaved ranking to the arm that placed them."""
     state = _state(request, name, "rank_clicks")
-    body = await _read_json(request, state, ClicksRequest)
+    ranking_id, clicked = await checked_body(request, state, clicks_body)
     assert state.router is not None
-    winner = state.router.clicks(name, body.request_id, body.clicked)
-    return json_response({"model": name, "request_id": body.request_id, "preferred": winner})
+    winner = state.router.clicks(name, ranking_id, clicked)
+    return json_response({"model": name, "request_id": ranking_id, "preferred": winner})

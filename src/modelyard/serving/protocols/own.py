@@ -18,7 +18,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from modelyard.errors import DataValidationError
@@ -28,6 +28,7 @@ from modelyard.serving.protocols import (
     SCHEMA_REF,
     ServingError,
     ServingState,
+    checked_body,
     component_schemas,
     json_response,
     jsonable_array,
@@ -40,6 +41,12 @@ from modelyard.serving.protocols import (
     show_id,
 )
 from modelyard.serving.protocols._bodies import OWN_SHAPE, decode_payload, own_body
+from modelyard.serving.protocols._requests import (
+    FeedbackRequest,
+    LoadRequest,
+    feedback_body,
+    load_body,
+)
 from modelyard.serving.routing import ROUTE_KEY
 
 if TYPE_CHECKING:
@@ -145,35 +152,11 @@ class ModelsResponse(BaseModel):
     models: list[ServedModelInfo]
 
 
-class FeedbackItemBody(BaseModel):
-    """The true label of one predicted row (``row``: its position in the request)."""
-
-    model_config = ConfigDict(extra="forbid")
-    request_id: str = Field(min_length=1, max_length=200)
-    label: str | float | int | bool
-    row: int = Field(default=0, ge=0)
-
-
-class FeedbackRequest(BaseModel):
-    """True labels of earlier predictions of ``model``."""
-
-    model_config = ConfigDict(extra="forbid")
-    model: str
-    items: list[FeedbackItemBody] = Field(min_length=1)
-
-
 class FeedbackResponse(BaseModel):
     """How many labels were stored."""
 
     model: str
     stored: int
-
-
-class LoadRequest(BaseModel):
-    """The reference to serve, e.g. ``{"ref": "house-prices:3"}``."""
-
-    model_config = ConfigDict(extra="forbid")
-    ref: str
 
 
 class SwapInfo(BaseModel):
@@ -338,12 +321,7 @@ async def feedback(request: Request) -> Response:
     state: ServingState = request.app.state.serving
     set_labels(request, "", "", "feedback")
     state.check_predict_key(request)
-    require_json(request)
-    payload = parse_json(await read_body(request, state.config.max_body_bytes))
-    try:
-        body = FeedbackRequest.model_validate(payload)
-    except ValidationError as exc:
-        raise invalid_body(exc) from None
+    body = await checked_body(request, state, feedback_body)  # shape and item count
     if state.manager.get(body.model) is None:
         raise ServingError(
             404,
@@ -352,14 +330,6 @@ async def feedback(request: Request) -> Response:
             loc=["body", "model"],
         )
     set_labels(request, body.model, "", "feedback")
-    if len(body.items) > state.config.max_rows_per_request:
-        raise ServingError(
-            413,
-            f"{len(body.items)} items, more than the {state.config.max_rows_per_request} "
-            "allowed per request; send them in smaller batches",
-            kind="too_many_rows",
-            loc=["body", "items"],
-        )
     if state.predlog is None:
         raise ServingError(
             409,
@@ -368,7 +338,7 @@ async def feedback(request: Request) -> Response:
             kind="conflict",
             loc=["body"],
         )
-    labels = [FeedbackItem(i.request_id, i.label, i.row) for i in body.items]
+    labels = [FeedbackItem(request_id, label, row) for request_id, label, row in body.items]
     try:
         if not state.config.feedback_external_ids:
             await _require_logged(state, body.model, labels)
@@ -387,7 +357,7 @@ async def feedback(request: Request) -> Response:
             422, exc.message, kind="validation", loc=["body", "items"], items=items
         ) from None
     if state.router is not None:  # a canary judged by the labels scores them now
-        state.router.label(body.model, [(i.request_id, i.row, i.label) for i in body.items])
+        state.router.label(body.model, [(rid, row, label) for rid, label, row in body.items])
     return json_response({"model": body.model, "stored": stored})
 
 
@@ -418,21 +388,6 @@ async def _require_logged(state: ServingState, model: str, labels: list[Any]) ->
         f"that were never made; first: {items[0]['msg']}",
         kind="unknown_request_id",
         loc=["body", "items"],
-        items=items,
-    )
-
-
-def invalid_body(exc: ValidationError) -> ServingError:
-    """A 422 naming every place where a body breaks its documented shape."""
-    items = [
-        {"loc": ["body", *item["loc"]], "msg": item["msg"], "type": item["type"]}
-        for item in exc.errors(include_url=False)
-    ]
-    return ServingError(
-        422,
-        "the body does not have the documented shape: "
-        + "; ".join(f"{'.'.join(map(str, i['loc'][1:])) or 'body'}: {i['msg']}" for i in items),
-        kind="validation",
         items=items,
     )
 
@@ -468,20 +423,15 @@ async def load(request: Request, name: str) -> Response:
 
     state: ServingState = request.app.state.serving
     state.check_admin_key(request)
-    require_json(request)
-    payload = parse_json(await read_body(request, state.config.max_body_bytes))
+    ref = await checked_body(request, state, load_body)
     try:
-        body = LoadRequest.model_validate(payload)
-    except ValidationError as exc:
-        raise invalid_body(exc) from None
-    try:
-        change = await state.manager.load(name, body.ref)
+        change = await state.manager.load(name, ref)
     except ModelyardError as exc:
         raise ServingError(422, exc.message, kind="validation", loc=["body", "ref"]) from None
     if change.status == "failed":
         raise ServingError(
             404 if change.not_found else 409,
-            change.error or f"{body.ref} was not loaded",
+            change.error or f"{ref} was not loaded",
             kind="load",
             loc=["body", "ref"],
         )
