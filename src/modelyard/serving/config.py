@@ -123,8 +123,8 @@ class ServeConfig(BaseSettings):
         max_inflight_body_bytes: bytes of request bodies read at once across all
             requests; a request past it gets 503 with ``Retry-After``.
         warm_decode_process: start the decode process, which parses and decodes
-            prediction bodies over 256 KiB (:mod:`modelyard.serving.decodepool`), with
-            the server. None (the default) means yes under ``modelyard serve``; an app
+            (or validates) JSON and CSV bodies over 256 KiB
+            (:mod:`modelyard.serving.decodepool`), with the server. None (the default) means yes under ``modelyard serve``; an app
             built with ``create_app`` starts it on its first large body.
     """
 
