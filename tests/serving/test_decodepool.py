@@ -11,6 +11,7 @@ import os
 import pickle
 import signal
 import time
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -237,38 +238,48 @@ def test_contracts_are_sent_again_to_a_decode_process_that_let_them_go() -> None
     asyncio.run(main())
 
 
+async def _kill_midway(pool: DecodePool, job: Coroutine[Any, Any, Any]) -> None:
+    """Run ``job`` on the pool's child and kill the child 50 ms into it: a 503."""
+    child = pool.pid
+    assert child is not None
+    busy = _cpu_ticks(child)
+    task = asyncio.create_task(job)
+    deadline = time.monotonic() + 60
+    while _cpu_ticks(child) < busy + 5:
+        assert not task.done() and time.monotonic() < deadline
+        await asyncio.sleep(0.005)
+    os.kill(child, signal.SIGKILL)
+    with pytest.raises(ServiceUnavailable, match="send the request again"):
+        await task
+
+
 def test_a_killed_decode_process_fails_only_its_body_and_is_replaced() -> None:
     async def main() -> None:
         pool = DecodePool()
         good = BodyDecoder(own_body, _large({"rows": ROWS}), MAX_ROWS, OWN_SHAPE)
+        slow = _distinct_keys(1_200_000)
         try:
             await pool.decode(good, CONTRACT)
             first = pool.pid
-            assert first is not None
-            busy = _cpu_ticks(first)
-            slow = asyncio.create_task(
-                pool.decode(
-                    BodyDecoder(own_body, _distinct_keys(1_200_000), MAX_ROWS, OWN_SHAPE), CONTRACT
-                )
+            await _kill_midway(
+                pool, pool.decode(BodyDecoder(own_body, slow, MAX_ROWS, OWN_SHAPE), CONTRACT)
             )
-            deadline = time.monotonic() + 60
-            while _cpu_ticks(first) < busy + 5:  # 50 ms into the body
-                assert not slow.done() and time.monotonic() < deadline
-                await asyncio.sleep(0.005)
-            os.kill(first, signal.SIGKILL)
-            with pytest.raises(ServiceUnavailable, match="send the request again"):
-                await slow
             _, rows = await pool.decode(good, CONTRACT)  # a new child
             second = pool.pid
             assert rows == len(ROWS) and second not in (None, first)
             assert second is not None
             os.kill(second, signal.SIGKILL)  # a child that dies while idle
+            deadline = time.monotonic() + 60
             while not _gone(second):
                 assert time.monotonic() < deadline
                 await asyncio.sleep(0.01)
             _, rows = await pool.decode(good, CONTRACT)  # taken by a new child at once
             assert rows == len(ROWS) and pool.pid not in (None, first, second)
+            third = pool.pid
+            await _kill_midway(pool, pool.run(feedback_body, slow, MAX_ROWS))  # a check too
+            assert await pool.run(load_body, _large({"ref": "a:1"}), MAX_ROWS) == "a:1"
             last = pool.pid
+            assert last not in (None, third)
         finally:
             await pool.aclose()
         assert last is not None and _gone(last)

@@ -124,8 +124,9 @@ class ServeConfig(BaseSettings):
             requests; a request past it gets 503 with ``Retry-After``.
         warm_decode_process: start the decode process, which parses and decodes
             (or validates) JSON and CSV bodies over 256 KiB
-            (:mod:`modelyard.serving.decodepool`), with the server. None (the default) means yes under ``modelyard serve``; an app
-            built with ``create_app`` starts it on its first large body.
+            (:mod:`modelyard.serving.decodepool`), with the server. None (the
+            default) means yes under ``modelyard serve``; an app built with
+            ``create_app`` starts it on its first large body.
     """
 
     model_config = SettingsConfigDict(
