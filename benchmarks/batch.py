@@ -19,9 +19,10 @@ to the same kind of database (a SQLite file), in one run:
   ``benchmarks/.venv-ray``: see ``benchmarks/requirements-ray.txt``; skipped when
   that venv is missing).
 
-Each run is a fresh process (its VmHWM gives its peak resident memory) on a fresh
-copy of the registry home or a fresh database; its time runs from before the model is
-loaded to the last commit. Medians of ``--runs`` runs, with their min and max.
+Each run is a fresh process (its VmHWM gives its peak resident memory), with its
+libraries' default threads, on a fresh copy of the registry home or a fresh database;
+its time runs from before the model is loaded to the last commit. Medians of ``--runs``
+runs, with their min and max.
 
 Run: ``.venv/bin/python benchmarks/batch.py`` (1,000,000 and 5,000,000 rows, 3 runs;
 ``--rows 200000 --runs 1`` for a quick look). Results go to
@@ -132,11 +133,7 @@ def run_pandas_onnx(work: Path, csv: Path, db: Path, chunk: int) -> int:
 
     missing = "\x00modelyard:missing"  # the graph's missing-category text
     inputs = json.loads((work / "inputs.json").read_text())
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    session = ort.InferenceSession(
-        str(work / "model.onnx"), options, providers=["CPUExecutionProvider"]
-    )
+    session = ort.InferenceSession(str(work / "model.onnx"), providers=["CPUExecutionProvider"])
     written = 0
     with sqlite3.connect(db) as conn:
         for part in pd.read_csv(csv, chunksize=chunk):
@@ -230,9 +227,17 @@ def measure(name: str, work: Path, size: int, chunk: int) -> dict[str, float]:
         "--chunk-rows",
         str(chunk),
     ]
-    # One OpenMP thread each: scikit-learn's predict otherwise spins a thread per core,
-    # which on a busy machine costs more than it gains (ONNX Runtime gets one as well).
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    # Every contender runs with its libraries' own thread defaults, as its code would run
+    # on this machine: scikit-learn's OpenMP and ONNX Runtime's intra-op pool take every
+    # core unless told otherwise (forcing one thread on the hand-written loops slowed
+    # (a) markedly and left modelyard's three-thread pipeline the only contender
+    # using both cores). Thread settings a user may have exported are dropped.
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+    }
+    env["PYTHONPATH"] = str(ROOT / "src")
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         process = subprocess.Popen(command, stdout=out, stderr=err, env=env)
         process.wait()
