@@ -57,7 +57,10 @@ ROOT = HERE.parent
 RESULTS = HERE / "results"
 BIN = Path(sys.executable).parent
 CONSUMERS = ("modelyard", "redis-batch", "redis-per-message")
-THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+# Every consumer keeps its libraries' default threads, as its code would run on the
+# machine (modelyard's own default is one ONNX Runtime thread; scikit-learn's OpenMP takes
+# every core): thread variables a user exported are dropped.
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
 OUT_MAXLEN = 100_000_000
@@ -82,9 +85,8 @@ def consumer_command(name: str, home: Path, url: str) -> list[str]:
 
 def launch(name: str, home: Path, url: str, log: Path) -> Server:
     """The consumer ``name``, running (its own process group, RSS sampled)."""
-    return Server(
-        consumer_command(name, home, url), env={**os.environ, **THREAD_ENV}, cwd=ROOT, log=log
-    )
+    env = {key: value for key, value in os.environ.items() if key not in THREAD_VARS}
+    return Server(consumer_command(name, home, url), env=env, cwd=ROOT, log=log)
 
 
 def enqueue(client: redis.Redis, records: list[dict[str, Any]], start: int, count: int) -> None:
