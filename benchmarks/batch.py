@@ -44,7 +44,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from peers.harness import peak_mib
+from peers.harness import default_threads_env, peak_mib
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results"
@@ -232,11 +232,7 @@ def measure(name: str, work: Path, size: int, chunk: int) -> dict[str, float]:
     # core unless told otherwise (forcing one thread on the hand-written loops slowed
     # (a) markedly and left modelyard's three-thread pipeline the only contender
     # using both cores). Thread settings a user may have exported are dropped.
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
-    }
+    env = default_threads_env()
     env["PYTHONPATH"] = str(ROOT / "src")
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         process = subprocess.Popen(command, stdout=out, stderr=err, env=env)

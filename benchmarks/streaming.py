@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from peers.harness import Server, free_port
+from peers.harness import Server, default_threads_env, free_port
 
 from serving import REF, make_bodies, make_registry
 
@@ -57,10 +57,6 @@ ROOT = HERE.parent
 RESULTS = HERE / "results"
 BIN = Path(sys.executable).parent
 CONSUMERS = ("modelyard", "redis-batch", "redis-per-message")
-# Every consumer keeps its libraries' default threads, as its code would run on the
-# machine (modelyard's own default is one ONNX Runtime thread; scikit-learn's OpenMP takes
-# every core): thread variables a user exported are dropped.
-THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
 OUT_MAXLEN = 100_000_000
@@ -85,7 +81,10 @@ def consumer_command(name: str, home: Path, url: str) -> list[str]:
 
 def launch(name: str, home: Path, url: str, log: Path) -> Server:
     """The consumer ``name``, running (its own process group, RSS sampled)."""
-    env = {key: value for key, value in os.environ.items() if key not in THREAD_VARS}
+    # Every consumer keeps its libraries' default threads, as its code would run on the
+    # machine (modelyard's own default is one ONNX Runtime thread; scikit-learn's OpenMP
+    # takes every core): thread variables a user exported are dropped.
+    env = default_threads_env()
     return Server(consumer_command(name, home, url), env=env, cwd=ROOT, log=log)
 
 

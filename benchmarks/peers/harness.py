@@ -24,6 +24,16 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+# Thread caps a user may have exported; the batch and streaming benchmarks drop them so
+# every contender runs with its libraries' own defaults (serving.py sets its own caps).
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def default_threads_env() -> dict[str, str]:
+    """This process's environment without the thread caps of :data:`THREAD_VARS`."""
+    return {key: value for key, value in os.environ.items() if key not in THREAD_VARS}
+
+
 READY_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 15.0
 
