@@ -193,6 +193,18 @@ def _health_latency_while(
     return worst, result["answer"]
 
 
+# The longest /healthz answer that still means "the server kept answering". Parsing one
+# of these bodies in the server's own interpreter holds its lock for about half a second
+# (orjson alone, on a 1.2-million-key body), so a regression stalls /healthz at least
+# that long; a loaded 2-core CI machine under coverage has shown single /healthz pauses
+# near 160 ms from scheduling alone. The bound sits between the two.
+FROZEN_SECONDS = 0.25
+
+
+def _assert_never_frozen(worst: float) -> None:
+    assert worst < FROZEN_SECONDS, f"/healthz took {worst * 1000:.0f} ms while the body was handled"
+
+
 def _names(count: int) -> bytes:
     return b",".join(b'"c%d"' % i for i in range(count))
 
@@ -260,7 +272,7 @@ def test_a_single_body_never_freezes_the_server(
 ) -> None:
     worst, answer = _health_latency_while(served, path, body, content_type)
     assert answer.status_code == expected
-    assert worst < 0.1, f"/healthz took {worst * 1000:.0f} ms while the body was handled"
+    _assert_never_frozen(worst)
 
 
 def _short_names(count: int) -> list[bytes]:
@@ -326,7 +338,7 @@ def test_a_body_slow_to_parse_never_freezes_the_server(served: Served, case: str
     assert 10_000_000 < len(body) <= 16 * 1024 * 1024
     worst, answer = _health_latency_while(served, path, body)
     assert answer.status_code == expected, answer.text[:300]
-    assert worst < 0.1, f"/healthz took {worst * 1000:.0f} ms while the body was handled"
+    _assert_never_frozen(worst)
 
 
 # The JSON bodies besides predictions: (path, extra headers).
@@ -346,7 +358,7 @@ def test_other_bodies_slow_to_parse_never_freeze_the_server(served: Served, endp
     path, headers = OTHER_ENDPOINTS[endpoint]
     worst, answer = _health_latency_while(served, path, _distinct_keys(b"{%s}"), headers=headers)
     assert answer.status_code == 422, answer.text[:300]
-    assert worst < 0.1, f"/healthz took {worst * 1000:.0f} ms while the body was handled"
+    _assert_never_frozen(worst)
     *listed, more = answer.json()["detail"]
     assert len(listed) == 100 and len(answer.content) < 100_000
     assert {"loc": ["body", "k0"], "msg": "Extra inputs are not permitted"} in [
@@ -362,7 +374,7 @@ def test_a_feedback_body_of_millions_of_objects_is_refused_before_parsing(
     body = b'{"model": "houses", "items": [' + b",".join([b"{}"] * 5_000_000) + b"]}"
     worst, answer = _health_latency_while(served, "/v1/feedback", body)
     assert answer.status_code == 413 and "arrays and objects" in answer.text, answer.text[:300]
-    assert worst < 0.1, f"/healthz took {worst * 1000:.0f} ms while the body was handled"
+    _assert_never_frozen(worst)
 
 
 def test_a_large_feedback_body_is_stored_while_the_server_answers(
@@ -390,7 +402,7 @@ def test_a_large_feedback_body_is_stored_while_the_server_answers(
     worst, answer = _health_latency_while(served, "/v1/feedback", body)
     assert answer.status_code == 200, answer.text[:300]
     assert answer.json() == {"model": "houses", "stored": len(rows)}
-    assert worst < 0.1, f"/healthz took {worst * 1000:.0f} ms while the body was handled"
+    _assert_never_frozen(worst)
     stored = read_feedback(yard.settings, "houses")
     stored = stored[stored["request_id"] == rid].sort_values("row")
     assert stored["row"].tolist() == list(range(len(rows)))
@@ -411,7 +423,7 @@ def test_a_body_of_valid_rows_up_to_the_limit_never_freezes_the_server(served: S
     assert limit - 2_000_000 < len(body) <= limit
     worst, answer = _health_latency_while(served, "/v1/models/houses/predict", body)
     assert answer.status_code == 200, answer.text[:300]
-    assert worst < 0.1, f"/healthz took {worst * 1000:.0f} ms while the body was handled"
+    _assert_never_frozen(worst)
     expected: list[float] = []
     with httpx.Client(base_url=served.url, timeout=60) as client:
         for start in range(0, len(padded), 100):  # 100 rows: about 160 kB, decoded in process
