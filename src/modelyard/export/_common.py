@@ -19,6 +19,7 @@ __all__ = [
     "ML_DOMAIN",
     "MISSING_CATEGORY",
     "NAT",
+    "TEXT_IMPUTATION_TAG",
     "ExportError",
     "add_const",
     "add_node",
@@ -31,6 +32,8 @@ __all__ = [
 ML_DOMAIN = "ai.onnx.ml"
 #: What a missing category is fed as. Not "": an empty string can be a real category.
 MISSING_CATEGORY = "\x00modelyard:missing"
+#: What the name of the node filling missing categories starts with (see ``_fold``).
+TEXT_IMPUTATION_TAG = "ModelyardImputeText"
 #: The int64 a missing date is fed as (NumPy's NaT).
 NAT = int(np.iinfo(np.int64).min)
 
@@ -42,12 +45,16 @@ class ExportError(ModelyardError):
     """
 
 
-def add_node(scope: Any, container: Any, op_type: str, inputs: list[str], **attrs: Any) -> str:
-    """Add one node with a fresh output name; return that name."""
+def add_node(
+    scope: Any, container: Any, op_type: str, inputs: list[str], *, tag: str = "", **attrs: Any
+) -> str:
+    """Add one node with a fresh output name; return that name.
+
+    ``tag`` starts the node's name instead of ``op_type``, for a pass that looks for it.
+    """
     output = scope.get_unique_variable_name(op_type.lower())
-    container.add_node(
-        op_type, inputs, [output], name=scope.get_unique_operator_name(op_type), **attrs
-    )
+    name = scope.get_unique_operator_name(tag or op_type)
+    container.add_node(op_type, inputs, [output], name=name, **attrs)
     return str(output)
 
 

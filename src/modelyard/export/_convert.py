@@ -28,6 +28,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 
 from modelyard.export._common import MISSING_CATEGORY, ML_DOMAIN, ExportError, require
+from modelyard.export._fold import fold_text_imputation
 from modelyard.export._models import RoundToFloat32, round_thresholds
 from modelyard.export._records import OnnxInput
 from modelyard.features.transformers import Cross, FrameCoercer, Log1pTransformer
@@ -314,6 +315,7 @@ def _convert_steps(
             f"cannot convert {_failing_step(pipeline, exc)} to ONNX: "
             f"{type(exc).__name__}: {exc}; the version is served by its scikit-learn pipeline"
         ) from exc
+    fold_text_imputation(graph)
     names = [item.name for item in graph.graph.input]
     if len(names) != len(columns):
         raise ExportError(

@@ -20,6 +20,7 @@ import numpy as np
 from modelyard.export._common import (
     MISSING_CATEGORY,
     ML_DOMAIN,
+    TEXT_IMPUTATION_TAG,
     ExportError,
     add_const,
     add_node,
@@ -144,7 +145,8 @@ def _imputer_converter(scope: Any, operator: Any, container: Any) -> None:
         kept_missing = add_node(scope, container, "Gather", [missing, indices], axis=1)
     else:
         kept_missing = missing
-    imputed = add_node(scope, container, "Where", [kept_missing, fill, values])
+    tag = TEXT_IMPUTATION_TAG if _is_text(operator) else ""
+    imputed = add_node(scope, container, "Where", [kept_missing, fill, values], tag=tag)
     indicator = getattr(model, "indicator_", None)
     if indicator is None or len(indicator.features_) == 0:
         output(scope, container, "Identity", [imputed], operator)
