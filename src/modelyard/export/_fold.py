@@ -74,7 +74,7 @@ def _imputation(
     graph: Any, where: Any, producers: dict[str, Any], constants: dict[str, Any]
 ) -> _Imputation | None:
     """The raw columns and fills of ``where``, if it has the shape ``_encoders`` builds."""
-    from onnx import TensorProto, helper
+    from onnx import TensorProto
 
     mask, fill, values = where.input
     if fill not in constants or constants[fill].data_type != TensorProto.STRING:
@@ -96,8 +96,7 @@ def _imputation(
     flag = producers.get(cast.input[0])
     if flag is None or flag.op_type != "LabelEncoder" or list(flag.input) != [values]:
         return None
-    attributes = {item.name: helper.get_attribute_value(item) for item in flag.attribute}
-    if attributes.get("keys_strings") != [MISSING_CATEGORY.encode()]:
+    if _attribute(flag, "keys_strings") != [MISSING_CATEGORY.encode()]:
         return None
     if len(fills) != len(columns):
         return None
