@@ -21,7 +21,7 @@ from sklearn.preprocessing import OneHotEncoder
 from modelyard.errors import ModelyardError
 from modelyard.models.runtime import SklearnRuntime
 from modelyard.predlog import FeedbackItem, PredictionLog, read_predictions
-from modelyard.predlog.tables import TRUNCATED
+from modelyard.predlog.tables import TRUNCATED, LoggedRequest, request_bytes
 from modelyard.settings import Settings
 from modelyard.types import ColumnBlocks, ColumnLayout, RuntimeOutput
 
@@ -351,6 +351,20 @@ def test_rows_beyond_max_buffer_bytes_are_dropped_and_counted(settings: Settings
         assert log.dropped_rows == 1
     frame = read_predictions(settings, "house-prices")
     assert sorted(frame["request_id"].unique()) == ["narrow", "wide", "wide-2"]
+
+
+def test_request_bytes_counts_each_text_whatever_else_a_column_holds() -> None:
+    """The size a request is held at (what max_buffer_bytes bounds) counts the characters
+    of its texts, beside missing values and objects that are not text."""
+
+    def size(*texts: object) -> int:
+        request = _request("r", rows=len(texts))
+        columns = {**request["columns"], "district": np.array(texts, dtype=object)}  # type: ignore[dict-item]
+        return request_bytes(LoggedRequest(**{**request, "columns": columns}))  # type: ignore[arg-type]
+
+    assert size("a" * 1000, None, "cd") - size("a", None, "cd") == 999
+    assert size("a" * 1000, 7, "cd") - size("a", 7, "cd") == 999  # 7: a cell, no text
+    assert size("ab", None, "cd") == size("ab", 7.5, "cd") == size("ab", "", "cd")
 
 
 def test_flushes_when_flush_bytes_are_waiting(settings: Settings) -> None:

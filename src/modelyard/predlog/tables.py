@@ -133,10 +133,13 @@ def _array_bytes(values: Any) -> int:
     cells = array.ravel()
     if cells.size == 0:
         return 0
-    sample = cells if cells.size <= _SAMPLED else cells[:: cells.size // _SAMPLED]
-    text = sum(len(cell) for cell in sample if isinstance(cell, str))
+    sample = (cells if cells.size <= _SAMPLED else cells[:: cells.size // _SAMPLED]).tolist()
+    try:  # decoded categories are str or None: joined in C, not measured one by one
+        text = len("".join(filter(None, sample)))
+    except TypeError:  # something else among them (a column given as is)
+        text = sum(len(cell) for cell in sample if isinstance(cell, str))
     # 8 bytes per pointer, ~50 per str object header, plus the characters.
-    return int(cells.size * 58 + text * cells.size / sample.size)
+    return int(cells.size * 58 + text * cells.size / len(sample))
 
 
 def label_text(value: object) -> str | None:
